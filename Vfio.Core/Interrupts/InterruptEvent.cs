@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+using System.Threading.Tasks.Sources;
+using Microsoft.Win32.SafeHandles;
+using Vfio.Core.Interop;
+
+namespace Vfio.Core;
+
+/// <summary>
+/// An eventfd that a device interrupt (or anything else) signals: hand <see cref="Handle"/> to
+/// <c>VFIO_DEVICE_SET_IRQS</c> (or to KVM as an irqfd), then wait for it synchronously or asynchronously.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The eventfd counts signals; a wait returns the count accumulated since the previous wait (at least 1) and
+/// resets it, so no interrupt is lost and none is reported twice. One wait (synchronous or asynchronous) at a time.
+/// </para>
+/// <para>
+/// Asynchronous waits are served by one epoll thread for the whole process. In the steady state neither kind of
+/// wait allocates: an asynchronous wait completes a <see cref="ValueTask{TResult}"/> backed by this object.
+/// Disposing the event during a wait ends the wait with <see cref="ObjectDisposedException"/>; cancelling its
+/// token ends an asynchronous wait with <see cref="OperationCanceledException"/> and leaves pending signals for
+/// the next wait.
+/// </para>
+/// </remarks>
+/// <example>
+/// <code>
+/// using var msi = new InterruptEvent();
+/// device.SetIrqEventFds(VfioPciIrq.Msi, [msi]);   // the device layer's call
+/// ulong count = await msi.WaitAsync(cancellationToken);
+/// </code>
+/// </example>
+public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPollTarget
+{
+    private readonly SafeFileHandle _fd;
+    private readonly FdPoller _poller;
+    private readonly Lock _gate = new();
+    private ManualResetValueTaskSourceCore<ulong> _source = new() { RunContinuationsAsynchronously = true };
+    private CancellationTokenRegistration _cancellation;
+    private CancellationToken _cancellationToken;
+    private long _registration;
+    private bool _pending;
+    private bool _syncWaiting;
+    private volatile bool _disposed;
+
+    /// <summary>Creates an eventfd (<c>EFD_CLOEXEC | EFD_NONBLOCK</c>) with a count of 0.</summary>
+    /// <exception cref="VfioException">The kernel refused to create it (e.g. too many open files).</exception>
+    public InterruptEvent()
+        : this(FdPoller.Shared)
+    {
+    }
+
+    internal InterruptEvent(FdPoller poller)
+    {
+        _poller = poller;
+        _fd = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (_fd.IsInvalid)
+        {
+            int errno = Libc.LastErrno;
+            _fd.Dispose();
+            throw new VfioException((Errno)errno, "eventfd", "interrupt event");
+        }
+    }
+
+    /// <summary>The eventfd, for <c>VFIO_DEVICE_SET_IRQS</c> or an irqfd. It stays owned by this object.</summary>
+    public SafeFileHandle Handle
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fd;
+        }
+    }
+
+    /// <summary>Adds <paramref name="count"/> to the event's counter, waking a waiter (what a device interrupt does).</summary>
+    /// <param name="count">How much to add; at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is 0 or <c>ulong.MaxValue</c>.</exception>
+    /// <exception cref="VfioException">The counter would overflow.</exception>
+    public unsafe void Signal(ulong count = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(count);
+        ArgumentOutOfRangeException.ThrowIfEqual(count, ulong.MaxValue);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        nint rc;
+        do
+        {
+            rc = Libc.Result(Libc.write(_fd, (byte*)&count, sizeof(ulong)));
+        }
+        while (rc == -(int)Errno.EINTR);
+        VfioException.ThrowIfFailed((long)rc, "write", "interrupt eventfd");
+    }
+
+    /// <summary>Takes the pending count without waiting.</summary>
+    /// <param name="count">The count since the previous wait; 0 when none is pending.</param>
+    /// <returns>True when the event had been signalled.</returns>
+    public bool TryWait(out ulong count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return TryRead(out count);
+    }
+
+    /// <summary>Blocks until the event is signalled and returns the count since the previous wait.</summary>
+    /// <returns>The count, at least 1.</returns>
+    /// <exception cref="ObjectDisposedException">The event is, or was during the wait, disposed.</exception>
+    public ulong Wait()
+    {
+        TryWait(Timeout.InfiniteTimeSpan, out ulong count);
+        return count;
+    }
+
+    /// <summary>Blocks until the event is signalled or <paramref name="timeout"/> passes.</summary>
+    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for ever.</param>
+    /// <param name="count">The count since the previous wait, or 0 on timeout.</param>
+    /// <returns>True when the event was signalled; false on timeout.</returns>
+    /// <exception cref="ObjectDisposedException">The event is, or was during the wait, disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another wait is in progress.</exception>
+    public unsafe bool TryWait(TimeSpan timeout, out ulong count)
+    {
+        long totalMs = (long)timeout.TotalMilliseconds;
+        ArgumentOutOfRangeException.ThrowIfLessThan(totalMs, -1, nameof(timeout));
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (TryRead(out count))
+        {
+            return true;
+        }
+        lock (_gate)
+        {
+            if (_pending || _syncWaiting)
+            {
+                throw new InvalidOperationException("Another wait on this interrupt event is in progress.");
+            }
+            _syncWaiting = true;
+        }
+        bool added = false;
+        try
+        {
+            // Keep the fd number valid while blocked in poll, even if Dispose runs meanwhile.
+            _fd.DangerousAddRef(ref added);
+            long deadline = totalMs < 0 ? long.MaxValue : Environment.TickCount64 + totalMs;
+            while (true)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (TryRead(out count))
+                {
+                    return true;
+                }
+                long remaining = totalMs < 0 ? -1 : Math.Max(0, deadline - Environment.TickCount64);
+                if (remaining == 0)
+                {
+                    return false;
+                }
+                Libc.pollfd pfd = new() { fd = (int)_fd.DangerousGetHandle(), events = Libc.POLLIN };
+                int rc = Libc.Result(Libc.poll(&pfd, 1, (int)Math.Min(remaining, int.MaxValue)));
+                if (rc < 0 && rc != -(int)Errno.EINTR)
+                {
+                    VfioException.Throw(rc, "poll", "interrupt eventfd");
+                }
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+            lock (_gate)
+            {
+                _syncWaiting = false;
+            }
+        }
+    }
+
+    /// <summary>Waits asynchronously until the event is signalled and returns the count since the previous wait.</summary>
+    /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>; pending signals stay for the next wait.</param>
+    /// <returns>The count, at least 1.</returns>
+    /// <exception cref="ObjectDisposedException">The event is, or was during the wait, disposed.</exception>
+    /// <exception cref="InvalidOperationException">Another wait is in progress.</exception>
+    public ValueTask<ulong> WaitAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ulong>(cancellationToken);
+        }
+        if (TryRead(out ulong count))
+        {
+            return new ValueTask<ulong>(count);
+        }
+        short version;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_pending || _syncWaiting)
+            {
+                throw new InvalidOperationException("Another wait on this interrupt event is in progress.");
+            }
+            if (_registration == 0)
+            {
+                _registration = _poller.Register(_fd, this);
+            }
+            _source.Reset();
+            version = _source.Version;
+            _pending = true;
+            _cancellationToken = cancellationToken;
+            // Inside the gate (which is reentrant) so a stale one-shot report cannot complete this wait before the
+            // registration is recorded; an already-cancelled token runs Cancel right here.
+            _cancellation = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static state => ((InterruptEvent)state!).Cancel(), this)
+                : default;
+        }
+        // Level-triggered: a signal that arrived since TryRead fires at once.
+        _poller.Arm(_fd, _registration);
+        return new ValueTask<ulong>(this, version);
+    }
+
+    void IPollTarget.OnReady()
+    {
+        lock (_gate)
+        {
+            if (!_pending)
+            {
+                // Nobody waits (cancelled meanwhile): leave the count for the next wait.
+                return;
+            }
+            if (!TryRead(out ulong count))
+            {
+                // Someone else took it (TryWait); wait for the next signal.
+                if (!_disposed)
+                {
+                    _poller.Arm(_fd, _registration);
+                }
+                return;
+            }
+            _pending = false;
+            _cancellation.Unregister();
+            _source.SetResult(count);
+        }
+    }
+
+    private void Cancel()
+    {
+        lock (_gate)
+        {
+            if (!_pending)
+            {
+                return;
+            }
+            _pending = false;
+            _source.SetException(new OperationCanceledException(_cancellationToken));
+        }
+    }
+
+    private unsafe bool TryRead(out ulong count)
+    {
+        ulong value;
+        nint rc;
+        do
+        {
+            rc = Libc.Result(Libc.read(_fd, (byte*)&value, sizeof(ulong)));
+        }
+        while (rc == -(int)Errno.EINTR);
+        if (rc == sizeof(ulong))
+        {
+            count = value;
+            return true;
+        }
+        count = 0;
+        if (rc == -(int)Errno.EAGAIN)
+        {
+            return false;
+        }
+        if (rc == -(int)Errno.EBADF && _disposed)
+        {
+            throw new ObjectDisposedException(nameof(InterruptEvent));
+        }
+        VfioException.Throw((int)rc, "read", "interrupt eventfd");
+        return false;
+    }
+
+    /// <summary>Closes the eventfd. A wait in progress ends with <see cref="ObjectDisposedException"/>.</summary>
+    public unsafe void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            if (_pending)
+            {
+                _pending = false;
+                _cancellation.Unregister();
+                _source.SetException(new ObjectDisposedException(nameof(InterruptEvent)));
+            }
+            if (_syncWaiting)
+            {
+                // Wake the blocked poll; it sees _disposed and throws.
+                ulong one = 1;
+                _ = Libc.write(_fd, (byte*)&one, sizeof(ulong));
+            }
+        }
+        if (_registration != 0)
+        {
+            _poller.Unregister(_fd, _registration);
+        }
+        _fd.Dispose();
+    }
+
+    ulong IValueTaskSource<ulong>.GetResult(short token) => _source.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<ulong>.GetStatus(short token) => _source.GetStatus(token);
+
+    void IValueTaskSource<ulong>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _source.OnCompleted(continuation, state, token, flags);
+}

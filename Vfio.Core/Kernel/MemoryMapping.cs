@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace Vfio.Core;
+
+/// <summary>
+/// A mapping of a device region (or part of one) into the process, owned as a <see cref="SafeBuffer"/>: disposing
+/// it unmaps it, and an access in flight keeps it mapped until the access ends.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The accessors are volatile and little-endian, of the width given (VFIO regions are little-endian; device
+/// registers must be accessed at their natural width). They are virtual so a kernel model can route accesses to an
+/// emulated device; the Linux implementation reads and writes the mapped memory directly.
+/// </para>
+/// <para>
+/// <b>Memory safety.</b> The memory is the device's: reads may have side effects and writes take effect on the
+/// device. The bounds of every access are checked against <see cref="Length"/>; an unaligned access is refused,
+/// because PCI devices may not support it.
+/// </para>
+/// </remarks>
+public abstract class MemoryMapping : SafeBuffer
+{
+    /// <summary>Creates an empty mapping; the implementation calls <see cref="SetMapping"/>.</summary>
+    protected MemoryMapping()
+        : base(ownsHandle: true)
+    {
+    }
+
+    /// <summary>The mapping's length in bytes.</summary>
+    public ulong Length { get; private set; }
+
+    /// <summary>The file offset the mapping starts at.</summary>
+    public long FileOffset { get; private set; }
+
+    /// <summary>Records the mapped address and length.</summary>
+    /// <param name="address">The start of the mapping.</param>
+    /// <param name="length">Its length in bytes.</param>
+    /// <param name="fileOffset">The file offset it maps.</param>
+    protected void SetMapping(nint address, ulong length, long fileOffset)
+    {
+        SetHandle(address);
+        Initialize(length);
+        Length = length;
+        FileOffset = fileOffset;
+    }
+
+    /// <summary>Reads one byte at <paramref name="offset"/>.</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    public virtual unsafe byte Read8(ulong offset)
+    {
+        bool added = false;
+        try
+        {
+            byte value = Volatile.Read(ref *(byte*)Enter(offset, 1, ref added));
+            return value;
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Writes one byte at <paramref name="offset"/>.</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    /// <param name="value">The value.</param>
+    public virtual unsafe void Write8(ulong offset, byte value)
+    {
+        bool added = false;
+        try
+        {
+            Volatile.Write(ref *(byte*)Enter(offset, 1, ref added), value);
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Reads a little-endian 16-bit value at <paramref name="offset"/> (2-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    public virtual unsafe ushort Read16(ulong offset)
+    {
+        bool added = false;
+        try
+        {
+            ushort value = Volatile.Read(ref *(ushort*)Enter(offset, 2, ref added));
+            return ToLittleEndian(value);
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Writes a little-endian 16-bit value at <paramref name="offset"/> (2-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    /// <param name="value">The value.</param>
+    public virtual unsafe void Write16(ulong offset, ushort value)
+    {
+        bool added = false;
+        try
+        {
+            Volatile.Write(ref *(ushort*)Enter(offset, 2, ref added), ToLittleEndian(value));
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Reads a little-endian 32-bit value at <paramref name="offset"/> (4-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    public virtual unsafe uint Read32(ulong offset)
+    {
+        bool added = false;
+        try
+        {
+            uint value = Volatile.Read(ref *(uint*)Enter(offset, 4, ref added));
+            return ToLittleEndian(value);
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Writes a little-endian 32-bit value at <paramref name="offset"/> (4-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    /// <param name="value">The value.</param>
+    public virtual unsafe void Write32(ulong offset, uint value)
+    {
+        bool added = false;
+        try
+        {
+            Volatile.Write(ref *(uint*)Enter(offset, 4, ref added), ToLittleEndian(value));
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Reads a little-endian 64-bit value at <paramref name="offset"/> (8-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    public virtual unsafe ulong Read64(ulong offset)
+    {
+        bool added = false;
+        try
+        {
+            ulong value = Volatile.Read(ref *(ulong*)Enter(offset, 8, ref added));
+            return ToLittleEndian(value);
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    /// <summary>Writes a little-endian 64-bit value at <paramref name="offset"/> (8-byte aligned).</summary>
+    /// <param name="offset">The byte offset in the mapping.</param>
+    /// <param name="value">The value.</param>
+    public virtual unsafe void Write64(ulong offset, ulong value)
+    {
+        bool added = false;
+        try
+        {
+            Volatile.Write(ref *(ulong*)Enter(offset, 8, ref added), ToLittleEndian(value));
+        }
+        finally
+        {
+            Leave(added);
+        }
+    }
+
+    private unsafe byte* Enter(ulong offset, uint width, ref bool added)
+    {
+        CheckAccess(offset, width);
+        DangerousAddRef(ref added);
+        return (byte*)handle + offset;
+    }
+
+    private void Leave(bool added)
+    {
+        if (added)
+        {
+            DangerousRelease();
+        }
+    }
+
+    /// <summary>Checks that an access of <paramref name="width"/> bytes at <paramref name="offset"/> is inside the
+    /// mapping and naturally aligned.</summary>
+    /// <param name="offset">The byte offset.</param>
+    /// <param name="width">The access width: 1, 2, 4 or 8.</param>
+    protected void CheckAccess(ulong offset, uint width)
+    {
+        if (offset > Length || Length - offset < width)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"A {width}-byte access at 0x{offset:X} is outside the 0x{Length:X}-byte mapping.");
+        }
+        if ((offset & (width - 1)) != 0)
+        {
+            throw new ArgumentException($"A {width}-byte access at 0x{offset:X} is not {width}-byte aligned.", nameof(offset));
+        }
+    }
+
+    private static ushort ToLittleEndian(ushort value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);
+
+    private static uint ToLittleEndian(uint value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);
+
+    private static ulong ToLittleEndian(ulong value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);
+}
