@@ -3,3 +3,6 @@ using System.Runtime.CompilerServices;
 
 // Every native call is a LibraryImport over blittable types; nothing relies on runtime marshalling.
 [assembly: DisableRuntimeMarshalling]
+
+// Test assemblies only; product assemblies see each other through public API alone.
+[assembly: InternalsVisibleTo("Vfio.Core.Tests")]

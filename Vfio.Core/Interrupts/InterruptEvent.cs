@@ -49,6 +49,35 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     {
     }
 
+    /// <summary>
+    /// Wraps an existing eventfd, e.g. one received from a management layer or shared with a VMM. The fd is
+    /// switched to non-blocking mode, which affects every fd sharing its open file description.
+    /// </summary>
+    /// <param name="eventFd">The eventfd.</param>
+    /// <param name="ownsHandle">True to close <paramref name="eventFd"/> when this object is disposed; false to leave
+    /// it to the caller, who must keep it open for this object's lifetime.</param>
+    /// <exception cref="ArgumentException"><paramref name="eventFd"/> is closed, invalid or not an eventfd.</exception>
+    public InterruptEvent(SafeFileHandle eventFd, bool ownsHandle)
+    {
+        ArgumentNullException.ThrowIfNull(eventFd);
+        if (eventFd.IsInvalid || eventFd.IsClosed)
+        {
+            throw new ArgumentException("The eventfd handle is closed or invalid.", nameof(eventFd));
+        }
+        int fd = (int)eventFd.DangerousGetHandle();
+        if (LinuxKernel.Instance.ReadLink($"/proc/self/fd/{fd}", out string target) < 0 || target != "anon_inode:[eventfd]")
+        {
+            throw new ArgumentException($"fd {fd} is not an eventfd ({target}).", nameof(eventFd));
+        }
+        int flags = Libc.fcntl(eventFd, Libc.F_GETFL, 0);
+        if (flags < 0 || Libc.fcntl(eventFd, Libc.F_SETFL, flags | Libc.O_NONBLOCK) < 0)
+        {
+            throw new VfioException((Errno)Libc.LastErrno, "fcntl(F_SETFL, O_NONBLOCK)", $"eventfd {fd}");
+        }
+        _poller = FdPoller.Shared;
+        _fd = ownsHandle ? eventFd : new SafeFileHandle(fd, ownsHandle: false);
+    }
+
     internal InterruptEvent(FdPoller poller)
     {
         _poller = poller;

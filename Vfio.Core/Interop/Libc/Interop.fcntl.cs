@@ -8,6 +8,7 @@ internal static unsafe partial class Libc
     internal const int F_GETFD = 1;
     internal const int F_SETFD = 2;
     internal const int F_GETFL = 3;
+    internal const int F_SETFL = 4;
     internal const int F_DUPFD_CLOEXEC = 1030;
     internal const int FD_CLOEXEC = 1;
 
