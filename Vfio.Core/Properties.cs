@@ -6,3 +6,4 @@ using System.Runtime.CompilerServices;
 
 // Test assemblies only; product assemblies see each other through public API alone.
 [assembly: InternalsVisibleTo("Vfio.Core.Tests")]
+[assembly: InternalsVisibleTo("Vfio.Benchmarks")]

@@ -218,72 +218,31 @@ public static class FdPassing
         return frame;
     }
 
-    private static unsafe int SendWithRights(SafeHandle socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    private static int SendWithRights(SafeHandle socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
     {
-        int controlLength = fds.Length == 0 ? 0 : Libc.CMSG_SPACE(fds.Length * sizeof(int));
-        byte* control = stackalloc byte[Libc.CMSG_SPACE(Libc.SCM_MAX_FD * sizeof(int))];
-        if (controlLength > 0)
+        while (true)
         {
-            new Span<byte>(control, controlLength).Clear();
-            var header = (Libc.cmsghdr*)control;
-            header->cmsg_len = (nuint)Libc.CMSG_LEN(fds.Length * sizeof(int));
-            header->cmsg_level = Libc.SOL_SOCKET;
-            header->cmsg_type = Libc.SCM_RIGHTS;
-            fds.CopyTo(new Span<int>(control + Libc.CMSG_ALIGN(sizeof(Libc.cmsghdr)), fds.Length));
-        }
-        fixed (byte* p = data)
-        {
-            Libc.iovec iov = new() { iov_base = p, iov_len = (nuint)data.Length };
-            Libc.msghdr message = new()
+            nint rc = Libc.SendWithRights(socket, data, fds, Libc.MSG_DONTWAIT);
+            if (rc >= 0)
             {
-                msg_iov = &iov,
-                msg_iovlen = 1,
-                msg_control = controlLength == 0 ? null : control,
-                msg_controllen = (nuint)controlLength,
-            };
-            while (true)
-            {
-                nint rc = Libc.Result(Libc.sendmsg(socket, &message, Libc.MSG_NOSIGNAL | Libc.MSG_DONTWAIT));
-                if (rc >= 0)
-                {
-                    return (int)rc;
-                }
-                if (rc == -(int)Errno.EAGAIN)
-                {
-                    WaitWritable(socket);
-                    continue;
-                }
-                if (rc != -(int)Errno.EINTR)
-                {
-                    VfioException.Throw((int)rc, "sendmsg(SCM_RIGHTS)", "fd-passing socket");
-                }
+                return (int)rc;
             }
+            if (rc != -Libc.EAGAIN)
+            {
+                VfioException.Throw((int)rc, "sendmsg(SCM_RIGHTS)", "fd-passing socket");
+            }
+            Poll(socket, Libc.POLLOUT, -1);
         }
     }
 
-    private static unsafe void WaitReadable(SafeHandle socket, int timeoutMilliseconds) => Poll(socket, Libc.POLLIN, timeoutMilliseconds);
+    private static void WaitReadable(SafeHandle socket, int timeoutMilliseconds) => Poll(socket, Libc.POLLIN, timeoutMilliseconds);
 
-    private static unsafe void WaitWritable(SafeHandle socket) => Poll(socket, Libc.POLLOUT, -1);
-
-    private static unsafe void Poll(SafeHandle socket, short events, int timeoutMilliseconds)
+    private static void Poll(SafeHandle socket, short events, int timeoutMilliseconds)
     {
-        bool added = false;
-        try
+        int rc = Libc.PollOne(socket, events, timeoutMilliseconds);
+        if (rc < 0 && rc != -Libc.EINTR)
         {
-            socket.DangerousAddRef(ref added);
-            Libc.pollfd pfd = new() { fd = (int)socket.DangerousGetHandle(), events = events };
-            int rc = Libc.Result(Libc.poll(&pfd, 1, timeoutMilliseconds));
-            if (rc < 0 && rc != -(int)Errno.EINTR)
-            {
-                VfioException.Throw(rc, "poll", "fd-passing socket");
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                socket.DangerousRelease();
-            }
+            VfioException.Throw(rc, "poll", "fd-passing socket");
         }
     }
 
@@ -313,7 +272,7 @@ public static class FdPassing
         }
 
         /// <summary>Reads what is available; true when the whole frame is in.</summary>
-        internal unsafe bool TryAdvance()
+        internal bool TryAdvance()
         {
             while (true)
             {
@@ -329,7 +288,7 @@ public static class FdPassing
                     return true;
                 }
                 int rc = ReceiveSome();
-                if (rc == -(int)Errno.EAGAIN)
+                if (rc == -Libc.EAGAIN)
                 {
                     return false;
                 }
@@ -350,74 +309,35 @@ public static class FdPassing
             }
         }
 
-        private unsafe int ReceiveSome()
+        private int ReceiveSome()
         {
-            int controlLength = _have == 0 ? Libc.CMSG_SPACE(Libc.SCM_MAX_FD * sizeof(int)) : 0;
-            byte* control = stackalloc byte[Libc.CMSG_SPACE(Libc.SCM_MAX_FD * sizeof(int))];
-            fixed (byte* p = &_buffer[_have])
-            {
-                Libc.iovec iov = new() { iov_base = p, iov_len = (nuint)(_need - _have) };
-                Libc.msghdr message = new()
-                {
-                    msg_iov = &iov,
-                    msg_iovlen = 1,
-                    msg_control = controlLength == 0 ? null : control,
-                    msg_controllen = (nuint)controlLength,
-                };
-                nint rc;
-                do
-                {
-                    rc = Libc.Result(Libc.recvmsg(_socket.SafeHandle, &message, Libc.MSG_DONTWAIT | Libc.MSG_CMSG_CLOEXEC));
-                }
-                while (rc == -(int)Errno.EINTR);
-                if (rc < 0 && rc != -(int)Errno.EAGAIN)
-                {
-                    VfioException.Throw((int)rc, "recvmsg(SCM_RIGHTS)", "fd-passing socket");
-                }
-                if (rc > 0 && controlLength > 0)
-                {
-                    TakeRights(&message);
-                }
-                else if (rc > 0 && (message.msg_flags & Libc.MSG_CTRUNC) != 0)
-                {
-                    throw Truncated();
-                }
-                if (rc > 0 && (message.msg_flags & Libc.MSG_TRUNC) != 0)
-                {
-                    throw new VfioException("recvmsg(SCM_RIGHTS)", "fd-passing socket", "the record was longer than any valid message (MSG_TRUNC)");
-                }
-                return (int)rc;
-            }
-        }
-
-        private unsafe void TakeRights(Libc.msghdr* message)
-        {
+            // Only the first read of a frame may carry fds: they ride on its first byte.
+            bool acceptRights = _have == 0;
+            Span<int> fds = stackalloc int[Libc.SCM_MAX_FD];
+            nint rc = Libc.ReceiveWithRights(_socket.SafeHandle, _buffer.AsSpan(_have, _need - _have), acceptRights, fds,
+                out int fdCount, out int flags, Libc.MSG_DONTWAIT);
             // Own every fd that arrived before anything can throw, so none leaks.
-            _fds ??= [];
-            byte* control = (byte*)message->msg_control;
-            nuint offset = 0;
-            while (offset + (nuint)sizeof(Libc.cmsghdr) <= message->msg_controllen)
+            if (fdCount > 0)
             {
-                var header = (Libc.cmsghdr*)(control + offset);
-                if (header->cmsg_len < (nuint)sizeof(Libc.cmsghdr))
+                _fds ??= [];
+                foreach (int fd in fds[..fdCount])
                 {
-                    break;
+                    _fds.Add(new SafeFileHandle(fd, ownsHandle: true));
                 }
-                if (header->cmsg_level == Libc.SOL_SOCKET && header->cmsg_type == Libc.SCM_RIGHTS)
-                {
-                    int count = (int)((header->cmsg_len - (nuint)Libc.CMSG_ALIGN(sizeof(Libc.cmsghdr))) / sizeof(int));
-                    int* fds = (int*)((byte*)header + Libc.CMSG_ALIGN(sizeof(Libc.cmsghdr)));
-                    for (int i = 0; i < count; i++)
-                    {
-                        _fds.Add(new SafeFileHandle(fds[i], ownsHandle: true));
-                    }
-                }
-                offset += (nuint)Libc.CMSG_ALIGN((int)header->cmsg_len);
             }
-            if ((message->msg_flags & Libc.MSG_CTRUNC) != 0)
+            if (rc < 0 && rc != -Libc.EAGAIN)
+            {
+                VfioException.Throw((int)rc, "recvmsg(SCM_RIGHTS)", "fd-passing socket");
+            }
+            if (rc > 0 && (flags & Libc.MSG_CTRUNC) != 0)
             {
                 throw Truncated();
             }
+            if (rc > 0 && (flags & Libc.MSG_TRUNC) != 0)
+            {
+                throw new VfioException("recvmsg(SCM_RIGHTS)", "fd-passing socket", "the record was longer than any valid message (MSG_TRUNC)");
+            }
+            return (int)rc;
         }
 
         private static VfioException Truncated() => new("recvmsg(SCM_RIGHTS)", "fd-passing socket",

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core.Interop;
@@ -24,7 +23,7 @@ internal interface IPollTarget
 /// for a target that was unregistered meanwhile finds no entry and is dropped, so a late event can never reach a
 /// disposed target. Arming costs one <c>epoll_ctl</c>; nothing on the wait path allocates.
 /// </remarks>
-internal sealed unsafe class FdPoller : IDisposable
+internal sealed class FdPoller : IDisposable
 {
     private const int MaxEvents = 64;
     private const long WakeId = 0;
@@ -100,16 +99,13 @@ internal sealed unsafe class FdPoller : IDisposable
         _targets.TryRemove(id, out _);
         if (!fd.IsClosed && !_stopping)
         {
-            byte* evt = stackalloc byte[16];
-            _ = Libc.epoll_ctl(_epoll, Libc.EPOLL_CTL_DEL, fd, evt);
+            _ = Libc.EpollControl(_epoll, Libc.EPOLL_CTL_DEL, fd, 0, 0);
         }
     }
 
     private void Control(int operation, SafeHandle fd, uint events, long id)
     {
-        byte* evt = stackalloc byte[16];
-        Libc.WriteEpollEvent(evt, events, (ulong)id);
-        int rc = Libc.Result(Libc.epoll_ctl(_epoll, operation, fd, evt));
+        int rc = Libc.EpollControl(_epoll, operation, fd, events, (ulong)id);
         if (rc < 0)
         {
             VfioException.Throw(rc, "epoll_ctl", "interrupt poller");
@@ -118,25 +114,22 @@ internal sealed unsafe class FdPoller : IDisposable
 
     private void Run()
     {
-        int stride = Libc.EpollEventSize;
-        int dataOffset = Libc.EpollEventDataOffset;
-        byte* events = stackalloc byte[MaxEvents * 16];
+        Span<byte> events = stackalloc byte[Libc.EpollBufferSize(MaxEvents)];
         while (true)
         {
-            int n = Libc.epoll_wait(_epoll, events, MaxEvents, -1);
+            int n = Libc.EpollWait(_epoll, events, -1);
             if (n < 0)
             {
-                int errno = Libc.LastErrno;
-                if (errno == (int)Errno.EINTR)
+                if (n == -Libc.EINTR)
                 {
                     continue;
                 }
                 // epoll_wait fails only on a programming error (EBADF/EINVAL); nothing can be served any more.
-                Environment.FailFast($"epoll_wait failed in the VFIO interrupt poller: errno {errno}");
+                Environment.FailFast($"epoll_wait failed in the VFIO interrupt poller: errno {-n}");
             }
             for (int i = 0; i < n; i++)
             {
-                long id = (long)Unsafe.ReadUnaligned<ulong>(events + (i * stride) + dataOffset);
+                long id = (long)Libc.EpollEventData(events, i);
                 if (id == WakeId)
                 {
                     if (_stopping)
@@ -160,8 +153,7 @@ internal sealed unsafe class FdPoller : IDisposable
             return;
         }
         _stopping = true;
-        ulong one = 1;
-        _ = Libc.write(_wake, (byte*)&one, sizeof(ulong));
+        _ = Libc.EventFdWrite(_wake, 1);
         if (Thread.CurrentThread != _thread)
         {
             _thread.Join();

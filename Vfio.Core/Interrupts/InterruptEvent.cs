@@ -104,18 +104,12 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     /// <param name="count">How much to add; at least 1.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is 0 or <c>ulong.MaxValue</c>.</exception>
     /// <exception cref="VfioException">The counter would overflow.</exception>
-    public unsafe void Signal(ulong count = 1)
+    public void Signal(ulong count = 1)
     {
         ArgumentOutOfRangeException.ThrowIfZero(count);
         ArgumentOutOfRangeException.ThrowIfEqual(count, ulong.MaxValue);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        nint rc;
-        do
-        {
-            rc = Libc.Result(Libc.write(_fd, (byte*)&count, sizeof(ulong)));
-        }
-        while (rc == -(int)Errno.EINTR);
-        VfioException.ThrowIfFailed((long)rc, "write", "interrupt eventfd");
+        VfioException.ThrowIfFailed(Libc.EventFdWrite(_fd, count), "write", "interrupt eventfd");
     }
 
     /// <summary>Takes the pending count without waiting.</summary>
@@ -142,7 +136,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     /// <returns>True when the event was signalled; false on timeout.</returns>
     /// <exception cref="ObjectDisposedException">The event is, or was during the wait, disposed.</exception>
     /// <exception cref="InvalidOperationException">Another wait is in progress.</exception>
-    public unsafe bool TryWait(TimeSpan timeout, out ulong count)
+    public bool TryWait(TimeSpan timeout, out ulong count)
     {
         long totalMs = (long)timeout.TotalMilliseconds;
         ArgumentOutOfRangeException.ThrowIfLessThan(totalMs, -1, nameof(timeout));
@@ -159,11 +153,8 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             }
             _syncWaiting = true;
         }
-        bool added = false;
         try
         {
-            // Keep the fd number valid while blocked in poll, even if Dispose runs meanwhile.
-            _fd.DangerousAddRef(ref added);
             long deadline = totalMs < 0 ? long.MaxValue : Environment.TickCount64 + totalMs;
             while (true)
             {
@@ -177,9 +168,9 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 {
                     return false;
                 }
-                Libc.pollfd pfd = new() { fd = (int)_fd.DangerousGetHandle(), events = Libc.POLLIN };
-                int rc = Libc.Result(Libc.poll(&pfd, 1, (int)Math.Min(remaining, int.MaxValue)));
-                if (rc < 0 && rc != -(int)Errno.EINTR)
+                // PollOne keeps the fd number valid while blocked, even if Dispose runs meanwhile.
+                int rc = Libc.PollOne(_fd, Libc.POLLIN, (int)Math.Min(remaining, int.MaxValue));
+                if (rc < 0 && rc != -Libc.EINTR)
                 {
                     VfioException.Throw(rc, "poll", "interrupt eventfd");
                 }
@@ -187,10 +178,6 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         }
         finally
         {
-            if (added)
-            {
-                _fd.DangerousRelease();
-            }
             lock (_gate)
             {
                 _syncWaiting = false;
@@ -278,22 +265,14 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         }
     }
 
-    private unsafe bool TryRead(out ulong count)
+    private bool TryRead(out ulong count)
     {
-        ulong value;
-        nint rc;
-        do
-        {
-            rc = Libc.Result(Libc.read(_fd, (byte*)&value, sizeof(ulong)));
-        }
-        while (rc == -(int)Errno.EINTR);
+        int rc = Libc.EventFdRead(_fd, out count);
         if (rc == sizeof(ulong))
         {
-            count = value;
             return true;
         }
-        count = 0;
-        if (rc == -(int)Errno.EAGAIN)
+        if (rc == -Libc.EAGAIN)
         {
             return false;
         }
@@ -301,12 +280,12 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         {
             throw new ObjectDisposedException(nameof(InterruptEvent));
         }
-        VfioException.Throw((int)rc, "read", "interrupt eventfd");
+        VfioException.Throw(rc, "read", "interrupt eventfd");
         return false;
     }
 
     /// <summary>Closes the eventfd. A wait in progress ends with <see cref="ObjectDisposedException"/>.</summary>
-    public unsafe void Dispose()
+    public void Dispose()
     {
         lock (_gate)
         {
@@ -324,8 +303,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             if (_syncWaiting)
             {
                 // Wake the blocked poll; it sees _disposed and throws.
-                ulong one = 1;
-                _ = Libc.write(_fd, (byte*)&one, sizeof(ulong));
+                _ = Libc.EventFdWrite(_fd, 1);
             }
         }
         if (_registration != 0)

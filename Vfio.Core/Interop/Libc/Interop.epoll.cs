@@ -30,10 +30,28 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, EntryPoint = "epoll_wait", SetLastError = true)]
     internal static partial int epoll_wait(SafeHandle epfd, byte* events, int maxEvents, int timeoutMilliseconds);
 
-    /// <summary>Writes one <c>struct epoll_event</c> in this architecture's layout.</summary>
-    internal static void WriteEpollEvent(byte* destination, uint events, ulong data)
+    /// <summary>The buffer size <see cref="EpollWait"/> needs for <paramref name="maxEvents"/> events.</summary>
+    internal static int EpollBufferSize(int maxEvents) => maxEvents * EpollEventSize;
+
+    /// <summary><c>epoll_ctl</c> with one <c>struct epoll_event</c> built in this architecture's layout. Returns 0 or <c>-errno</c>.</summary>
+    internal static int EpollControl(SafeHandle epfd, int operation, SafeHandle fd, uint events, ulong data)
     {
-        *(uint*)destination = events;
-        Unsafe.WriteUnaligned(destination + EpollEventDataOffset, data);
+        byte* evt = stackalloc byte[16];
+        *(uint*)evt = events;
+        Unsafe.WriteUnaligned(evt + EpollEventDataOffset, data);
+        return Result(epoll_ctl(epfd, operation, fd, evt));
     }
+
+    /// <summary><c>epoll_wait</c> into <paramref name="events"/>. Returns the number of events or <c>-errno</c>.</summary>
+    internal static int EpollWait(SafeHandle epfd, Span<byte> events, int timeoutMilliseconds)
+    {
+        fixed (byte* p = events)
+        {
+            return Result(epoll_wait(epfd, p, events.Length / EpollEventSize, timeoutMilliseconds));
+        }
+    }
+
+    /// <summary>The user data of event <paramref name="index"/> in an <see cref="EpollWait"/> buffer.</summary>
+    internal static ulong EpollEventData(ReadOnlySpan<byte> events, int index)
+        => Unsafe.ReadUnaligned<ulong>(ref Unsafe.AsRef(in events[(index * EpollEventSize) + EpollEventDataOffset]));
 }

@@ -12,4 +12,31 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "eventfd", SetLastError = true)]
     internal static partial SafeFileHandle eventfd(uint initialValue, int flags);
+
+    /// <summary>Reads an eventfd's 8-byte counter; EINTR retried. Returns 8 or <c>-errno</c> (<c>-EAGAIN</c> when
+    /// a non-blocking eventfd is at 0).</summary>
+    internal static int EventFdRead(SafeHandle fd, out ulong value)
+    {
+        ulong buffer;
+        nint rc;
+        do
+        {
+            rc = Result(read(fd, (byte*)&buffer, sizeof(ulong)));
+        }
+        while (rc == -EINTR);
+        value = rc == sizeof(ulong) ? buffer : 0;
+        return (int)rc;
+    }
+
+    /// <summary>Adds <paramref name="value"/> to an eventfd's counter; EINTR retried. Returns 8 or <c>-errno</c>.</summary>
+    internal static int EventFdWrite(SafeHandle fd, ulong value)
+    {
+        nint rc;
+        do
+        {
+            rc = Result(write(fd, (byte*)&value, sizeof(ulong)));
+        }
+        while (rc == -EINTR);
+        return (int)rc;
+    }
 }

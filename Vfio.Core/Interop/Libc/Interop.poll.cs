@@ -22,4 +22,25 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "poll", SetLastError = true)]
     internal static partial int poll(pollfd* fds, nuint count, int timeoutMilliseconds);
+
+    /// <summary>Waits up to <paramref name="timeoutMilliseconds"/> (-1: for ever) for <paramref name="events"/> on one
+    /// fd, keeping the fd open meanwhile. Returns 1 when ready, 0 on timeout, or <c>-errno</c> (including
+    /// <c>-EINTR</c>: the caller decides how to continue with its deadline).</summary>
+    internal static int PollOne(SafeHandle fd, short events, int timeoutMilliseconds)
+    {
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            pollfd pfd = new() { fd = (int)fd.DangerousGetHandle(), events = events };
+            return Result(poll(&pfd, 1, timeoutMilliseconds));
+        }
+        finally
+        {
+            if (added)
+            {
+                fd.DangerousRelease();
+            }
+        }
+    }
 }

@@ -57,4 +57,101 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "recvmsg", SetLastError = true)]
     internal static partial nint recvmsg(SafeHandle socket, msghdr* message, int flags);
+
+    /// <summary>
+    /// <c>sendmsg</c> of <paramref name="data"/> with <paramref name="fds"/> as one SCM_RIGHTS control message (none
+    /// when empty), <c>MSG_NOSIGNAL</c> added. Returns the bytes sent or <c>-errno</c>; EINTR retried.
+    /// </summary>
+    internal static nint SendWithRights(SafeHandle socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds, int flags)
+    {
+        if (fds.Length > SCM_MAX_FD)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fds), fds.Length, $"At most {SCM_MAX_FD} fds fit one message.");
+        }
+        int controlLength = fds.Length == 0 ? 0 : CMSG_SPACE(fds.Length * sizeof(int));
+        byte* control = stackalloc byte[CMSG_SPACE(SCM_MAX_FD * sizeof(int))];
+        if (controlLength > 0)
+        {
+            new Span<byte>(control, controlLength).Clear();
+            var header = (cmsghdr*)control;
+            header->cmsg_len = (nuint)CMSG_LEN(fds.Length * sizeof(int));
+            header->cmsg_level = SOL_SOCKET;
+            header->cmsg_type = SCM_RIGHTS;
+            fds.CopyTo(new Span<int>(control + CMSG_ALIGN(sizeof(cmsghdr)), fds.Length));
+        }
+        fixed (byte* p = data)
+        {
+            iovec iov = new() { iov_base = p, iov_len = (nuint)data.Length };
+            msghdr message = new()
+            {
+                msg_iov = &iov,
+                msg_iovlen = 1,
+                msg_control = controlLength == 0 ? null : control,
+                msg_controllen = (nuint)controlLength,
+            };
+            nint rc;
+            do
+            {
+                rc = Result(sendmsg(socket, &message, flags | MSG_NOSIGNAL));
+            }
+            while (rc == -EINTR);
+            return rc;
+        }
+    }
+
+    /// <summary>
+    /// <c>recvmsg</c> into <paramref name="data"/>, collecting SCM_RIGHTS fds into <paramref name="fds"/> (which must
+    /// hold <see cref="SCM_MAX_FD"/>) when <paramref name="acceptRights"/>; <c>MSG_CMSG_CLOEXEC</c> added. Returns the
+    /// bytes received or <c>-errno</c>; EINTR retried. The caller owns the fds from the moment this returns — even
+    /// when <paramref name="messageFlags"/> shows <c>MSG_CTRUNC</c>.
+    /// </summary>
+    internal static nint ReceiveWithRights(SafeHandle socket, Span<byte> data, bool acceptRights, Span<int> fds, out int fdCount, out int messageFlags, int flags)
+    {
+        fdCount = 0;
+        messageFlags = 0;
+        int controlLength = acceptRights ? CMSG_SPACE(SCM_MAX_FD * sizeof(int)) : 0;
+        byte* control = stackalloc byte[CMSG_SPACE(SCM_MAX_FD * sizeof(int))];
+        fixed (byte* p = data)
+        {
+            iovec iov = new() { iov_base = p, iov_len = (nuint)data.Length };
+            msghdr message = new()
+            {
+                msg_iov = &iov,
+                msg_iovlen = 1,
+                msg_control = controlLength == 0 ? null : control,
+                msg_controllen = (nuint)controlLength,
+            };
+            nint rc;
+            do
+            {
+                rc = Result(recvmsg(socket, &message, flags | MSG_CMSG_CLOEXEC));
+            }
+            while (rc == -EINTR);
+            if (rc < 0)
+            {
+                return rc;
+            }
+            messageFlags = message.msg_flags;
+            nuint offset = 0;
+            while (controlLength > 0 && offset + (nuint)sizeof(cmsghdr) <= message.msg_controllen)
+            {
+                var header = (cmsghdr*)(control + offset);
+                if (header->cmsg_len < (nuint)sizeof(cmsghdr))
+                {
+                    break;
+                }
+                if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS)
+                {
+                    int count = (int)((header->cmsg_len - (nuint)CMSG_ALIGN(sizeof(cmsghdr))) / sizeof(int));
+                    int* received = (int*)((byte*)header + CMSG_ALIGN(sizeof(cmsghdr)));
+                    for (int i = 0; i < count && fdCount < fds.Length; i++)
+                    {
+                        fds[fdCount++] = received[i];
+                    }
+                }
+                offset += (nuint)CMSG_ALIGN((int)header->cmsg_len);
+            }
+            return rc;
+        }
+    }
 }
