@@ -42,8 +42,22 @@ switch (args)
         Console.Out.Write(read);
         return read == expected ? 0 : 4;
     }
+    case ["expect", string socketPath, .. string[] expectations]:
+    {
+        // Receives fds and checks each is of the kind named: name=Kind (VfioFdKind), printing what it found.
+        using Socket socket = Connect(socketPath);
+        using ReceivedFds fds = await FdPassing.ReceiveAsync(socket);
+        foreach (string expectation in expectations)
+        {
+            string[] parts = expectation.Split('=', 2);
+            using SafeFileHandle fd = fds.Take(parts[0]);
+            VfioFdIdentity identity = VfioFdValidator.Expect(kernel, fd, Enum.Parse<VfioFdKind>(parts[1]), parts[0]);
+            Console.Out.WriteLine($"{parts[0]}: {identity.Kind} {identity.Name} {identity.DeviceName}");
+        }
+        return 0;
+    }
     default:
-        Console.Error.WriteLine("usage: Vfio.FdPeer send <socket> <file> | receive <socket> <text> | adopt <fd> <expected>");
+        Console.Error.WriteLine("usage: Vfio.FdPeer send <socket> <file> | receive <socket> <text> | adopt <fd> <expected> | expect <socket> name=Kind...");
         return 2;
 }
 

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs every test tier of the repository and ends with one line: "N passed, N failed[, N skipped]".
+# On a fresh Debian 12 machine (root, .NET 10 SDK) it installs what it needs first; the caches it fills live
+# under /var/cache/vfio-dotnet (VFIO_CACHE), never in the repository.
+set -uo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+RESULTS="$ROOT/artifacts/test-results"
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+total_passed=0 total_failed=0 total_skipped=0
+tier_lines=()
+
+fail_setup() {
+  echo "test.sh: $1" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+# Reads an xunit v2-format XML result file and adds its counts to the totals, printing one line for the tier.
+count_tier() {
+  local tier=$1 xml=$2 exit_code=$3
+  local passed=0 failed=0 skipped=0
+  if [[ -s "$xml" ]]; then
+    read -r passed failed skipped < <(python3 - "$xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+p = f = s = 0
+for a in root.iter('assembly'):
+    p += int(a.get('passed', 0)); f += int(a.get('failed', 0)) + int(a.get('errors', 0)); s += int(a.get('skipped', 0))
+print(p, f, s)
+PY
+)
+  else
+    echo "tier $tier: no result file ($xml)" >&2
+    failed=1
+  fi
+  # A runner that crashed or failed without reporting a failed case still fails the tier.
+  if [[ $exit_code -ne 0 && $failed -eq 0 ]]; then
+    echo "tier $tier: the runner exited with $exit_code" >&2
+    failed=1
+  fi
+  total_passed=$((total_passed + passed)); total_failed=$((total_failed + failed)); total_skipped=$((total_skipped + skipped))
+  local line="tier $tier: $passed passed, $failed failed"
+  [[ $skipped -gt 0 ]] && line+=", $skipped skipped"
+  tier_lines+=("$line")
+  echo "$line"
+}
+
+# --- Prerequisites -------------------------------------------------------------------------------------------
+command -v dotnet >/dev/null || fail_setup "the .NET 10 SDK is required (dotnet not on PATH)"
+command -v gcc >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev >/dev/null; } \
+  || fail_setup "could not install gcc"
+VFIO_UAPI_INCLUDE=$(tests/Vfio.Abi.Tests/fetch-headers.sh | tail -n 1) || fail_setup "could not fetch the 6.12 uAPI headers"
+export VFIO_UAPI_INCLUDE
+# The real-kernel testbed: QEMU 10, the guest kernel (built once per machine, cached) and its initramfs.
+tests/testbed/prepare.sh >"$RESULTS/testbed-prepare.log" 2>&1 \
+  || { tail -n 30 "$RESULTS/testbed-prepare.log" >&2; fail_setup "could not prepare the testbed (log: $RESULTS/testbed-prepare.log)"; }
+
+# --- Build ---------------------------------------------------------------------------------------------------
+dotnet build Vfio.slnx -c Release -v quiet -nologo -clp:ErrorsOnly || fail_setup "the build failed"
+
+# --- Host tiers ----------------------------------------------------------------------------------------------
+run_host_tier() {
+  local tier=$1 project=$2
+  local dll="$ROOT/$project/bin/Release/net10.0/$(basename "$project").dll"
+  local xml="$RESULTS/$tier.xml"
+  dotnet "$dll" -noColor -xml "$xml" >"$RESULTS/$tier.log" 2>&1
+  local rc=$?
+  grep -E '\[FAIL\]' -A 12 "$RESULTS/$tier.log" | head -80 >&2
+  count_tier "$tier" "$xml" $rc
+}
+
+run_host_tier host-unit tests/Vfio.Core.Tests
+run_host_tier host-abi tests/Vfio.Abi.Tests
+
+# --- Real-kernel tiers (inside the QEMU guest, Linux 6.12 with VFIO + iommufd) ----------------------------
+# The test executables are the host's build, seen read-only through the guest's host-root share; results come
+# back through the writable results share. The testbed turns a QEMU abort, a kernel panic or WARN, a timeout or
+# a missing exit code into a non-zero exit, which fails the tier even when the XML looks clean.
+run_guest_tier() {
+  local tier=$1 shape=$2; shift 2
+  local dir="$RESULTS/$tier" code="rc=0;" project name
+  mkdir -p "$dir"
+  for project in "$@"; do
+    name=$(basename "$project")
+    code+=" dotnet $ROOT/$project/bin/Release/net10.0/$name.dll -noColor -xml /run/results/$name.xml || rc=1;"
+  done
+  code+=' exit $rc'
+  tests/testbed/run-guest.sh --shape "$shape" --results "$dir" --timeout 1200 --quiet --env HOME=/tmp \
+    --env DOTNET_CLI_TELEMETRY_OPTOUT=1 --env DOTNET_NOLOGO=1 -c "$code" >"$dir/console.log" 2>&1
+  local rc=$?
+  [[ $rc -ne 0 ]] && { echo "tier $tier: the guest run exited with $rc (serial log: $dir/testbed/)" >&2; grep -E '\[FAIL\]' -A 12 "$dir/console.log" | head -80 >&2; }
+  python3 - "$dir" "$@" >"$dir/merged.xml" <<'PY'
+import sys, os, xml.etree.ElementTree as ET
+out = ET.Element('assemblies')
+for project in sys.argv[2:]:
+    path = os.path.join(sys.argv[1], os.path.basename(project) + '.xml')
+    if os.path.exists(path):
+        for a in ET.parse(path).getroot().iter('assembly'):
+            out.append(a)
+    else:
+        ET.SubElement(out, 'assembly', name=project, passed='0', failed='1', skipped='0', errors='0')
+print(ET.tostring(out, encoding='unicode'))
+PY
+  count_tier "$tier" "$dir/merged.xml" $rc
+}
+
+run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Core.Tests
+
+# --- Summary -------------------------------------------------------------------------------------------------
+summary="$total_passed passed, $total_failed failed"
+[[ $total_skipped -gt 0 ]] && summary+=", $total_skipped skipped"
+echo "$summary"
+[[ $total_failed -eq 0 ]]

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Boots one testbed guest (QEMU, TCG) and runs one command inside it; see README.md.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<'EOF'
+usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exact argv) in the guest
+       run-guest.sh [options] -c 'SHELL CODE'            run SHELL CODE with bash -c
+       run-guest.sh [options] --script FILE [ARG...]     run a host script with bash
+
+  --shape S          pci (default): q35 + intel-iommu + edu + nvme
+                     pci-intremap-off: the same with intel-iommu,intremap=off
+                     noiommu: q35 without IOMMU, vfio no-IOMMU mode, edu with a 64-bit DMA mask
+                     platform: microvm + virtio-mmio rng, no IOMMU, vfio no-IOMMU mode
+  --results DIR      host folder shared writable at /run/results in the guest (created; default: a new
+                     folder under ${TMPDIR:-/tmp}); the testbed's own files go to DIR/testbed/
+  --timeout SEC      kill QEMU after SEC seconds (default 600)
+  --memory SIZE      guest RAM (default 2G)
+  --smp N            guest CPUs (default 2)
+  --cwd DIR          working folder of the command in the guest (default: the current folder)
+  --env NAME=VALUE   set an environment variable for the command (repeatable);
+  --env NAME         ... copying the host's value
+  --bind LIST        devices to bind for VFIO, comma-separated: none | pci:BDF | platform:NAME |
+                     virtio-mmio:ID (the transport carrying virtio device ID). Default: pci shapes
+                     pci:0000:00:02.0,pci:0000:00:03.0 (edu, nvme); platform virtio-mmio:4 (rng)
+  --share DIR[:ro|:rw]  also share host folder DIR at the same path in the guest (default ro; repeatable)
+  --append ARGS      extra kernel command-line arguments
+  --qemu-arg ARG     extra QEMU argument (repeatable)
+  --kernel FILE, --initrd FILE   instead of those from prepare.sh (also VFIO_TESTBED_KERNEL/_INITRD)
+  --console          also copy the guest's serial console to stderr while it runs
+  --quiet            do not copy the command's output to stdout while it runs
+
+Exit status: the command's own status when the testbed saw no failure; otherwise
+  201 QEMU exited non-zero (e.g. abort)   202 kernel panic   203 kernel WARNING/BUG/Oops
+  204 timeout (host kill or guest watchdog)   205 guest setup failed (mount, bind, cwd)
+  206 no exit code recorded   2 usage error   3 testbed not prepared (run prepare.sh)
+EOF
+}
+
+shape=pci results= timeout=600 memory=2G smp=2 cwd=$PWD bind= append= console=0 quiet=0
+mode=argv code= script=
+envs=() shares=() qemu_extra=()
+kernel=${VFIO_TESTBED_KERNEL:-} initrd=${VFIO_TESTBED_INITRD:-}
+
+TB_DIE_CODE=2
+need() { [ $# -ge 2 ] || tb_die "$1 needs a value (see --help)"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shape) need "$@"; shape=$2; shift 2 ;;
+    --results) need "$@"; results=$2; shift 2 ;;
+    --timeout) need "$@"; timeout=$2; shift 2 ;;
+    --memory) need "$@"; memory=$2; shift 2 ;;
+    --smp) need "$@"; smp=$2; shift 2 ;;
+    --cwd) need "$@"; cwd=$2; shift 2 ;;
+    --env) need "$@"; envs+=("$2"); shift 2 ;;
+    --bind) need "$@"; bind=$2; shift 2 ;;
+    --share) need "$@"; shares+=("$2"); shift 2 ;;
+    --append) need "$@"; append="$append $2"; shift 2 ;;
+    --qemu-arg) need "$@"; qemu_extra+=("$2"); shift 2 ;;
+    --kernel) need "$@"; kernel=$2; shift 2 ;;
+    --initrd) need "$@"; initrd=$2; shift 2 ;;
+    --console) console=1; shift ;;
+    --quiet) quiet=1; shift ;;
+    -c) need "$@"; mode=code; code=$2; shift 2 ;;
+    --script) need "$@"; mode=script; script=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; break ;;
+    -*) tb_die "unknown option $1 (see --help)" ;;
+    *) break ;;
+  esac
+done
+argv=("$@")
+case "$mode" in
+  argv) [ ${#argv[@]} -gt 0 ] || tb_die "no command given (see --help)" ;;
+  code) [ ${#argv[@]} -eq 0 ] || tb_die "-c takes its code as one argument; extra arguments: ${argv[*]}" ;;
+  script) [ -f "$script" ] || tb_die "no such script: $script" ;;
+esac
+[[ $timeout =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || tb_die "--timeout wants a positive number of seconds"
+[[ $smp =~ ^[0-9]+$ ]] || tb_die "--smp wants a number"
+[[ $cwd == /* ]] || tb_die "--cwd wants an absolute path"
+case "$shape" in
+  pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0}" ;;
+  platform) : "${bind:=virtio-mmio:4}" ;;
+  *) tb_die "unknown shape '$shape' (pci, pci-intremap-off, noiommu, platform)" ;;
+esac
+for b in ${bind//,/ }; do
+  [[ $b =~ ^(none|pci:[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]|platform:[A-Za-z0-9_.:-]+|virtio-mmio:[0-9]+)$ ]] \
+    || tb_die "bad --bind item '$b'"
+done
+
+# ---------------------------------------------------------------- what prepare.sh built
+TB_DIE_CODE=3
+QEMU=
+if [ -f "$TESTBED_ENV" ]; then
+  # shellcheck disable=SC1090
+  . "$TESTBED_ENV"
+  if [ -z "${VFIO_TESTBED_KERNEL:-}" ] && [ "$kernel" = "" ]; then
+    [ "$FRAGMENT_SHA256" = "$(tb_sha256 "$TESTBED_FRAGMENT")" ] \
+      || tb_die "the cached kernel was built from another kernel.fragment; run $TESTBED_DIR/prepare.sh"
+    kernel=$KERNEL
+  fi
+  if [ -z "${VFIO_TESTBED_INITRD:-}" ] && [ "$initrd" = "" ]; then
+    [ "$INIT_SHA256" = "$(tb_sha256 "$TESTBED_INIT")" ] \
+      || tb_die "the cached initramfs was built from another init; run $TESTBED_DIR/prepare.sh"
+    initrd=$INITRD
+  fi
+fi
+[ -n "$QEMU" ] || QEMU=$(command -v qemu-system-x86_64 || true)
+[ -n "$kernel" ] && [ -f "$kernel" ] || tb_die "no guest kernel (${kernel:-none}); run $TESTBED_DIR/prepare.sh"
+[ -n "$initrd" ] && [ -f "$initrd" ] || tb_die "no guest initramfs (${initrd:-none}); run $TESTBED_DIR/prepare.sh"
+[ -n "$QEMU" ] && [ -x "$QEMU" ] || tb_die "no qemu-system-x86_64; run $TESTBED_DIR/prepare.sh"
+
+# ---------------------------------------------------------------- the results share and the job
+TB_DIE_CODE=2
+if [ -z "$results" ]; then
+  results=$(mktemp -d "${TMPDIR:-/tmp}/vfio-testbed.XXXXXX")
+fi
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+TB=$results/testbed
+mkdir -p "$TB"
+rm -f "$TB"/{job.sh,script.sh,bind,mounts,config,bound,output.log,serial.log,qemu.log,dmesg.txt,exit-code} \
+      "$TB"/{init-error,job-error,guest-timeout,job-started,job-ended,status,summary}
+
+# QEMU option values: a comma is written twice.
+qv() { printf '%s' "${1//,/,,}"; }
+
+mount_lines=()
+n=0
+for s in "${shares[@]}"; do
+  dir=$s share_mode=ro
+  case "$s" in *:ro) dir=${s%:ro} ;; *:rw) dir=${s%:rw}; share_mode=rw ;; esac
+  [ -d "$dir" ] || tb_die "--share: no such folder: $dir"
+  dir=$(cd "$dir" && pwd)
+  [[ $dir != *$'\n'* ]] || tb_die "--share: newline in path"
+  mount_lines+=("share$n $share_mode $dir")
+  n=$((n + 1))
+done
+
+dotnet_root=${DOTNET_ROOT:-}
+if [ -z "$dotnet_root" ] && command -v dotnet >/dev/null; then
+  dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+fi
+{
+  echo '#!/bin/bash'
+  echo '# Generated by run-guest.sh; run by the guest /init in the chroot with an empty environment.'
+  echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  echo 'export HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 TERM=dumb'
+  [ -n "$dotnet_root" ] && printf 'export DOTNET_ROOT=%q\n' "$dotnet_root"
+  echo 'export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1'
+  echo 'export DOTNET_GENERATE_ASPNET_CERTIFICATE=false DOTNET_CLI_WORKLOAD_UPDATE_NOTIFY_DISABLE=1'
+  printf 'export VFIO_TESTBED=1 VFIO_TESTBED_SHAPE=%q VFIO_TESTBED_RESULTS=/run/results\n' "$shape"
+  for e in "${envs[@]}"; do
+    if [[ $e == *=* ]]; then
+      name=${e%%=*} value=${e#*=}
+    else
+      name=$e
+      [ -n "${!name+set}" ] || tb_die "--env $name: not set on the host"
+      value=${!name}
+    fi
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || tb_die "--env: bad variable name '$name'"
+    printf 'export %s=%q\n' "$name" "$value"
+  done
+  printf 'cd -- %q || { echo "run-guest: cannot cd to %q in the guest" | tee /run/results/testbed/job-error >&2; exit 125; }\n' "$cwd" "$cwd"
+  case "$mode" in
+    argv) printf 'exec'; printf ' %q' "${argv[@]}"; printf '\n' ;;
+    code) printf 'exec bash -c %q\n' "$code" ;;
+    script) printf 'exec bash /run/results/testbed/script.sh'; [ ${#argv[@]} -eq 0 ] || printf ' %q' "${argv[@]}"; printf '\n' ;;
+  esac
+} > "$TB/job.sh"
+[ "$mode" = script ] && cp "$script" "$TB/script.sh"
+echo "${bind//,/ }" > "$TB/bind"
+[ ${#mount_lines[@]} -eq 0 ] || printf '%s\n' "${mount_lines[@]}" > "$TB/mounts"
+# The guest watchdog kills the command early enough to still collect dmesg before the host kills QEMU.
+watchdog=0
+[ "$timeout" -lt 60 ] || watchdog=$((timeout - 30))
+echo "WATCHDOG=$watchdog" > "$TB/config"
+: > "$TB/output.log"
+
+# ---------------------------------------------------------------- QEMU
+P9='security_model=none'
+kargs="console=ttyS0 panic=-1 quiet loglevel=5 printk.time=1"
+qemu=("$QEMU" -accel tcg -cpu max -m "$memory" -smp "$smp" -nodefaults -display none -no-reboot
+      -chardev "file,id=con,path=$(qv "$TB/serial.log")" -serial chardev:con
+      -kernel "$kernel" -initrd "$initrd")
+nvme_img=
+cleanup() {
+  [ -z "${tail_pids:-}" ] || kill $tail_pids 2>/dev/null || true
+  [ -z "$nvme_img" ] || rm -f "$nvme_img"
+}
+trap cleanup EXIT
+case "$shape" in
+  pci|pci-intremap-off|noiommu)
+    nvme_img=$(mktemp "${TMPDIR:-/tmp}/vfio-testbed-nvme.XXXXXX")
+    truncate -s 64M "$nvme_img"
+    qemu+=(-M q35)
+    case "$shape" in
+      pci) qemu+=(-device intel-iommu); kargs="$kargs intel_iommu=on" ;;
+      pci-intremap-off) qemu+=(-device intel-iommu,intremap=off); kargs="$kargs intel_iommu=on" ;;
+      noiommu) kargs="$kargs intel_iommu=off vfio.enable_unsafe_noiommu_mode=1" ;;
+    esac
+    edu=edu,addr=02.0
+    [ "$shape" = noiommu ] && edu="$edu,dma_mask=0xffffffffffffffff"
+    qemu+=(-device "$edu"
+           -drive "file=$(qv "$nvme_img"),if=none,id=nv0,format=raw"
+           -device nvme,addr=03.0,serial=vfiotestbed,drive=nv0
+           -virtfs "local,path=/,mount_tag=hostroot,$P9,readonly=on,multidevs=remap"
+           -virtfs "local,path=$(qv "$results"),mount_tag=results,$P9")
+    for i in "${!mount_lines[@]}"; do
+      read -r tag share_mode dir <<< "${mount_lines[$i]}"
+      ro=; [ "$share_mode" = ro ] && ro=,readonly=on
+      qemu+=(-virtfs "local,path=$(qv "$dir"),mount_tag=$tag,$P9,multidevs=remap$ro")
+    done
+    ;;
+  platform)
+    kargs="$kargs vfio.enable_unsafe_noiommu_mode=1 vfio_platform.reset_required=0"
+    qemu+=(-M microvm,acpi=on,rtc=on -global virtio-mmio.force-legacy=false
+           -fsdev "local,id=hostroot,path=/,$P9,readonly=on,multidevs=remap"
+           -device virtio-9p-device,fsdev=hostroot,mount_tag=hostroot
+           -fsdev "local,id=results,path=$(qv "$results"),$P9"
+           -device virtio-9p-device,fsdev=results,mount_tag=results
+           -device virtio-rng-device)
+    for i in "${!mount_lines[@]}"; do
+      read -r tag share_mode dir <<< "${mount_lines[$i]}"
+      ro=; [ "$share_mode" = ro ] && ro=,readonly=on
+      qemu+=(-fsdev "local,id=$tag,path=$(qv "$dir"),$P9,multidevs=remap$ro"
+             -device "virtio-9p-device,fsdev=$tag,mount_tag=$tag")
+    done
+    ;;
+esac
+qemu+=(-append "$kargs$append" "${qemu_extra[@]}")
+printf '%q ' "${qemu[@]}" > "$TB/qemu.cmdline"; echo >> "$TB/qemu.cmdline"
+
+tb_log "shape $shape, results $results, timeout ${timeout}s"
+t_start=$(tb_now)
+timeout -k 10 "$timeout" "${qemu[@]}" > "$TB/qemu.log" 2>&1 < /dev/null &
+qpid=$!
+interrupted=0
+trap 'interrupted=1; kill -TERM $qpid 2>/dev/null || true' INT TERM
+tail_pids=
+if [ "$quiet" = 0 ]; then
+  tail -n +1 -s 0.2 -f --pid=$qpid "$TB/output.log" &
+  tail_pids="$tail_pids $!"
+fi
+if [ "$console" = 1 ]; then
+  touch "$TB/serial.log"
+  tail -n +1 -s 0.2 -f --pid=$qpid "$TB/serial.log" >&2 &
+  tail_pids="$tail_pids $!"
+fi
+while :; do
+  qrc=0
+  wait $qpid || qrc=$?
+  [ "$interrupted" = 1 ] && kill -0 $qpid 2>/dev/null || break
+done
+for p in $tail_pids; do wait "$p" 2>/dev/null || true; done
+tail_pids=
+t_end=$(tb_now)
+
+# ---------------------------------------------------------------- verdict
+status=0
+msgs=()
+fail() { msgs+=("$2"); [ "$status" != 0 ] || status=$1; }
+serial=$TB/serial.log
+[ -f "$serial" ] || : > "$serial"
+if [ "$interrupted" = 1 ]; then
+  fail 130 "interrupted"
+elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+  fail 204 "timeout: the guest was still running after ${timeout}s; QEMU was killed"
+elif [ -f "$TB/guest-timeout" ]; then
+  fail 204 "timeout: the command was still running after $(cat "$TB/guest-timeout")s (guest watchdog); it was killed"
+fi
+if [ "$interrupted" = 0 ] && [ "$qrc" != 0 ] && [ "$qrc" != 124 ] && [ "$qrc" != 137 ]; then
+  fail 201 "QEMU exited with status $qrc: $(grep -v '^$' "$TB/qemu.log" | tail -n 3 | tr '\n' ' ')"
+fi
+if grep -q 'Kernel panic - not syncing' "$serial"; then
+  fail 202 "kernel panic: $(grep -m1 'Kernel panic - not syncing' "$serial")"
+fi
+# Kernel reports start right after the printk timestamp ("[    1.234567] WARNING: CPU: 0 PID: 1 at ...");
+# informational lines that merely contain the word (e.g. "RETBleed: WARNING: ...") do not count.
+bad_re='^\[ *[0-9]+\.[0-9]+\] (watchdog: )?(WARNING:|BUG:|kernel BUG at|Oops:|general protection fault|UBSAN:)'
+bad=$(cat "$serial" "$TB/dmesg.txt" 2>/dev/null | grep -E "$bad_re" | sort -u | head -n 5 || true)
+if [ -n "$bad" ]; then
+  fail 203 "kernel WARNING/BUG in the guest log: $(printf '%s' "$bad" | tr '\n' '|')"
+fi
+if [ -f "$TB/init-error" ]; then
+  fail 205 "guest setup failed: $(cat "$TB/init-error")"
+elif [ -f "$TB/job-error" ]; then
+  fail 205 "guest setup failed: $(cat "$TB/job-error")"
+fi
+rc=
+[ -f "$TB/exit-code" ] && rc=$(tr -d '[:space:]' < "$TB/exit-code")
+if ! [[ $rc =~ ^[0-9]+$ ]]; then
+  fail 206 "no exit code recorded by the guest (see $serial)"
+fi
+
+boot_to_command=
+if [ -f "$TB/job-started" ]; then
+  boot_to_command=$(tb_elapsed "$t_start" "$(stat -c '%.3Y' "$TB/job-started")")
+fi
+command_time=
+if [ -f "$TB/job-started" ] && [ -f "$TB/job-ended" ]; then
+  command_time=$(tb_elapsed "$(cat "$TB/job-started")" "$(cat "$TB/job-ended")")
+fi
+summary="shape=$shape exit=${rc:-none} total=$(tb_elapsed "$t_start" "$t_end")s boot_to_command=${boot_to_command:-?}s command=${command_time:-?}s"
+echo "$summary" > "$TB/summary"
+if [ "$status" = 0 ]; then
+  echo "ok $rc" > "$TB/status"
+  tb_log "$summary"
+  exit "$rc"
+fi
+{
+  echo "fail $status"
+  printf '%s\n' "${msgs[@]}"
+} > "$TB/status"
+for m in "${msgs[@]}"; do tb_log "FAIL: $m"; done
+tb_log "$summary"
+tb_log "serial log: $serial; last lines:"
+tail -n 15 "$serial" | sed 's/^/  | /' >&2
+exit "$status"
