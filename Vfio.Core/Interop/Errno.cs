@@ -43,6 +43,8 @@ public enum Errno
     ENODEV = 19,
     /// <summary>Not a directory.</summary>
     ENOTDIR = 20,
+    /// <summary>Is a directory.</summary>
+    EISDIR = 21,
     /// <summary>Invalid argument.</summary>
     EINVAL = 22,
     /// <summary>Too many open files in the system.</summary>
