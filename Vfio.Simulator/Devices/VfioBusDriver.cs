@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Core;
+
+namespace Vfio.Simulator;
+
+/// <summary>
+/// A VFIO bus driver of the model (vfio-pci core, vfio-platform): what a device fd does once the VFIO core has
+/// routed a call to the device (kernel-uapi-6.12.md §10–§12). One instance per bound device.
+/// </summary>
+internal abstract class VfioBusDriver
+{
+    /// <summary>The device this driver serves; set once by <see cref="Bind"/>.</summary>
+    protected SimDevice Device { get; private set; } = null!;
+
+    internal void Bind(SimDevice device) => Device = device;
+
+    /// <summary>The driver's name in sysfs, e.g. <c>vfio-pci</c>.</summary>
+    internal abstract string DriverName { get; }
+
+    /// <summary>The first device fd was opened (the driver's <c>open_device</c>).</summary>
+    internal virtual void OpenDevice()
+    {
+    }
+
+    /// <summary>The last device fd was closed (the driver's <c>close_device</c>): disable interrupts, release eventfds, reset state.</summary>
+    internal virtual void CloseDevice()
+    {
+    }
+
+    /// <summary>A device ioctl (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, SET_IRQS, RESET, PCI hot reset, FEATURE,
+    /// IOEVENTFD); <paramref name="argument"/> is the raw user argument. Returns the result or <c>-errno</c>.</summary>
+    internal abstract int Ioctl(uint request, nint argument);
+
+    /// <summary><c>pread</c> on the device fd (region index in the offset's high bits, for vfio-pci <c>index &lt;&lt; 40</c>).</summary>
+    internal abstract long Read(Span<byte> buffer, long offset);
+
+    /// <summary><c>pwrite</c> on the device fd.</summary>
+    internal abstract long Write(ReadOnlySpan<byte> buffer, long offset);
+
+    /// <summary><c>mmap</c> of a region (or part of one) of the device fd.</summary>
+    internal abstract int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping);
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Core;
+
+namespace Vfio.Simulator;
+
+/// <summary>
+/// A device fd from <c>VFIO_GROUP_GET_DEVICE_FD</c> (anonymous inode <c>[vfio-device]</c>): every call goes to the
+/// device's VFIO bus driver; the first open and last close run its open/close (§4.6, §4.7).
+/// </summary>
+internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
+{
+    internal SimDevice Device { get; } = device;
+
+    internal override FileType Type => FileType.AnonymousInode;
+
+    internal override string ProcLink => "anon_inode:[vfio-device]";
+
+    /// <summary>Counts the open; the driver's open_device runs on the first.</summary>
+    internal void Opened()
+    {
+        if (Device.OpenCount++ == 0)
+        {
+            Device.VfioDriver!.OpenDevice();
+        }
+    }
+
+    internal override int Ioctl(uint request, nint argument)
+    {
+        // §10.1 step 1 / §9.1: BIND is handled before the driver; on an fd from a group it fails at step 3 (EINVAL)
+        // once the argument could be read.
+        if (request == Vfio.Core.Interop.VfioUapi.VFIO_DEVICE_BIND_IOMMUFD)
+        {
+            return argument == 0 ? -(int)Errno.EFAULT : -(int)Errno.EINVAL;
+        }
+        return Device.VfioDriver!.Ioctl(request, argument);
+    }
+
+    internal override long Read(Span<byte> buffer, long offset) => Device.VfioDriver!.Read(buffer, offset);
+
+    internal override long Write(ReadOnlySpan<byte> buffer, long offset) => Device.VfioDriver!.Write(buffer, offset);
+
+    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+        => Device.VfioDriver!.Map(offset, length, protection, out mapping);
+
+    internal override void Release()
+    {
+        if (--Device.OpenCount == 0)
+        {
+            Device.VfioDriver!.CloseDevice();
+            (group.Group.IommuFdContainer as IVfioCompatContainer)?.CloseDevice(Device);
+        }
+        group.DeviceClosed();
+    }
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Core;
+using Vfio.Core.Interop;
+
+namespace Vfio.Simulator;
+
+/// <summary>
+/// The no-IOMMU backend (§4.8): accepts only type 8, implements no DMA ioctls (<c>ENOTTY</c>), and lets devices DMA
+/// to any address — the IOVA is the address, as with physical addresses and no IOMMU.
+/// </summary>
+internal sealed class NoIommuDriver : IVfioIommuDriver, IDmaSpace
+{
+    internal static IommuBackendRegistration Registration(SimulatedKernel kernel) => new(
+        "vfio-noiommu",
+        ForNoIommu: true,
+        CheckExtension: ext => ext == VfioUapi.VFIO_NOIOMMU_IOMMU && kernel.Topology.UnsafeNoIommuMode ? 1 : 0,
+        Open: type => type != VfioUapi.VFIO_NOIOMMU_IOMMU
+            ? (-(int)Errno.EINVAL, null)
+            : !kernel.Topology.Privileged ? (-(int)Errno.EPERM, null) : (0, new NoIommuDriver()));
+
+    public int CheckExtension(uint extension) => extension == VfioUapi.VFIO_NOIOMMU_IOMMU ? 1 : 0;
+
+    public int Ioctl(uint request, nint argument) => -(int)Errno.ENOTTY;
+
+    public int AttachGroup(SimGroup group)
+    {
+        foreach (SimDevice device in group.Devices)
+        {
+            device.Dma = this;
+        }
+        return 0;
+    }
+
+    public void DetachGroup(SimGroup group)
+    {
+        foreach (SimDevice device in group.Devices)
+        {
+            device.Dma = null;
+        }
+    }
+
+    public void Release()
+    {
+    }
+
+    public bool TryTranslate(ulong iova, ulong length, bool write, out nint address)
+    {
+        // No IOMMU: the device reaches whatever address it is given; in-process that is the process address.
+        address = (nint)iova;
+        return iova != 0 && length > 0;
+    }
+}

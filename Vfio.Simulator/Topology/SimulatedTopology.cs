@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+namespace Vfio.Simulator;
+
+/// <summary>The IOMMU a simulated machine has.</summary>
+public enum SimulatedIommu
+{
+    /// <summary>An x86/arm64-style IOMMU: the Type1 backend (v1 and v2) serves legacy containers.</summary>
+    Type1,
+    /// <summary>A POWER host: the sPAPR TCE backend instead of Type1.</summary>
+    SpaprTce,
+    /// <summary>No IOMMU: only no-IOMMU mode (if enabled) can give devices to user space.</summary>
+    None,
+}
+
+/// <summary>
+/// What a simulated machine is: its kernel's features and its devices with their IOMMU groups and drivers. The
+/// simulated /dev and /sys are generated from it.
+/// </summary>
+/// <example>
+/// <code>
+/// var topology = new SimulatedTopology()
+///     .AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice())
+///     .AddPci("0000:00:03.0", iommuGroup: 2, model: null, driver: "nvme");   // group 2 not viable
+/// using var kernel = new SimulatedKernel(topology);
+/// </code>
+/// </example>
+public sealed class SimulatedTopology
+{
+    private readonly List<SimulatedDeviceSpec> _devices = [];
+
+    /// <summary>The IOMMU the machine has.</summary>
+    public SimulatedIommu Iommu { get; set; } = SimulatedIommu.Type1;
+
+    /// <summary><c>CONFIG_IOMMUFD</c>: <c>/dev/iommu</c> exists.</summary>
+    public bool IommuFd { get; set; } = true;
+
+    /// <summary><c>CONFIG_VFIO_DEVICE_CDEV</c>: VFIO devices have <c>/dev/vfio/devices/vfioN</c>.</summary>
+    public bool DeviceCdev { get; set; } = true;
+
+    /// <summary><c>CONFIG_VFIO_CONTAINER</c>: <c>/dev/vfio/vfio</c> exists (served by VFIO).</summary>
+    public bool LegacyContainer { get; set; } = true;
+
+    /// <summary><c>vfio.enable_unsafe_noiommu_mode=1</c>: devices without an IOMMU get no-IOMMU groups.</summary>
+    public bool UnsafeNoIommuMode { get; set; }
+
+    /// <summary>The IOMMU remaps interrupts (Type1's SET_IOMMU fails with EPERM without it).</summary>
+    public bool InterruptRemapping { get; set; } = true;
+
+    /// <summary><c>vfio_iommu_type1.allow_unsafe_interrupts=1</c>.</summary>
+    public bool AllowUnsafeInterrupts { get; set; }
+
+    /// <summary><c>vfio_iommu_type1.dma_entry_limit</c> (default 65535).</summary>
+    public int DmaEntryLimit { get; set; } = ushort.MaxValue;
+
+    /// <summary>The process's RLIMIT_MEMLOCK in bytes for pinned DMA memory (default: unlimited).</summary>
+    public ulong MemlockLimit { get; set; } = ulong.MaxValue;
+
+    /// <summary>The process has <c>CAP_SYS_RAWIO</c> (needed for no-IOMMU groups) — a root process does.</summary>
+    public bool Privileged { get; set; } = true;
+
+    /// <summary>The devices, in the order they were added.</summary>
+    public IReadOnlyList<SimulatedDeviceSpec> Devices => _devices;
+
+    /// <summary>Adds a PCI device.</summary>
+    /// <param name="address">Its PCI address, <c>DDDD:BB:DD.F</c>.</param>
+    /// <param name="iommuGroup">Its IOMMU group number (ignored in no-IOMMU mode, where each device gets its own).</param>
+    /// <param name="model">The device model; null for a device that is only seen, not usable (bound to another driver).</param>
+    /// <param name="driver">The driver it is bound to: <c>vfio-pci</c> (default), another name (e.g. <c>nvme</c>), or empty for none.</param>
+    /// <returns>This topology.</returns>
+    public SimulatedTopology AddPci(string address, int iommuGroup, EmulatedDevice? model, string driver = "vfio-pci")
+    {
+        Add(new SimulatedDeviceSpec(address, SimulatedBus.Pci, iommuGroup, model, driver));
+        return this;
+    }
+
+    /// <summary>Adds a platform device.</summary>
+    /// <param name="name">Its platform device name, e.g. <c>LNRO0005:00</c>.</param>
+    /// <param name="iommuGroup">Its IOMMU group number.</param>
+    /// <param name="model">The device model; null for a device bound elsewhere.</param>
+    /// <param name="driver">The driver it is bound to: <c>vfio-platform</c> (default) or another.</param>
+    /// <returns>This topology.</returns>
+    public SimulatedTopology AddPlatform(string name, int iommuGroup, EmulatedDevice? model, string driver = "vfio-platform")
+    {
+        Add(new SimulatedDeviceSpec(name, SimulatedBus.Platform, iommuGroup, model, driver));
+        return this;
+    }
+
+    private void Add(SimulatedDeviceSpec spec)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(spec.Name);
+        if (spec.Name.Contains('/', StringComparison.Ordinal) || spec.Name.Contains("..", StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"A device name may not contain '/' or '..': '{spec.Name}'.", nameof(spec));
+        }
+        ArgumentOutOfRangeException.ThrowIfNegative(spec.IommuGroup);
+        if (_devices.Any(d => d.Name == spec.Name))
+        {
+            throw new ArgumentException($"The device '{spec.Name}' was added twice.", nameof(spec));
+        }
+        bool vfioDriver = spec.Driver is "vfio-pci" or "vfio-platform";
+        if (vfioDriver && spec.Model is null)
+        {
+            throw new ArgumentException($"'{spec.Name}' is bound to {spec.Driver} but has no device model to serve it.", nameof(spec));
+        }
+        _devices.Add(spec);
+    }
+}
+
+/// <summary>A device of a <see cref="SimulatedTopology"/>.</summary>
+/// <param name="Name">PCI address or platform device name.</param>
+/// <param name="Bus">Its bus.</param>
+/// <param name="IommuGroup">Its IOMMU group number.</param>
+/// <param name="Model">Its model, or null.</param>
+/// <param name="Driver">The driver it is bound to.</param>
+public sealed record SimulatedDeviceSpec(string Name, SimulatedBus Bus, int IommuGroup, EmulatedDevice? Model, string Driver);
