@@ -34,12 +34,13 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
 Exit status: the command's own status when the testbed saw no failure; otherwise
   201 QEMU exited non-zero (e.g. abort)   202 kernel panic   203 kernel WARNING/BUG/Oops
   204 timeout (host kill or guest watchdog)   205 guest setup failed (mount, bind, cwd)
-  206 no exit code recorded   2 usage error   3 testbed not prepared (run prepare.sh)
+  206 no exit code recorded   207 QEMU's edu device reported a guest error (out-of-range DMA)
+  130 interrupted   2 usage error   3 testbed not prepared (run prepare.sh)
 EOF
 }
 
-shape=pci results= timeout=600 memory=2G smp=2 cwd=$PWD bind= append= console=0 quiet=0
-mode=argv code= script=
+shape=pci results='' timeout=600 memory=2G smp=2 cwd=$PWD bind='' append='' console=0 quiet=0
+mode=argv code='' script=''
 envs=() shares=() qemu_extra=()
 kernel=${VFIO_TESTBED_KERNEL:-} initrd=${VFIO_TESTBED_INITRD:-}
 
@@ -121,7 +122,7 @@ results=$(cd "$results" && pwd)
 TB=$results/testbed
 mkdir -p "$TB"
 rm -f "$TB"/{job.sh,script.sh,bind,mounts,config,bound,output.log,serial.log,qemu.log,dmesg.txt,exit-code} \
-      "$TB"/{init-error,job-error,guest-timeout,job-started,job-ended,status,summary}
+      "$TB"/{init-error,job-error,guest-timeout,job-started,job-ended,status,summary,qemu-guest-errors.log,qemu.cmdline}
 
 # QEMU option values: a comma is written twice.
 qv() { printf '%s' "${1//,/,,}"; }
@@ -179,9 +180,22 @@ echo "WATCHDOG=$watchdog" > "$TB/config"
 : > "$TB/output.log"
 
 # ---------------------------------------------------------------- QEMU
+# Under TCG the guest's TSC is the host's TSC. Telling the guest its rate skips the PIT calibration, which
+# fails on a loaded host (microvm has no HPET/PM timer to fall back on and then hangs in calibrate_delay),
+# and tsc=reliable keeps the clocksource watchdog, whose QEMU-timer references lag under load, from
+# switching the guest to a slow or coarse clocksource. The rate is BogoMIPS/2, which Linux derives from the TSC.
+tsc_khz=${VFIO_TESTBED_TSC_KHZ:-$(awk -F: '$1 ~ /^bogomips/ { printf "%d", $2 * 500; exit }' /proc/cpuinfo)}
+kargs="console=ttyS0 panic=-1 quiet loglevel=5 printk.time=1 tsc=reliable"
+if [[ $tsc_khz =~ ^[0-9]+$ ]] && [ "$tsc_khz" -gt 100000 ] && [ "$tsc_khz" -lt 20000000 ]; then
+  kargs="$kargs tsc_early_khz=$tsc_khz"
+else
+  tb_log "warning: host TSC rate unknown (set VFIO_TESTBED_TSC_KHZ); the guest calibrates it and may hang on a busy host"
+fi
 P9='security_model=none'
-kargs="console=ttyS0 panic=-1 quiet loglevel=5 printk.time=1"
+# -d guest_errors: device models report misuse there (e.g. edu's out-of-range DMA, which QEMU 10 logs and
+# then performs, corrupting its heap).
 qemu=("$QEMU" -accel tcg -cpu max -m "$memory" -smp "$smp" -nodefaults -display none -no-reboot
+      -d guest_errors -D "$TB/qemu-guest-errors.log"
       -chardev "file,id=con,path=$(qv "$TB/serial.log")" -serial chardev:con
       -kernel "$kernel" -initrd "$initrd")
 nvme_img=
@@ -270,6 +284,10 @@ elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 elif [ -f "$TB/guest-timeout" ]; then
   fail 204 "timeout: the command was still running after $(cat "$TB/guest-timeout")s (guest watchdog); it was killed"
 fi
+guest_errors=$TB/qemu-guest-errors.log
+if grep -q 'EDU:' "$guest_errors" 2>/dev/null; then
+  fail 207 "QEMU's edu device reported a guest error (QEMU may be corrupted): $(grep -m1 'EDU:' "$guest_errors")"
+fi
 if [ "$interrupted" = 0 ] && [ "$qrc" != 0 ] && [ "$qrc" != 124 ] && [ "$qrc" != 137 ]; then
   fail 201 "QEMU exited with status $qrc: $(grep -v '^$' "$TB/qemu.log" | tail -n 3 | tr '\n' ' ')"
 fi
@@ -301,6 +319,9 @@ fi
 command_time=
 if [ -f "$TB/job-started" ] && [ -f "$TB/job-ended" ]; then
   command_time=$(tb_elapsed "$(cat "$TB/job-started")" "$(cat "$TB/job-ended")")
+fi
+if [ -s "$guest_errors" ]; then
+  tb_log "note: QEMU logged $(wc -l < "$guest_errors") guest error line(s) in $guest_errors"
 fi
 summary="shape=$shape exit=${rc:-none} total=$(tb_elapsed "$t_start" "$t_end")s boot_to_command=${boot_to_command:-?}s command=${command_time:-?}s"
 echo "$summary" > "$TB/summary"
