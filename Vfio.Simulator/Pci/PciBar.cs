@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+namespace Vfio.Simulator;
+
+/// <summary>
+/// A memory BAR of an <see cref="EmulatedPciDevice"/>: its size and type, whether VFIO lets user space mmap it, and
+/// (for models of variant drivers) the sparse areas that may be mapped.
+/// </summary>
+public sealed class PciBar
+{
+    /// <summary>Describes a memory BAR.</summary>
+    /// <param name="size">Its size in bytes: a power of two, at least 16.</param>
+    /// <param name="is64Bit">A 64-bit BAR, which also occupies the next BAR slot (that slot must be null).</param>
+    /// <param name="prefetchable">The prefetchable bit of the BAR.</param>
+    /// <param name="mappable">VFIO reports <c>VFIO_REGION_INFO_FLAG_MMAP</c> (vfio-pci does for memory BARs).</param>
+    public PciBar(ulong size, bool is64Bit = false, bool prefetchable = false, bool mappable = true)
+    {
+        if (size < 16 || (size & (size - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, "A BAR size is a power of two of at least 16 bytes.");
+        }
+        if (!is64Bit && size > 0x8000_0000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, "A 32-bit BAR is at most 2 GiB.");
+        }
+        Size = size;
+        Is64Bit = is64Bit;
+        Prefetchable = prefetchable;
+        Mappable = mappable;
+    }
+
+    /// <summary>The BAR's size in bytes.</summary>
+    public ulong Size { get; }
+
+    /// <summary>A 64-bit memory BAR.</summary>
+    public bool Is64Bit { get; }
+
+    /// <summary>The prefetchable bit.</summary>
+    public bool Prefetchable { get; }
+
+    /// <summary>User space may mmap the BAR.</summary>
+    public bool Mappable { get; }
+
+    /// <summary>
+    /// When set, GET_REGION_INFO reports a <c>VFIO_REGION_INFO_CAP_SPARSE_MMAP</c> capability with these areas (offset,
+    /// size within the BAR) and mmap is refused outside them — what a variant driver does to keep a range (e.g. the
+    /// MSI-X table page) from user mappings. Plain vfio-pci in 6.12 never reports it.
+    /// </summary>
+    public IReadOnlyList<(ulong Offset, ulong Size)>? SparseMmapAreas { get; init; }
+
+    /// <summary>The BAR's low type bits as config space shows them (memory, 32/64-bit, prefetchable).</summary>
+    internal uint TypeBits => (Is64Bit ? 0x4u : 0u) | (Prefetchable ? 0x8u : 0u);
+}

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: MIT
+using System.Buffers.Binary;
+using Vfio.Core;
+using Vfio.Core.Interop;
+using Vfio.Simulator.Interop;
+
+namespace Vfio.Simulator;
+
+/// <summary>
+/// The simulated vfio-pci core serving an <see cref="EmulatedPciDevice"/> (kernel-uapi-6.12.md §10, §11): regions at
+/// <c>index &lt;&lt; 40</c>, BAR access and mmap, the virtualized config space, INTx/MSI/MSI-X/ERR/REQ interrupts
+/// function reset and PCI hot reset. IOEVENTFD is not modelled (its ioctl gives <c>ENOTTY</c>).
+/// </summary>
+internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreDriver
+{
+    private const int OffsetShift = 40;
+    private const ulong OffsetMask = (1UL << OffsetShift) - 1;
+    private const uint NumRegions = 9;
+    private const uint NumIrqs = 5;
+    private const ulong PageSize = 4096;
+    private const int EIO = (int)Errno.EIO;
+
+    private enum IrqType
+    {
+        None,
+        Intx,
+        Msi,
+        Msix,
+    }
+
+    private readonly EmulatedPciDevice _model = model;
+
+    // Interrupt state (vdev->irq_type, the INTx context, the MSI/MSI-X contexts, ERR/REQ triggers).
+    private IrqType _irqType;
+    private SimEventFd? _intxTrigger;
+    private VirqFd? _intxUnmaskFd;
+    private bool _intxMasked;
+    private bool _intxLevel;
+    private bool _virqDisabled;
+    private SimEventFd?[] _vectors = [];
+    private int _allocated;
+    private int _msiQmax;
+    private SimEventFd? _errTrigger;
+    private SimEventFd? _reqTrigger;
+
+    // Runtime PM (LOW_POWER_ENTRY features).
+    private bool _pmEngaged;
+    private SimEventFd? _pmWake;
+
+    internal override string DriverName => "vfio-pci";
+
+    internal bool BusMaster => _config is not null && (Command & PciCommandMaster) != 0;
+
+    internal bool MsiActive => _irqType == IrqType.Msi;
+
+    internal bool MsixActive => _irqType == IrqType.Msix;
+
+    private bool MemoryEnabled => _config is not null && (Command & PciCommandMemory) != 0;
+
+    internal override void OpenDevice() => InitConfig();
+
+    internal override void CloseDevice()
+    {
+        // vfio_pci_core_disable: interrupts off, ERR/REQ released, bus master cleared, function reset if possible.
+        DisableInterrupts();
+        Replace(ref _errTrigger, null);
+        Replace(ref _reqTrigger, null);
+        _pmEngaged = false;
+        Replace(ref _pmWake, null);
+        if (_model.SupportsFunctionReset)
+        {
+            _model.HardwareReset();
+        }
+        _config = null;
+        _virqDisabled = false;
+        _msiQmax = 0;
+    }
+
+    protected override int DriverIoctl(uint request, nint argument)
+    {
+        if (request == VfioUapi.VFIO_DEVICE_GET_INFO)
+        {
+            return GetInfo(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_GET_REGION_INFO)
+        {
+            return GetRegionInfo(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_GET_IRQ_INFO)
+        {
+            return GetIrqInfo(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_SET_IRQS)
+        {
+            return SetIrqs(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_RESET)
+        {
+            return Reset();
+        }
+        if (request == VfioUapi.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO)
+        {
+            return GetHotResetInfo(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_PCI_HOT_RESET)
+        {
+            return HotReset(argument);
+        }
+        return -ENOTTY;
+    }
+
+    // ---- §10.2 GET_INFO ----------------------------------------------------------------------------------------
+
+    private int GetInfo(nint argument)
+    {
+        const int Minsz = 16;
+        if (UserMemory.Read(argument, Minsz, out vfio_device_info info) < 0)
+        {
+            return -EFAULT;
+        }
+        if (info.argsz < Minsz)
+        {
+            return -EINVAL;
+        }
+        info.flags = VfioUapi.VFIO_DEVICE_FLAGS_PCI | (_model.SupportsFunctionReset ? VfioUapi.VFIO_DEVICE_FLAGS_RESET : 0);
+        info.num_regions = NumRegions;
+        info.num_irqs = NumIrqs;
+        info.cap_offset = 0;
+        info.pad = 0;
+        return UserMemory.Write(argument, (int)Math.Min(info.argsz, 24u), in info) < 0 ? -EFAULT : 0;
+    }
+
+    // ---- §10.3 / §11.1 GET_REGION_INFO -----------------------------------------------------------------------------
+
+    private int GetRegionInfo(nint argument)
+    {
+        const int Minsz = 32;
+        if (UserMemory.Read(argument, Minsz, out vfio_region_info info) < 0)
+        {
+            return -EFAULT;
+        }
+        if (info.argsz < Minsz)
+        {
+            return -EINVAL;
+        }
+        byte[] caps = [];
+        switch (info.index)
+        {
+            case VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX:
+                info.offset = (ulong)info.index << OffsetShift;
+                info.size = ConfigSize;
+                info.flags = VfioUapi.VFIO_REGION_INFO_FLAG_READ | VfioUapi.VFIO_REGION_INFO_FLAG_WRITE;
+                break;
+            case <= VfioUapi.VFIO_PCI_BAR5_REGION_INDEX:
+            {
+                info.offset = (ulong)info.index << OffsetShift;
+                PciBar? bar = BarAt((int)info.index);
+                if (bar is null)
+                {
+                    info.size = 0;
+                    info.flags = 0;
+                    break;
+                }
+                info.size = bar.Size;
+                info.flags = VfioUapi.VFIO_REGION_INFO_FLAG_READ | VfioUapi.VFIO_REGION_INFO_FLAG_WRITE;
+                if (bar.Mappable)
+                {
+                    info.flags |= VfioUapi.VFIO_REGION_INFO_FLAG_MMAP;
+                    caps = BarCaps((int)info.index, bar);
+                }
+                break;
+            }
+            case VfioUapi.VFIO_PCI_ROM_REGION_INDEX:
+                // No model has an option ROM: size 0, flags 0.
+                info.offset = (ulong)info.index << OffsetShift;
+                info.size = 0;
+                info.flags = 0;
+                break;
+            default:
+                // VGA (8): no simulated device is VGA-class (the real kernel gives EINVAL for edu); no device-specific regions.
+                return -EINVAL;
+        }
+        info.cap_offset = 0;
+        if (caps.Length > 0)
+        {
+            info.flags |= VfioUapi.VFIO_REGION_INFO_FLAG_CAPS;
+            if (info.argsz < Minsz + caps.Length)
+            {
+                info.argsz = (uint)(Minsz + caps.Length);
+            }
+            else
+            {
+                if (WriteCaps(argument, Minsz, info.argsz, caps) < 0)
+                {
+                    return -EFAULT;
+                }
+                info.cap_offset = Minsz;
+            }
+        }
+        return UserMemory.Write(argument, Minsz, in info) < 0 ? -EFAULT : 0;
+    }
+
+    /// <summary>The capability chain of a mappable BAR: the variant-driver SPARSE_MMAP cap if the model declares
+    /// areas, then MSIX_MAPPABLE on the MSI-X BAR; offsets relative to the info struct (starting at 32).</summary>
+    private byte[] BarCaps(int index, PciBar bar)
+    {
+        bool msix = _model.MsixVectors > 0 && _model.MsixBar == index;
+        int sparseSize = bar.SparseMmapAreas is { } areas ? 16 + (16 * areas.Count) : 0;
+        byte[] caps = new byte[sparseSize + (msix ? 8 : 0)];
+        if (caps.Length == 0)
+        {
+            return caps;
+        }
+        int at = 0;
+        if (bar.SparseMmapAreas is { } list)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(caps, VfioUapi.VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+            BinaryPrimitives.WriteUInt16LittleEndian(caps.AsSpan(2), 1);
+            BinaryPrimitives.WriteUInt32LittleEndian(caps.AsSpan(4), msix ? (uint)(32 + sparseSize) : 0);
+            BinaryPrimitives.WriteUInt32LittleEndian(caps.AsSpan(8), (uint)list.Count);
+            for (int i = 0; i < list.Count; i++)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(caps.AsSpan(16 + (16 * i)), list[i].Offset);
+                BinaryPrimitives.WriteUInt64LittleEndian(caps.AsSpan(24 + (16 * i)), list[i].Size);
+            }
+            at = sparseSize;
+        }
+        if (msix)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(caps.AsSpan(at), VfioUapi.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE);
+            BinaryPrimitives.WriteUInt16LittleEndian(caps.AsSpan(at + 2), 1);
+        }
+        return caps;
+    }
+
+    // ---- §11.2 GET_IRQ_INFO -------------------------------------------------------------------------------------------
+
+    private int GetIrqInfo(nint argument)
+    {
+        const int Minsz = 16;
+        if (UserMemory.Read(argument, Minsz, out vfio_irq_info info) < 0)
+        {
+            return -EFAULT;
+        }
+        if (info.argsz < Minsz || info.index >= NumIrqs)
+        {
+            return -EINVAL;
+        }
+        if (info.index == VfioUapi.VFIO_PCI_ERR_IRQ_INDEX && !_model.IsPciExpress)
+        {
+            return -EINVAL;
+        }
+        info.flags = VfioUapi.VFIO_IRQ_INFO_EVENTFD;
+        info.count = IrqCount(info.index);
+        if (info.index == VfioUapi.VFIO_PCI_INTX_IRQ_INDEX)
+        {
+            info.flags |= VfioUapi.VFIO_IRQ_INFO_MASKABLE | VfioUapi.VFIO_IRQ_INFO_AUTOMASKED;
+        }
+        else if (info.index != VfioUapi.VFIO_PCI_MSIX_IRQ_INDEX)
+        {
+            // x86 supports dynamic MSI-X allocation, so only MSI-X lacks NORESIZE.
+            info.flags |= VfioUapi.VFIO_IRQ_INFO_NORESIZE;
+        }
+        return UserMemory.Write(argument, Minsz, in info) < 0 ? -EFAULT : 0;
+    }
+
+    /// <summary>vfio_pci_get_irq_count.</summary>
+    private uint IrqCount(uint index) => index switch
+    {
+        VfioUapi.VFIO_PCI_INTX_IRQ_INDEX => _model.InterruptPin != 0 ? 1u : 0u,
+        VfioUapi.VFIO_PCI_MSI_IRQ_INDEX => (uint)_model.MsiVectors,
+        VfioUapi.VFIO_PCI_MSIX_IRQ_INDEX => (uint)_model.MsixVectors,
+        VfioUapi.VFIO_PCI_ERR_IRQ_INDEX => _model.IsPciExpress ? 1u : 0u,
+        VfioUapi.VFIO_PCI_REQ_IRQ_INDEX => 1u,
+        _ => 0u,
+    };
+
+    // ---- §10.6 RESET ----------------------------------------------------------------------------------------------------
+
+    private int Reset()
+    {
+        if (!_model.SupportsFunctionReset)
+        {
+            return -EINVAL;
+        }
+        // Config space is saved and restored around the FLR; the device's own state is reset.
+        _model.HardwareReset();
+        _intxLevel = false;
+        return 0;
+    }
+
+    // ---- §10.5 features: vfio-pci's device_feature op ----------------------------------------------------------------------
+
+    protected override int DeviceFeature(uint flags, nint data, uint dataSize)
+    {
+        switch (flags & VfioUapi.VFIO_DEVICE_FEATURE_MASK)
+        {
+            case 3: // LOW_POWER_ENTRY
+            {
+                int rc = CheckFeature(flags, dataSize, VfioUapi.VFIO_DEVICE_FEATURE_SET, 0);
+                return rc != 1 ? rc : PmEntry(null);
+            }
+            case 4: // LOW_POWER_ENTRY_WITH_WAKEUP
+            {
+                int rc = CheckFeature(flags, dataSize, VfioUapi.VFIO_DEVICE_FEATURE_SET, 8);
+                if (rc != 1)
+                {
+                    return rc;
+                }
+                if (UserMemory.Read(data, 4, out int wakeup) < 0)
+                {
+                    return -EFAULT;
+                }
+                if (wakeup < 0)
+                {
+                    return -EINVAL;
+                }
+#pragma warning disable CA2000 // owned by the runtime-PM state from here on
+                rc = SimEventFd.Get(wakeup, out SimEventFd? eventFd);
+#pragma warning restore CA2000
+                if (rc < 0)
+                {
+                    return rc;
+                }
+                rc = PmEntry(eventFd);
+                if (rc < 0)
+                {
+                    eventFd!.Dispose();
+                }
+                return rc;
+            }
+            case 5: // LOW_POWER_EXIT
+            {
+                int rc = CheckFeature(flags, dataSize, VfioUapi.VFIO_DEVICE_FEATURE_SET, 0);
+                if (rc != 1)
+                {
+                    return rc;
+                }
+                _pmEngaged = false;
+                Replace(ref _pmWake, null);
+                return 0;
+            }
+            default:
+                // PCI_VF_TOKEN needs an SR-IOV PF; BUS_MASTER is CDX only.
+                return -ENOTTY;
+        }
+    }
+
+    private int PmEntry(SimEventFd? wake)
+    {
+        if (_pmEngaged)
+        {
+            return -EINVAL;
+        }
+        _pmEngaged = true;
+        _pmWake = wake;
+        return 0;
+    }
+
+    // ---- §11.1 read / write ------------------------------------------------------------------------------------------------
+
+    internal override long Read(Span<byte> buffer, long offset) => ReadWrite(buffer, offset, write: false);
+
+    internal override long Write(ReadOnlySpan<byte> buffer, long offset)
+    {
+        // The pieces are copied to a scratch buffer so one code path serves both directions.
+        Span<byte> copy = buffer.Length <= 64 ? stackalloc byte[buffer.Length] : new byte[buffer.Length];
+        buffer.CopyTo(copy);
+        return ReadWrite(copy, offset, write: true);
+    }
+
+    private long ReadWrite(Span<byte> buffer, long offset, bool write)
+    {
+        if (buffer.Length == 0)
+        {
+            return 0;
+        }
+        ulong index = (ulong)offset >> OffsetShift;
+        ulong pos = (ulong)offset & OffsetMask;
+        if (index >= NumRegions)
+        {
+            return -EINVAL;
+        }
+        switch (index)
+        {
+            case VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX:
+                return ConfigReadWrite(buffer, pos, write);
+            case VfioUapi.VFIO_PCI_ROM_REGION_INDEX:
+            case VfioUapi.VFIO_PCI_VGA_REGION_INDEX:
+                return -EINVAL;
+            default:
+                return BarReadWrite((int)index, buffer, pos, write);
+        }
+    }
+
+    private long BarReadWrite(int index, Span<byte> buffer, ulong pos, bool write)
+    {
+        PciBar? bar = BarAt(index);
+        if (bar is null || pos >= bar.Size)
+        {
+            return -EINVAL;
+        }
+        int count = (int)Math.Min((ulong)buffer.Length, bar.Size - pos);
+        if (!MemoryEnabled)
+        {
+            return -EIO;
+        }
+        (ulong tableStart, ulong tableEnd) = MsixTableRange(index);
+        int done = 0;
+        while (done < count)
+        {
+            ulong at = pos + (ulong)done;
+            int left = count - done;
+            if (at >= tableStart && at < tableEnd)
+            {
+                // The MSI-X vector table belongs to the kernel: reads give 0xff, writes are dropped.
+                int n = (int)Math.Min((ulong)left, tableEnd - at);
+                if (!write)
+                {
+                    buffer.Slice(done, n).Fill(0xff);
+                }
+                done += n;
+                continue;
+            }
+            int width = left >= 8 && at % 8 == 0 ? 8 : left >= 4 && at % 4 == 0 ? 4 : left >= 2 && at % 2 == 0 ? 2 : 1;
+            while (at < tableStart && at + (ulong)width > tableStart)
+            {
+                width /= 2;
+            }
+            Span<byte> piece = buffer.Slice(done, width);
+            if (write)
+            {
+                _model.HardwareWrite(index, at, width, ReadLittleEndian(piece));
+            }
+            else
+            {
+                WriteLittleEndian(piece, _model.HardwareRead(index, at, width));
+            }
+            done += width;
+        }
+        return count;
+    }
+
+    private (ulong Start, ulong End) MsixTableRange(int index)
+        => _model.MsixVectors > 0 && _model.MsixBar == index
+            ? (_model.MsixTableOffset, _model.MsixTableOffset + (16UL * (ulong)_model.MsixVectors))
+            : (ulong.MaxValue, ulong.MaxValue);
+
+    private PciBar? BarAt(int index) => index < _model.Bars.Count ? _model.Bars[index] : null;
+
+    private static ulong ReadLittleEndian(ReadOnlySpan<byte> piece) => piece.Length switch
+    {
+        8 => BinaryPrimitives.ReadUInt64LittleEndian(piece),
+        4 => BinaryPrimitives.ReadUInt32LittleEndian(piece),
+        2 => BinaryPrimitives.ReadUInt16LittleEndian(piece),
+        _ => piece[0],
+    };
+
+    private static void WriteLittleEndian(Span<byte> piece, ulong value)
+    {
+        switch (piece.Length)
+        {
+            case 8:
+                BinaryPrimitives.WriteUInt64LittleEndian(piece, value);
+                break;
+            case 4:
+                BinaryPrimitives.WriteUInt32LittleEndian(piece, (uint)value);
+                break;
+            case 2:
+                BinaryPrimitives.WriteUInt16LittleEndian(piece, (ushort)value);
+                break;
+            default:
+                piece[0] = (byte)value;
+                break;
+        }
+    }
+
+    // ---- §11.1 mmap ------------------------------------------------------------------------------------------------------------
+
+    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    {
+        mapping = null;
+        if (length == 0 || (offset & (long)(PageSize - 1)) != 0)
+        {
+            return -EINVAL; // what mmap(2) itself refuses
+        }
+        ulong index = (ulong)offset >> OffsetShift;
+        ulong start = (ulong)offset & OffsetMask;
+        if (index >= NumRegions || index >= VfioUapi.VFIO_PCI_ROM_REGION_INDEX)
+        {
+            return -EINVAL;
+        }
+        PciBar? bar = BarAt((int)index);
+        if (bar is null || !bar.Mappable)
+        {
+            return -EINVAL;
+        }
+        ulong physLength = (bar.Size + PageSize - 1) & ~(PageSize - 1);
+        ulong requested = (length + PageSize - 1) & ~(PageSize - 1);
+        if (start + requested > physLength || start + requested < start)
+        {
+            return -EINVAL;
+        }
+        if (bar.SparseMmapAreas is { } areas && !areas.Any(a => start >= a.Offset && start + requested <= a.Offset + a.Size))
+        {
+            return -EINVAL;
+        }
+        return EmulatedRegionMapping.Create(new BarWindow(this, (int)index), start, length, offset, out mapping);
+    }
+
+    /// <summary>One BAR as seen through an mmap.</summary>
+    private sealed class BarWindow(VfioPciDriver driver, int bar) : IMappedRegion
+    {
+        public SimulatedKernel Kernel => driver.Device.Kernel;
+
+        public ulong ReadMapped(ulong offset, int width) => driver.MappedAccess(bar, offset, width, 0, write: false);
+
+        public void WriteMapped(ulong offset, int width, ulong value) => _ = driver.MappedAccess(bar, offset, width, value, write: true);
+    }
+
+    private readonly byte[] _msixTable = new byte[16 * Math.Max(0, model.MsixVectors)];
+
+    private ulong MappedAccess(int bar, ulong offset, int width, ulong value, bool write)
+    {
+        if (!MemoryEnabled || _pmEngaged)
+        {
+            throw new InvalidOperationException(
+                "SIGBUS: a BAR mapping was accessed while memory decoding is disabled, the device is closed, or it is in low-power mode.");
+        }
+        PciBar bar0 = BarAt(bar)!;
+        if (offset >= bar0.Size)
+        {
+            // The padding of a sub-page BAR (a reserved dummy page).
+            return write ? 0 : ulong.MaxValue >> (64 - (8 * width));
+        }
+        (ulong tableStart, ulong tableEnd) = MsixTableRange(bar);
+        if (offset >= tableStart && offset < tableEnd)
+        {
+            // MSIX_MAPPABLE: the table is the device's; the host kernel owns the vectors, so writes have no effect on delivery.
+            Span<byte> slot = _msixTable.AsSpan((int)(offset - tableStart), width);
+            if (write)
+            {
+                WriteLittleEndian(slot, value);
+                return 0;
+            }
+            return ReadLittleEndian(slot);
+        }
+        if (write)
+        {
+            _model.HardwareWrite(bar, offset, width, value);
+            return 0;
+        }
+        return _model.HardwareRead(bar, offset, width);
+    }
+}

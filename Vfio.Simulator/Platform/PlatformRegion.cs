@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT
+namespace Vfio.Simulator;
+
+/// <summary>An MMIO resource of an <see cref="EmulatedPlatformDevice"/> (a vfio-platform region).</summary>
+/// <param name="Size">Its size in bytes.</param>
+/// <param name="Writable">False for a read-only resource (no <c>VFIO_REGION_INFO_FLAG_WRITE</c>).</param>
+/// <param name="Mappable">Base and size are page-aligned, so vfio-platform reports MMAP (regions smaller than a page never are).</param>
+public sealed record PlatformRegion(ulong Size, bool Writable = true, bool Mappable = false);
+
+/// <summary>An interrupt line of an <see cref="EmulatedPlatformDevice"/>.</summary>
+/// <param name="LevelTriggered">Level-triggered lines are EVENTFD | MASKABLE | AUTOMASKED; edge-triggered ones EVENTFD only.</param>
+public sealed record PlatformIrq(bool LevelTriggered = true);
