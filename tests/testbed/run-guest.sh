@@ -122,7 +122,7 @@ results=$(cd "$results" && pwd)
 TB=$results/testbed
 mkdir -p "$TB"
 rm -f "$TB"/{job.sh,script.sh,bind,mounts,config,bound,output.log,serial.log,qemu.log,dmesg.txt,exit-code} \
-      "$TB"/{init-error,job-error,guest-timeout,job-started,job-ended,status,summary,qemu-guest-errors.log,qemu.cmdline}
+      "$TB"/{init-error,job-error,guest-timeout,deadline,job-started,job-ended,status,summary,qemu-guest-errors.log,qemu.cmdline}
 
 # QEMU option values: a comma is written twice.
 qv() { printf '%s' "${1//,/,,}"; }
@@ -173,7 +173,9 @@ fi
 [ "$mode" = script ] && cp "$script" "$TB/script.sh"
 echo "${bind//,/ }" > "$TB/bind"
 [ ${#mount_lines[@]} -eq 0 ] || printf '%s\n' "${mount_lines[@]}" > "$TB/mounts"
-# The guest watchdog kills the command early enough to still collect dmesg before the host kills QEMU.
+# The guest watchdog kills the command early enough to still collect dmesg before the host kills QEMU. The host
+# decides when, on its own clock (it creates testbed/deadline): the guest's clock is only as right as the TSC rate
+# it was told, and a test run must not end early, or late, because of it.
 watchdog=0
 [ "$timeout" -lt 60 ] || watchdog=$((timeout - 30))
 echo "WATCHDOG=$watchdog" > "$TB/config"
@@ -250,6 +252,11 @@ tb_log "shape $shape, results $results, timeout ${timeout}s"
 t_start=$(tb_now)
 timeout -k 10 "$timeout" "${qemu[@]}" > "$TB/qemu.log" 2>&1 < /dev/null &
 qpid=$!
+deadline_pid=
+if [ "$watchdog" -gt 0 ]; then
+  ( sleep "$watchdog"; : > "$TB/deadline" ) &
+  deadline_pid=$!
+fi
 interrupted=0
 trap 'interrupted=1; kill -TERM $qpid 2>/dev/null || true' INT TERM
 tail_pids=
@@ -269,6 +276,7 @@ while :; do
 done
 for p in $tail_pids; do wait "$p" 2>/dev/null || true; done
 tail_pids=
+[ -z "$deadline_pid" ] || { kill "$deadline_pid" 2>/dev/null || true; wait "$deadline_pid" 2>/dev/null || true; }
 t_end=$(tb_now)
 
 # ---------------------------------------------------------------- verdict
@@ -319,11 +327,17 @@ fi
 command_time=
 if [ -f "$TB/job-started" ] && [ -f "$TB/job-ended" ]; then
   command_time=$(tb_elapsed "$(cat "$TB/job-started")" "$(cat "$TB/job-ended")")
+  # The guest wrote its uptime into these files; the host's file system stamped them with the host's time.
+  host_time=$(tb_elapsed "$(stat -c '%.3Y' "$TB/job-started")" "$(stat -c '%.3Y' "$TB/job-ended")")
+  guest_clock=$(awk -v g="$command_time" -v h="$host_time" 'BEGIN { if (h >= 5) printf "%.2f", g / h }')
+  if [ -n "$guest_clock" ] && awk -v r="$guest_clock" 'BEGIN { exit !(r < 0.8 || r > 1.25) }'; then
+    tb_log "warning: the guest's clock ran at ${guest_clock}x the host's (TSC rate ${tsc_khz:-unknown} kHz given to the guest; set VFIO_TESTBED_TSC_KHZ)"
+  fi
 fi
 if [ -s "$guest_errors" ]; then
   tb_log "note: QEMU logged $(wc -l < "$guest_errors") guest error line(s) in $guest_errors"
 fi
-summary="shape=$shape exit=${rc:-none} total=$(tb_elapsed "$t_start" "$t_end")s boot_to_command=${boot_to_command:-?}s command=${command_time:-?}s"
+summary="shape=$shape exit=${rc:-none} total=$(tb_elapsed "$t_start" "$t_end")s boot_to_command=${boot_to_command:-?}s command=${command_time:-?}s${guest_clock:+ guest_clock=${guest_clock}x}"
 echo "$summary" > "$TB/summary"
 if [ "$status" = 0 ]; then
   echo "ok $rc" > "$TB/status"

@@ -4,6 +4,9 @@ using Shouldly;
 
 namespace Vfio.Core.Tests;
 
+// Pure computation that never reaches the kernel, and minutes of it under TCG: the real-kernel tier leaves it to the
+// host tier (test.sh runs the guest with -trait- Tier=host).
+[Trait("Tier", "host")]
 public sealed class IovaAllocatorTests(ITestOutputHelper output)
 {
     private const ulong Page = 0x1000;
