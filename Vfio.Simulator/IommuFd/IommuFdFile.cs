@@ -59,6 +59,26 @@ internal sealed partial class IommuFdFile : SimFile
 
     internal override void Release() => DropReference();
 
+    /// <summary>The number of live objects (IOAS, HWPT, bound devices ...), for state queries.</summary>
+    internal int ObjectCount => _objects.Count;
+
+    /// <summary>The number of mapped areas over every IOAS of this file, for state queries.</summary>
+    internal int AreaCount
+    {
+        get
+        {
+            int count = 0;
+            foreach (IommuFdObject obj in _objects.Values)
+            {
+                if (obj is IoasObject ioas)
+                {
+                    count += ioas.Areas.Count;
+                }
+            }
+            return count;
+        }
+    }
+
     private uint Insert(IommuFdObject obj)
     {
         uint id = 1;

@@ -32,6 +32,18 @@ internal sealed class FdTable : IDisposable
     /// <summary>The number of open simulated files.</summary>
     internal int Count => _byInode.Count;
 
+    /// <summary>The open simulated files, for state queries.</summary>
+    internal IEnumerable<SimFile> Files
+    {
+        get
+        {
+            foreach (Entry entry in _byInode.Values)
+            {
+                yield return entry.File;
+            }
+        }
+    }
+
     /// <summary>Creates an fd for <paramref name="file"/> and returns its raw number, owned by the caller.</summary>
     internal int Install(SimFile file)
     {

@@ -47,6 +47,35 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
     /// that must receive its fds from a launcher.</summary>
     public bool DenyDeviceNodes { get; set; }
 
+    /// <summary>
+    /// The DMA state of the machine, for tests that prove teardown is exact: open simulated files, DMA mappings
+    /// (Type1 mappings of every container plus mapped areas of every IOAS) and pinned pages charged to
+    /// RLIMIT_MEMLOCK. Files closed before the call are released first, as the kernel would have.
+    /// </summary>
+    /// <returns>The counts at this moment.</returns>
+    public SimulatedKernelState GetState()
+    {
+        lock (_lock)
+        {
+            _fds.DrainReleases();
+            int mappings = 0, objects = 0;
+            foreach (SimFile file in _fds.Files)
+            {
+                switch (file)
+                {
+                    case ContainerFile { Driver: Type1Driver type1 }:
+                        mappings += type1.MappingCount;
+                        break;
+                    case IommuFdFile iommufd:
+                        mappings += iommufd.AreaCount;
+                        objects += iommufd.ObjectCount;
+                        break;
+                }
+            }
+            return new SimulatedKernelState(_fds.Count, mappings, objects, LockedVmPages);
+        }
+    }
+
     /// <summary>The number of simulated files that are open (fds not yet released).</summary>
     public int OpenFileCount
     {

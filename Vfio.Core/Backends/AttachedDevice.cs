@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+namespace Vfio.Core;
+
+/// <summary>
+/// A device a backend attached into a <see cref="DmaSpace"/>: its open <see cref="VfioDevice"/>, the
+/// <see cref="DmaContainer"/> it joined and the backend that did it. Disposing it detaches it.
+/// </summary>
+/// <remarks>Backends derive from it to keep what they need to detach (the group, the iommufd device id).</remarks>
+public abstract class AttachedDevice : IDisposable
+{
+    private readonly Lock _lock = new();
+
+    /// <summary>Creates the attached device's common state.</summary>
+    /// <param name="backend">The backend that attached it.</param>
+    /// <param name="container">The container it joined.</param>
+    /// <param name="device">The open device.</param>
+    /// <param name="source">How it was named.</param>
+    protected AttachedDevice(IIommuBackend backend, DmaContainer container, VfioDevice device, VfioDeviceSource source)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(container);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(source);
+        Backend = backend;
+        Container = container;
+        Device = device;
+        Source = source;
+    }
+
+    /// <summary>The backend that attached the device.</summary>
+    public IIommuBackend Backend { get; }
+
+    /// <summary>The container the device joined.</summary>
+    public DmaContainer Container { get; }
+
+    /// <summary>The space the device reaches.</summary>
+    public DmaSpace Space => Container.Space;
+
+    /// <summary>The open device: regions, IRQs, reset.</summary>
+    public VfioDevice Device { get; }
+
+    /// <summary>How the device was named.</summary>
+    public VfioDeviceSource Source { get; }
+
+    /// <summary>The device's name, e.g. <c>0000:00:02.0</c>.</summary>
+    public string Name => Device.Name;
+
+    /// <summary>The device's IOMMU group number, when known.</summary>
+    public abstract int? IommuGroup { get; }
+
+    /// <summary>True until the device is detached.</summary>
+    public bool IsAttached { get; private set; } = true;
+
+    /// <summary>Detaches the device (<see cref="IIommuBackend.DetachDevice"/>); does nothing when already detached.</summary>
+    public void Dispose()
+    {
+        if (IsAttached)
+        {
+            Backend.DetachDevice(this);
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} ({Backend.Name}, {Container.Name})";
+
+    /// <summary>Marks the device detached; backends call it as the first step of <see cref="IIommuBackend.DetachDevice"/>.</summary>
+    /// <returns>False when it was already detached (the caller then does nothing).</returns>
+    protected internal bool MarkDetached()
+    {
+        lock (_lock)
+        {
+            if (!IsAttached)
+            {
+                return false;
+            }
+            IsAttached = false;
+            return true;
+        }
+    }
+}
