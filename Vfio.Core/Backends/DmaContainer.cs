@@ -103,6 +103,21 @@ public abstract class DmaContainer
     /// ordinary kernel failures (teardown continues; log them).</summary>
     protected internal abstract void ReleaseCore();
 
+    /// <summary>
+    /// Sets the page sizes and IOVA ranges the kernel now reports (e.g. an IOAS's ranges narrow when a device with
+    /// reserved regions attaches). Before the container joined its space, this only records them; after, the space
+    /// recomputes its own limits at once.
+    /// </summary>
+    /// <param name="pageSizes">The page-size bitmap; 0 for the 4 KiB default.</param>
+    /// <param name="iovaRanges">The usable ranges.</param>
+    protected void SetLimits(ulong pageSizes, IReadOnlyList<IovaRange> iovaRanges)
+    {
+        ArgumentNullException.ThrowIfNull(iovaRanges);
+        PageSizes = pageSizes == 0 ? 4096 : pageSizes;
+        IovaRanges = [.. iovaRanges];
+        Space.OnContainerLimitsChanged(this);
+    }
+
     /// <summary>Adds a device attached through this container (backends call it once the device is open).</summary>
     /// <param name="device">The device.</param>
     protected void AddDevice(AttachedDevice device)

@@ -378,6 +378,12 @@ public sealed partial class DmaSpace : IDisposable
             }
             ulong pageSize = Math.Max(_pageSize, container.MinimumPageSize);
             IovaRange[] ranges = Intersect(_ranges, container.IovaRanges);
+            if (ranges.Length == 0)
+            {
+                throw new VfioDmaException(DmaMappingFailure.OutsideIovaRanges, JoinOperation, container.Name,
+                    $"the container's IOVA ranges {FormatRanges(container.IovaRanges)} share nothing with those of DMA space '{Name}' ({FormatRanges(_ranges)})",
+                    "Attach the device to a DMA space of its own.");
+            }
             var sorted = new List<DmaMapping>(_mappings.Values);
             sorted.Sort(static (a, b) => a.Iova.CompareTo(b.Iova));
             foreach (DmaMapping mapping in sorted)
@@ -465,6 +471,17 @@ public sealed partial class DmaSpace : IDisposable
         {
             throw new VfioException(UnmapOperation, container.Name,
                 "a mapping could not be unmapped while the container was released; the kernel dropped it with the container", null);
+        }
+    }
+
+    internal void OnContainerLimitsChanged(DmaContainer container)
+    {
+        lock (_lock)
+        {
+            if (_containers.Contains(container))
+            {
+                RecomputeLimits();
+            }
         }
     }
 
