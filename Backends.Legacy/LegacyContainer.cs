@@ -203,7 +203,7 @@ public partial class LegacyContainer : DmaContainer
     }
 
     /// <inheritdoc/>
-    public override unsafe void StartDirtyTracking() => Dirty(VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+    public override void StartDirtyTracking() => Dirty(VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
 
     /// <inheritdoc/>
     public override void StopDirtyTracking() => Dirty(VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
