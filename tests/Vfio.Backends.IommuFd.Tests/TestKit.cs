@@ -96,3 +96,44 @@ internal sealed class Pages : IDisposable
 
     public void Dispose() => Marshal.FreeHGlobal(_raw);
 }
+
+/// <summary>
+/// Forwards every call to a <see cref="SimulatedKernel"/> and counts the bytes the simulator itself allocates inside
+/// ioctls, so a test can prove that the library's own path allocates nothing even though the simulator's IOAS model
+/// does (it allocates on IOMMU_IOAS_MAP/UNMAP, which the real kernel port does not).
+/// </summary>
+internal sealed class AllocationMeteringKernel(SimulatedKernel inner) : IKernel
+{
+    internal long KernelBytes { get; private set; }
+
+    public int Open(string path, OpenFlags flags, out Microsoft.Win32.SafeHandles.SafeFileHandle handle) => inner.Open(path, flags, out handle);
+
+    public int Ioctl(SafeHandle fd, uint request, nint argument) => inner.Ioctl(fd, request, argument);
+
+    public unsafe int Ioctl(SafeHandle fd, uint request, void* argument)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int rc = inner.Ioctl(fd, request, argument);
+        KernelBytes += GC.GetAllocatedBytesForCurrentThread() - before;
+        return rc;
+    }
+
+    public int Ioctl(SafeHandle fd, uint request, Span<byte> argument) => inner.Ioctl(fd, request, argument);
+
+    public long PRead(SafeHandle fd, Span<byte> buffer, long offset) => inner.PRead(fd, buffer, offset);
+
+    public long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset) => inner.PWrite(fd, buffer, offset);
+
+    public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+        => inner.Map(fd, offset, length, protection, out mapping);
+
+    public int GetStatus(SafeHandle fd, out FileStatus status) => inner.GetStatus(fd, out status);
+
+    public int ReadLink(string path, out string target) => inner.ReadLink(path, out target);
+
+    public int ReadText(string path, out string text) => inner.ReadText(path, out text);
+
+    public int ListDirectory(string path, out string[] entries) => inner.ListDirectory(path, out entries);
+
+    public bool Exists(string path) => inner.Exists(path);
+}
