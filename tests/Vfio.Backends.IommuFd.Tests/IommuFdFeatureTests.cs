@@ -138,8 +138,6 @@ public sealed class IommuFdFeatureTests
         using var pages = new Pages(2);
         kernel.Open("/dev/vfio/devices/vfio0", OpenFlags.ReadWrite, out SafeFileHandle owned).ShouldBe(0);
         kernel.Open("/dev/vfio/devices/vfio1", OpenFlags.ReadWrite, out SafeFileHandle borrowed).ShouldBe(0);
-        kernel.DenyDeviceNodes = true; // /dev/iommu still has to be opened: allow it once
-        kernel.DenyDeviceNodes = false;
         AttachedDevice a = backend.AttachDevice(VfioDeviceSource.FromDeviceFd(owned, Edu0, ownsHandle: true), space);
         AttachedDevice b = backend.AttachDevice(VfioDeviceSource.FromDeviceFd(borrowed, Edu1), space);
         b.Container.ShouldBeSameAs(a.Container);
