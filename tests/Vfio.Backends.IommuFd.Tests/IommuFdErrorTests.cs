@@ -244,4 +244,30 @@ public sealed class IommuFdErrorTests
         space.MappingCount.ShouldBe(1);
         kernel.GetState().DmaMappings.ShouldBe(1);
     }
+
+    [Fact]
+    public unsafe void UnmapOfAMappingRemovedBehindTheSpace_NotMappedWithEnoent()
+    {
+        using SimulatedKernel kernel = Machine();
+        kernel.Open("/dev/iommu", OpenFlags.ReadWrite, out Microsoft.Win32.SafeHandles.SafeFileHandle iommufd).ShouldBe(0);
+        using var view = new Microsoft.Win32.SafeHandles.SafeFileHandle(iommufd.DangerousGetHandle(), ownsHandle: false);
+        using var store = new VfioFdStore(kernel);
+        store.Add("iommufd", iommufd);
+        using var backend = new IommuFdBackend(kernel, new VfioOptions { IommuFd = "iommufd" }, store);
+        using var space = new DmaSpace("book");
+        using var pages = new Pages(1);
+        using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
+        DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
+        var all = new iommu_ioas_unmap { size = 24, ioas_id = ((IommuFdContainer)edu.Container).IoasId, iova = 0, length = ulong.MaxValue };
+        kernel.Ioctl(view, IommuUapi.IOMMU_IOAS_UNMAP, &all).ShouldBe(0); // someone else empties the IOAS
+
+        // The space reports its container's failure (as Kernel) with the container's typed error inside.
+        var outer = Should.Throw<VfioDmaException>(() => space.Unmap(mapping.Iova));
+        outer.Operation.ShouldBe("IOMMU_IOAS_UNMAP");
+        var e = outer.InnerException.ShouldBeOfType<VfioDmaException>();
+        e.Failure.ShouldBe(DmaMappingFailure.NotMapped);
+        e.Errno.ShouldBe(Errno.ENOENT);
+        e.Message.ShouldContain("something else unmapped it");
+        space.MappingCount.ShouldBe(1);
+    }
 }
