@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+using Microsoft.Win32.SafeHandles;
+using Vfio.Core;
+
+namespace Vfio.Backends.IommuFd;
+
+/// <summary>
+/// A device the iommufd backend attached: its cdev is bound to the backend's iommufd (<see cref="DeviceId"/>) and
+/// attached to a hardware page table (<see cref="HwptId"/>) of its DMA space's IOAS.
+/// </summary>
+public sealed class IommuFdAttachedDevice : AttachedDevice
+{
+    internal IommuFdAttachedDevice(IommuFdBackend backend, IommuFdContainer container, VfioDevice device, VfioDeviceSource source,
+        SafeFileHandle cdevFd, uint deviceId, uint hwptId, int? iommuGroup, IommuHardwareInfo hardwareInfo)
+        : base(backend, container, device, source)
+    {
+        CdevFd = cdevFd;
+        DeviceId = deviceId;
+        HwptId = hwptId;
+        IommuGroup = iommuGroup;
+        HardwareInfo = hardwareInfo;
+    }
+
+    /// <summary>The device's object id in the iommufd (<c>VFIO_DEVICE_BIND_IOMMUFD</c>'s <c>out_devid</c>); a PCI hot
+    /// reset proves ownership with it.</summary>
+    public uint DeviceId { get; }
+
+    /// <summary>The hardware page table the device is attached to.</summary>
+    public uint HwptId { get; }
+
+    /// <inheritdoc/>
+    public override int? IommuGroup { get; }
+
+    /// <summary>What <c>IOMMU_GET_HW_INFO</c> reported about the device's IOMMU.</summary>
+    public IommuHardwareInfo HardwareInfo { get; }
+
+    /// <summary>The IOAS container the device is in.</summary>
+    public IommuFdContainer IommuFdContainer => (IommuFdContainer)Container;
+
+    internal SafeFileHandle CdevFd { get; }
+
+    internal bool TryMarkDetached() => MarkDetached();
+}

@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Win32.SafeHandles;
+using Vfio.Core;
+using Vfio.Core.Interop;
+
+namespace Vfio.Backends.IommuFd;
+
+/// <summary>
+/// The iommufd backend (<c>iommufd</c>): devices are opened through their VFIO cdev (<c>/dev/vfio/devices/vfioN</c>,
+/// or an fd a management layer passed), bound to one iommufd (<c>/dev/iommu</c>, or a passed one), and attached to
+/// one IOAS per <see cref="DmaSpace"/> (<see cref="IommuFdContainer"/>).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Attaching: the cdev is bound (<c>VFIO_DEVICE_BIND_IOMMUFD</c>); the space's IOAS is allocated for its first
+/// device; the IOMMU is asked what it can do (<c>IOMMU_GET_HW_INFO</c>); the device is attached to a HWPT of the IOAS
+/// it can share, else — when dirty tracking is wanted and the IOMMU has it — to a HWPT allocated with
+/// <c>IOMMU_HWPT_ALLOC_DIRTY_TRACKING</c>, else to the IOAS itself (the kernel picks or creates an automatic HWPT).
+/// The IOAS's IOVA ranges are then re-read (they narrow by the device's reserved regions) and, for the first device,
+/// the IOAS joins the space, which replays the space's mappings into it. Any failure undoes every step.
+/// </para>
+/// <para>
+/// Thread-safe: attach and detach are serialized per backend. Disposing the backend detaches what is still attached
+/// and closes the iommufd when the backend opened it (a passed iommufd is borrowed and never closed).
+/// </para>
+/// </remarks>
+public partial class IommuFdBackend : IIommuBackend, IDisposable
+{
+    /// <summary>The backend's configuration name, <c>iommufd</c>.</summary>
+    public const string BackendName = "iommufd";
+
+    private const string IommuPath = "/dev/iommu";
+    private const string AttachOperation = "attach device";
+    private const int Eaddrinuse = 98;
+
+    private readonly Lock _lock = new();
+    private readonly IKernel _kernel;
+    private readonly VfioOptions _options;
+    private readonly ILogger _logger;
+    private readonly Dictionary<DmaSpace, IommuFdContainer> _containers = [];
+    private readonly Dictionary<string, IommuFdAttachedDevice> _attached = new(StringComparer.Ordinal);
+    private VfioFdStore? _fdStore;
+    private bool _ownsFdStore;
+    private SafeFileHandle? _iommufd;
+    private bool _ownsIommufd;
+    private bool _disposed;
+
+    /// <summary>Creates the backend; nothing is opened until the first attach.</summary>
+    /// <param name="kernel">The kernel port.</param>
+    /// <param name="options">The options: <see cref="VfioOptions.IommuFd"/> and <see cref="VfioOptions.DeviceFds"/>
+    /// name passed fds; null for the defaults.</param>
+    /// <param name="fdStore">Where passed fds named by the options are looked up; null when none were received (fd
+    /// numbers inherited from the launcher still work).</param>
+    /// <param name="logger">Where attach, detach and teardown problems are logged; null for none.</param>
+    public IommuFdBackend(IKernel kernel, VfioOptions? options = null, VfioFdStore? fdStore = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        _kernel = kernel;
+        _options = options ?? new VfioOptions();
+        _fdStore = fdStore;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc/>
+    public string Name => BackendName;
+
+    /// <inheritdoc/>
+    public IommuBackendFeatures Features => IommuBackendFeatures.HotResetByDeviceIds | IommuBackendFeatures.DirtyTracking
+        | IommuBackendFeatures.KernelChosenIova | IommuBackendFeatures.PassedFds;
+
+    /// <summary>
+    /// Whether a device whose IOMMU reports <c>IOMMU_HW_CAP_DIRTY_TRACKING</c> is attached to a HWPT allocated with
+    /// <c>IOMMU_HWPT_ALLOC_DIRTY_TRACKING</c> (as QEMU does), so that its container offers dirty tracking. On by
+    /// default; tracking itself only runs between <see cref="DmaContainer.StartDirtyTracking"/> and
+    /// <see cref="DmaContainer.StopDirtyTracking"/>.
+    /// </summary>
+    public bool UseDirtyTrackingHwpts { get; set; } = true;
+
+    /// <summary>The containers (one IOAS per DMA space) that have devices now.</summary>
+    public IReadOnlyList<IommuFdContainer> Containers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _containers.Values];
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool CanAttach(VfioDeviceSource device, out string reason)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (_options.IommuFd is null && !_kernel.Exists(IommuPath))
+        {
+            reason = "the kernel has no /dev/iommu (CONFIG_IOMMUFD)";
+            return false;
+        }
+        string iommu = _options.IommuFd is null ? IommuPath + " exists" : "an iommufd was passed (Vfio:IommuFd)";
+        if (device.DeviceFd is not null)
+        {
+            reason = iommu + " and the device's cdev fd was passed";
+            return true;
+        }
+        if (_options.DeviceFds.ContainsKey(device.Name))
+        {
+            reason = iommu + " and the device's cdev fd is configured (Vfio:DeviceFds)";
+            return true;
+        }
+        string? cdev = device.SysfsPath is null ? null : VfioSysfs.GetCdevPath(_kernel, device.SysfsPath);
+        if (cdev is null)
+        {
+            reason = $"{device.Name} has no VFIO cdev (not bound to a VFIO driver, or a kernel without CONFIG_VFIO_DEVICE_CDEV)";
+            return false;
+        }
+        reason = $"{iommu} and {device.Name} has the cdev {cdev}";
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public AttachedDevice AttachDevice(VfioDeviceSource device, DmaSpace space)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(space);
+        ObjectDisposedException.ThrowIf(space.IsDisposed, space);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_attached.TryGetValue(device.Name, out IommuFdAttachedDevice? existing))
+            {
+                throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+                    $"the device is already attached through the iommufd backend ({existing.Container.Name} of DMA space '{existing.Space.Name}')",
+                    "Detach it (dispose its AttachedDevice) before attaching it again; every device of a space already reaches all of the space's mappings.");
+            }
+            SafeFileHandle iommufd = GetIommuFd();
+            (SafeFileHandle cdev, bool ownsCdev) = OpenDevice(device);
+            return Attach(device, space, iommufd, cdev, ownsCdev);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void DetachDevice(AttachedDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device is not IommuFdAttachedDevice attached || !ReferenceEquals(device.Backend, this))
+        {
+            throw new ArgumentException(
+                $"{device.Name} was attached by {(device.Backend.Name == Name ? "another iommufd backend instance" : "the " + device.Backend.Name + " backend")}, not by this one; detach it through the backend that attached it (dispose the AttachedDevice).",
+                nameof(device));
+        }
+        if (!attached.TryMarkDetached())
+        {
+            return;
+        }
+        IommuFdContainer container = attached.IommuFdContainer;
+        lock (_lock)
+        {
+            if (!attached.CdevFd.IsClosed)
+            {
+                int rc = DetachPt(attached.CdevFd);
+                if (rc < 0)
+                {
+                    Log.DetachFailed(_logger, attached.Name, (Errno)(-rc));
+                }
+            }
+            attached.Device.Dispose();
+            container.RemoveHwptUser(attached.HwptId);
+            container.RemoveAttached(attached);
+            if (_attached.TryGetValue(attached.Name, out IommuFdAttachedDevice? recorded) && ReferenceEquals(recorded, attached))
+            {
+                _attached.Remove(attached.Name);
+            }
+            Log.Detached(_logger, attached.Name, container.Name);
+            if (container.Devices.Count == 0)
+            {
+                try
+                {
+                    container.Space.Leave(container);
+                }
+                catch (VfioException e)
+                {
+                    Log.ReleaseFailed(_logger, container.Name, e);
+                }
+            }
+            else
+            {
+                try
+                {
+                    container.RefreshLimits();
+                }
+                catch (VfioException e)
+                {
+                    Log.ReleaseFailed(_logger, container.Name, e);
+                }
+            }
+        }
+    }
+
+    /// <summary>Detaches every device still attached, then closes the iommufd if this backend opened it.</summary>
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the backend's devices, containers and owned fds.</summary>
+    /// <param name="disposing">True when called from <see cref="Dispose()"/>.</param>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (!disposing)
+        {
+            return;
+        }
+        IommuFdContainer[] containers;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            containers = [.. _containers.Values];
+        }
+        foreach (IommuFdContainer container in containers)
+        {
+            foreach (AttachedDevice device in container.Devices)
+            {
+                try
+                {
+                    DetachDevice(device);
+                }
+                catch (VfioException e)
+                {
+                    Log.UndoFailed(_logger, device.Name, e);
+                }
+            }
+            if (!container.IsReleased)
+            {
+                try
+                {
+                    container.Space.Leave(container);
+                }
+                catch (VfioException e)
+                {
+                    Log.ReleaseFailed(_logger, container.Name, e);
+                }
+            }
+        }
+        lock (_lock)
+        {
+            if (_ownsIommufd)
+            {
+                _iommufd?.Dispose();
+            }
+            _iommufd = null;
+            if (_ownsFdStore)
+            {
+                _fdStore?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Forgets a container its space released (called from <see cref="IommuFdContainer"/>'s release).</summary>
+    internal void OnContainerReleased(IommuFdContainer container)
+    {
+        lock (_lock)
+        {
+            if (_containers.TryGetValue(container.Space, out IommuFdContainer? recorded) && ReferenceEquals(recorded, container))
+            {
+                _containers.Remove(container.Space);
+            }
+        }
+    }
+
+    private static string BindHint(VfioDeviceSource device)
+    {
+        string bus = device.Bus == VfioBus.Pci ? "pci" : "platform";
+        string driver = device.Bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
+        string dir = device.SysfsPath ?? $"/sys/bus/{bus}/devices/{device.Name}";
+        return $"Bind it to {driver}: modprobe {driver}; echo {driver} > {dir}/driver_override; echo {device.Name} > {dir}/driver/unbind (if it has a driver); echo {device.Name} > /sys/bus/{bus}/drivers_probe.";
+    }
+
+    private static unsafe int DetachPt(SafeFileHandle cdev, IKernel kernel)
+    {
+        var detach = new vfio_device_detach_iommufd_pt { argsz = 8 };
+        return kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
+    }
+
+    private int DetachPt(SafeFileHandle cdev) => DetachPt(cdev, _kernel);
+
+    private VfioFdStore FdStore()
+    {
+        if (_fdStore is null)
+        {
+            _fdStore = new VfioFdStore(_kernel);
+            _ownsFdStore = true;
+        }
+        return _fdStore;
+    }
+
+    private SafeFileHandle GetIommuFd()
+    {
+        if (_iommufd is not null)
+        {
+            return _iommufd;
+        }
+        if (_options.IommuFd is string reference)
+        {
+            _iommufd = FdStore().Resolve(reference, VfioFdKind.IommuFd, "Vfio:IommuFd");
+            _ownsIommufd = false;
+            Log.UsingPassedIommuFd(_logger, reference);
+            return _iommufd;
+        }
+        int rc = _kernel.Open(IommuPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
+        if (rc < 0)
+        {
+            handle.Dispose();
+            var errno = (Errno)(-rc);
+            if (errno is Errno.ENOENT or Errno.ENODEV or Errno.ENXIO)
+            {
+                throw new VfioBackendUnavailableException(BackendName, "CONFIG_IOMMUFD (/dev/iommu)", errno,
+                    "Build the kernel with CONFIG_IOMMUFD (or modprobe iommufd), or use the legacy backend (Vfio:Backend=legacy).");
+            }
+            throw new VfioException(errno, "open", IommuPath);
+        }
+        _iommufd = handle;
+        _ownsIommufd = true;
+        Log.OpenedIommuFd(_logger);
+        return handle;
+    }
+
+    private (SafeFileHandle Handle, bool Owned) OpenDevice(VfioDeviceSource device)
+    {
+        if (device.DeviceFd is SafeFileHandle passed)
+        {
+            ObjectDisposedException.ThrowIf(passed.IsClosed, passed);
+            return (passed, device.OwnsDeviceFd);
+        }
+        if (_options.DeviceFds.TryGetValue(device.Name, out string? reference))
+        {
+            return (FdStore().Resolve(reference, VfioFdKind.DeviceCdev, "Vfio:DeviceFds:" + device.Name), false);
+        }
+        string? sysfs = device.SysfsPath;
+        if (sysfs is null || !_kernel.Exists(sysfs))
+        {
+            throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+                $"there is no device {sysfs ?? device.Name}",
+                device.Bus == VfioBus.Pci ? "Check the address with lspci -D." : "Check the name in /sys/bus/platform/devices.", Errno.ENOENT);
+        }
+        string? cdevPath = VfioSysfs.GetCdevPath(_kernel, sysfs);
+        if (cdevPath is null)
+        {
+            string? driver = VfioSysfs.GetDriver(_kernel, sysfs);
+            if (!VfioSysfs.IsVfioDriver(driver))
+            {
+                throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+                    driver is null ? "the device is bound to no driver, so it has no VFIO cdev" : $"the device is bound to {driver}, not to a VFIO driver, so it has no VFIO cdev",
+                    BindHint(device));
+            }
+            throw new VfioBackendUnavailableException(BackendName, $"CONFIG_VFIO_DEVICE_CDEV (no /dev/vfio/devices entry for {device.Name})",
+                hint: "Build the kernel with CONFIG_VFIO_DEVICE_CDEV=y, or use the legacy backend (Vfio:Backend=legacy).");
+        }
+        int rc = _kernel.Open(cdevPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
+        if (rc < 0)
+        {
+            handle.Dispose();
+            throw new VfioException((Errno)(-rc), "open", cdevPath);
+        }
+        return (handle, true);
+    }
+
+    private IommuFdAttachedDevice Attach(VfioDeviceSource source, DmaSpace space, SafeFileHandle iommufd, SafeFileHandle cdev, bool ownsCdev)
+    {
+        string name = source.Name;
+        IommuFdContainer? container = null;
+        bool created = false;
+        bool attachedToHwpt = false;
+        uint hwpt = 0;
+        bool hwptRecorded = false;
+        bool hwptAllocated = false;
+        VfioDevice? vfioDevice = null;
+        try
+        {
+            uint devid = Bind(cdev, iommufd, name);
+            container = GetOrCreateContainer(space, iommufd, out created);
+            IommuHardwareInfo info = GetHardwareInfo(iommufd, devid, name);
+            hwpt = AttachToHwpt(container, iommufd, cdev, devid, info, name, out hwptAllocated, out bool dirty);
+            attachedToHwpt = true;
+            container.AddHwptUser(hwpt, hwptAllocated, dirty);
+            hwptRecorded = true;
+            container.RefreshLimits();
+#pragma warning disable CA2000 // Undo disposes it on failure; on success the attached device owns it.
+            vfioDevice = new VfioDevice(_kernel, cdev, name, ownsCdev);
+#pragma warning restore CA2000
+            if (created)
+            {
+                space.Join(container);
+            }
+            container.IommuHardwareInfo ??= info;
+            int? group = source.SysfsPath is null ? null : VfioSysfs.GetIommuGroup(_kernel, source.SysfsPath);
+            var attached = new IommuFdAttachedDevice(this, container, vfioDevice, source, cdev, devid, hwpt, group, info);
+            container.AddAttached(attached);
+            _attached[name] = attached;
+            Log.Attached(_logger, name, devid, hwpt, container.Name, info.ToString());
+            return attached;
+        }
+        catch
+        {
+            Undo();
+            throw;
+        }
+
+        void Undo()
+        {
+            try
+            {
+                if (attachedToHwpt && !cdev.IsClosed)
+                {
+                    int rc = DetachPt(cdev);
+                    if (rc < 0)
+                    {
+                        Log.DetachFailed(_logger, name, (Errno)(-rc));
+                    }
+                }
+                if (hwptRecorded)
+                {
+                    container!.RemoveHwptUser(hwpt);
+                }
+                if (hwptAllocated && !created)
+                {
+                    container!.DropAllocatedHwpt(hwpt);
+                }
+                if (vfioDevice is not null)
+                {
+                    vfioDevice.Dispose();
+                }
+                else if (ownsCdev)
+                {
+                    cdev.Dispose();
+                }
+                if (container is not null)
+                {
+                    if (created)
+                    {
+                        space.Leave(container);
+                    }
+                    else if (attachedToHwpt)
+                    {
+                        container.RefreshLimits();
+                    }
+                }
+            }
+            catch (VfioException undo)
+            {
+                Log.UndoFailed(_logger, name, undo);
+            }
+        }
+    }
+
+    private unsafe uint Bind(SafeFileHandle cdev, SafeFileHandle iommufd, string name)
+    {
+        var bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = (int)iommufd.DangerousGetHandle() };
+        int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, &bind);
+        if (rc >= 0)
+        {
+            return bind.out_devid;
+        }
+        var errno = (Errno)(-rc);
+        throw errno switch
+        {
+            Errno.EBUSY => new VfioDeviceUnusableException("VFIO_DEVICE_BIND_IOMMUFD", name,
+                "the device's IOMMU group is open through the legacy group node (/dev/vfio/N)",
+                "Detach the group's devices from the legacy backend (close the group) before using the iommufd backend.", errno),
+            Errno.EPERM => new VfioDeviceUnusableException("VFIO_DEVICE_BIND_IOMMUFD", name,
+                "DMA ownership of the device's IOMMU group is held elsewhere (a kernel driver, a legacy VFIO group or another iommufd), or the platform cannot isolate MSI",
+                "Bind every device of the IOMMU group to vfio-pci, use one iommufd for all devices of a group, and enable interrupt remapping (or iommufd.allow_unsafe_interrupts=1).", errno),
+            Errno.EINVAL => new VfioDeviceUnusableException("VFIO_DEVICE_BIND_IOMMUFD", name,
+                "the device is already open (through another cdev fd or its group) or this fd is already bound",
+                "Close the other fd of the device first; a cdev fd can be bound once.", errno),
+            _ => new VfioException(errno, "VFIO_DEVICE_BIND_IOMMUFD", name),
+        };
+    }
+
+    private unsafe IommuFdContainer GetOrCreateContainer(DmaSpace space, SafeFileHandle iommufd, out bool created)
+    {
+        if (_containers.TryGetValue(space, out IommuFdContainer? existing) && !existing.IsReleased)
+        {
+            created = false;
+            return existing;
+        }
+        var alloc = new iommu_ioas_alloc { size = 12 };
+        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_IOAS_ALLOC, &alloc);
+        if (rc < 0)
+        {
+            throw new VfioException((Errno)(-rc), "IOMMU_IOAS_ALLOC", IommuPath);
+        }
+        var container = new IommuFdContainer(this, space, _kernel, iommufd, alloc.out_ioas_id, _logger);
+        _containers[space] = container;
+        created = true;
+        Log.AllocatedIoas(_logger, container.Name, space.Name);
+        return container;
+    }
+
+    private unsafe IommuHardwareInfo GetHardwareInfo(SafeFileHandle iommufd, uint devid, string name)
+    {
+        var info = new iommu_hw_info { size = 40, dev_id = devid };
+        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_GET_HW_INFO, &info);
+        if (rc < 0)
+        {
+            throw new VfioException((Errno)(-rc), "IOMMU_GET_HW_INFO", name);
+        }
+        return new IommuHardwareInfo(info.out_data_type, info.out_capabilities, info.out_max_pasid_log2);
+    }
+
+    private uint AttachToHwpt(IommuFdContainer container, SafeFileHandle iommufd, SafeFileHandle cdev, uint devid,
+        IommuHardwareInfo info, string name, out bool allocated, out bool dirty)
+    {
+        bool wantDirty = UseDirtyTrackingHwpts && info.SupportsDirtyTracking;
+        foreach (uint candidate in container.CandidateHwpts(dirtyOnly: wantDirty))
+        {
+            int rc = AttachPt(cdev, candidate, out uint attachedTo);
+            if (rc >= 0)
+            {
+                allocated = false;
+                dirty = wantDirty;
+                return attachedTo;
+            }
+            if (rc is not (-(int)Errno.EINVAL or -(int)Errno.EOPNOTSUPP))
+            {
+                throw AttachFailed(rc, name, container, candidate);
+            }
+            Log.HwptIncompatible(_logger, name, candidate, (Errno)(-rc));
+        }
+        if (wantDirty)
+        {
+            uint hwpt = AllocateDirtyHwpt(iommufd, devid, container, name);
+            int rc = AttachPt(cdev, hwpt, out uint attachedTo);
+            if (rc < 0)
+            {
+                container.DestroyHwpt(hwpt);
+                throw AttachFailed(rc, name, container, hwpt);
+            }
+            allocated = true;
+            dirty = true;
+            Log.AllocatedDirtyHwpt(_logger, hwpt, container.Name, name);
+            return attachedTo;
+        }
+        int result = AttachPt(cdev, container.IoasId, out uint auto);
+        if (result < 0)
+        {
+            throw AttachFailed(result, name, container, container.IoasId);
+        }
+        allocated = false;
+        dirty = false;
+        return auto;
+    }
+
+    private unsafe int AttachPt(SafeFileHandle cdev, uint ptId, out uint attachedTo)
+    {
+        var attach = new vfio_device_attach_iommufd_pt { argsz = 12, pt_id = ptId };
+        int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
+        attachedTo = attach.pt_id;
+        return rc;
+    }
+
+    private unsafe uint AllocateDirtyHwpt(SafeFileHandle iommufd, uint devid, IommuFdContainer container, string name)
+    {
+        var alloc = new iommu_hwpt_alloc
+        {
+            size = 48,
+            flags = IommuUapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+            dev_id = devid,
+            pt_id = container.IoasId,
+            data_type = IommuUapi.IOMMU_HWPT_DATA_NONE,
+        };
+        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_HWPT_ALLOC, &alloc);
+        if (rc < 0)
+        {
+            throw new VfioException((Errno)(-rc), "IOMMU_HWPT_ALLOC", $"{name} ({container.Name})");
+        }
+        return alloc.out_hwpt_id;
+    }
+
+    private static VfioException AttachFailed(int rc, string name, IommuFdContainer container, uint ptId)
+    {
+        var errno = (Errno)(-rc);
+        string target = ptId == container.IoasId ? container.Name : $"HWPT {ptId.ToString(CultureInfo.InvariantCulture)} of {container.Name}";
+        return rc == -Eaddrinuse
+            ? new VfioException("VFIO_DEVICE_ATTACH_IOMMUFD_PT", name,
+                $"attaching to {target} failed (EADDRINUSE): the DMA space already maps IOVAs the device reserves (e.g. the MSI window) or its IOMMU cannot reach",
+                "Attach the device before mapping, or to a DMA space of its own.")
+            : new VfioException(errno, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", $"{name} ({target})");
+    }
+}
