@@ -11,24 +11,18 @@ namespace Vfio.Core;
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Ownership.</b> Disposing the manager disposes the DMA spaces it created (which detaches their devices first,
-/// then unmaps and releases their containers), and then the backends it <i>created</i>: with dependency injection the
-/// manager creates every backend from its <see cref="IommuBackendDescriptor"/> (the container never sees those objects
-/// as services), so it owns and disposes them, after the spaces, as the teardown order requires. Backends given to the
-/// public constructor belong to the caller and are not disposed.
-/// </para>
-/// <para>
-/// The <see cref="IIommuBackend"/> service that <c>AddVfio</c> registers is the manager's own instance
-/// (<see cref="SelectDefaultBackend"/>); the container disposes it too when the provider is disposed, which is
-/// harmless only because disposing is idempotent. To keep "devices, then mappings, then backend" under DI, dispose
-/// the spaces (or the manager) before the service provider, or use the spaces of <see cref="CreateDmaSpace"/>, which
-/// the manager disposes before its backends.
+/// <b>Ownership.</b> Disposing the manager disposes the DMA spaces it created (each detaches its devices first, then
+/// unmaps and releases its containers). It never disposes a backend: backends given to the public constructor belong
+/// to the caller (dispose them after the manager); under dependency injection the backends are created from their
+/// <see cref="IommuBackendDescriptor"/>s by a container singleton the manager depends on, so the container disposes
+/// them after the manager, each once (the one resolved as the <see cref="IIommuBackend"/> service by the container
+/// itself, the others by that singleton). Disposing the service provider therefore tears down in the required order:
+/// devices, mappings, containers, then backends.
 /// </para>
 /// </remarks>
 public sealed partial class VfioManager : IDisposable
 {
     private readonly IIommuBackend[] _backends;
-    private readonly IDisposable[] _ownedBackends;
     private readonly IKernel _kernel;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -67,60 +61,24 @@ public sealed partial class VfioManager : IDisposable
         }
         Options = options;
         _backends = list;
-        _ownedBackends = [];
         _kernel = kernel ?? LinuxKernel.Instance;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<VfioManager>();
         _metrics = metrics;
     }
 
-    /// <summary>The dependency-injection path: creates (and owns) a backend per descriptor, the last registration of a
-    /// name winning, ordered by descending preference.</summary>
-    internal VfioManager(VfioOptions options, IEnumerable<IommuBackendDescriptor> descriptors, IServiceProvider services,
-        IKernel kernel, ILoggerFactory? loggerFactory, VfioMetrics? metrics)
+    /// <summary>The dependency-injection path: the backends come from <paramref name="backends"/>, which owns them.</summary>
+    internal VfioManager(VfioOptions options, VfioBackendSet backends, IKernel kernel, ILoggerFactory? loggerFactory, VfioMetrics? metrics)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(descriptors);
-        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(backends);
         ArgumentNullException.ThrowIfNull(kernel);
         Options = options;
+        _backends = backends.Backends;
         _kernel = kernel;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<VfioManager>();
         _metrics = metrics;
-        var byName = new Dictionary<string, IommuBackendDescriptor>(StringComparer.OrdinalIgnoreCase);
-        var order = new List<string>();
-        foreach (IommuBackendDescriptor descriptor in descriptors)
-        {
-            ArgumentException.ThrowIfNullOrEmpty(descriptor.Name, nameof(descriptors));
-            if (byName.TryAdd(descriptor.Name, descriptor))
-            {
-                order.Add(descriptor.Name);
-            }
-            else
-            {
-                byName[descriptor.Name] = descriptor;
-            }
-        }
-        // Stable: equal preferences keep registration order.
-        IommuBackendDescriptor[] sorted = [.. order.Select(n => byName[n]).OrderByDescending(d => d.Preference)];
-        var created = new List<IIommuBackend>(sorted.Length);
-        try
-        {
-            foreach (IommuBackendDescriptor descriptor in sorted)
-            {
-                IIommuBackend backend = descriptor.Factory(services)
-                    ?? throw new InvalidOperationException($"The factory of the backend descriptor '{descriptor.Name}' returned null.");
-                created.Add(backend);
-            }
-        }
-        catch
-        {
-            DisposeAll(created.OfType<IDisposable>());
-            throw;
-        }
-        _backends = [.. created];
-        _ownedBackends = [.. created.OfType<IDisposable>()];
     }
 
     /// <summary>The options the manager selects by.</summary>
@@ -268,22 +226,6 @@ public sealed partial class VfioManager : IDisposable
             catch (Exception e) when (e is IOException or InvalidOperationException)
             {
                 LogTeardownFailed(_logger, spaces[i].ToString(), e);
-            }
-        }
-        DisposeAll(_ownedBackends);
-    }
-
-    private void DisposeAll(IEnumerable<IDisposable> disposables)
-    {
-        foreach (IDisposable disposable in disposables.Reverse())
-        {
-            try
-            {
-                disposable.Dispose();
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException)
-            {
-                LogTeardownFailed(_logger, disposable.ToString() ?? disposable.GetType().Name, e);
             }
         }
     }

@@ -66,16 +66,40 @@ public static class VfioServiceCollectionExtensions
         services.TryAddSingleton<IKernel>(LinuxKernel.Instance);
         services.TryAddSingleton(CreateFdStore);
         services.TryAddSingleton(sp => new VfioMetrics(sp.GetService<IMeterFactory>()));
-        services.TryAddSingleton(sp => new VfioManager(
-            sp.GetRequiredService<IOptions<VfioOptions>>().Value,
-            sp.GetServices<IommuBackendDescriptor>(),
-            sp,
-            sp.GetRequiredService<IKernel>(),
-            sp.GetService<ILoggerFactory>(),
-            sp.GetRequiredService<VfioMetrics>()));
-        services.TryAddSingleton(sp => sp.GetRequiredService<VfioManager>().SelectDefaultBackend());
+        services.TryAddSingleton(sp => new VfioBackendSet(sp.GetServices<IommuBackendDescriptor>(), sp));
+        services.TryAddSingleton(sp =>
+        {
+            // The IIommuBackend service is disposed by the container; resolving it before the manager exists makes
+            // the container dispose it after the manager, i.e. after the manager's devices detached.
+            try
+            {
+                sp.GetService<IIommuBackend>();
+            }
+            catch (VfioBackendUnavailableException)
+            {
+                // No machine-level default; the manager still selects per device and reports it then.
+            }
+            return CreateManager(sp);
+        });
+        services.TryAddSingleton(sp =>
+        {
+            VfioBackendSet set = sp.GetRequiredService<VfioBackendSet>();
+            // A manager of its own (not the container's, which must be created after this service): selection only.
+            IIommuBackend backend = CreateManager(sp).SelectDefaultBackend();
+            set.HandedToContainer(backend);
+            return backend;
+        });
         return new VfioBuilder(services);
     }
+
+#pragma warning disable CA2000 // A selection-only manager: it owns no space and no backend.
+    private static VfioManager CreateManager(IServiceProvider sp) => new(
+        sp.GetRequiredService<IOptions<VfioOptions>>().Value,
+        sp.GetRequiredService<VfioBackendSet>(),
+        sp.GetRequiredService<IKernel>(),
+        sp.GetService<ILoggerFactory>(),
+        sp.GetRequiredService<VfioMetrics>());
+#pragma warning restore CA2000
 
     /// <summary>The fd store; with <see cref="VfioOptions.FdSocket"/> set, first receives one message of named fds
     /// from that inherited socket (borrowed: never closed here) and adds them.</summary>

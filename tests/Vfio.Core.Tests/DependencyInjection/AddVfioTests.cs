@@ -196,7 +196,7 @@ public sealed class AddVfioTests
 
         iommufd.Calls.ShouldBe(["CanAttach 0000:00:02.0"]);
         legacy.Calls.ShouldBe(["CanAttach 0000:00:02.0"]);
-        (string category, LogLevel level, string message) = logs.Entries.Single(e => e.Message.Contains("chosen", StringComparison.Ordinal));
+        (string category, LogLevel level, string message) = logs.Entries.Single(e => e.Message.Contains("chosen for 0000:00:02.0", StringComparison.Ordinal));
         category.ShouldBe(typeof(VfioManager).FullName);
         level.ShouldBe(LogLevel.Information);
         message.ShouldBe("VFIO backend legacy chosen for 0000:00:02.0: /dev/vfio/7 exists; passed over: iommufd: 0000:00:02.0 has no vfio-dev cdev");
@@ -290,11 +290,53 @@ public sealed class AddVfioTests
 
         device.IsAttached.ShouldBeFalse();
         space.IsDisposed.ShouldBeTrue();
-        events.ShouldBe(["detach 0000:00:02.0", "dispose legacy", "dispose iommufd"]); // reverse of creation
+        events.ShouldBe(["detach 0000:00:02.0"]); // the manager never disposes a backend
         manager.Dispose();
-        legacy.DisposeCalls.ShouldBe(1);
         Should.Throw<ObjectDisposedException>(() => manager.CreateDmaSpace("late"));
+
         sp.Dispose();
+        events.ShouldBe(["detach 0000:00:02.0", "dispose legacy", "dispose iommufd"]);
+        legacy.DisposeCalls.ShouldBe(1);
+        iommufd.DisposeCalls.ShouldBe(1);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void DisposingTheProvider_DetachesTheManagersDevicesBeforeAnyBackendIsDisposed_EachOnce(bool backendServiceFirst)
+    {
+        var events = new List<string>();
+        var legacy = new FakeBackend("legacy") { Events = events };
+        var iommufd = new FakeBackend("iommufd") { Events = events };
+        var services = new ServiceCollection();
+        services.AddSingleton<IKernel>(new FakeMachineKernel("/dev/iommu"));
+        VfioBuilder builder = services.AddVfio();
+        builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => legacy));
+        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
+        ServiceProvider sp = services.BuildServiceProvider();
+        IIommuBackend service;
+        VfioManager manager;
+        if (backendServiceFirst)
+        {
+            service = sp.GetRequiredService<IIommuBackend>();
+            manager = sp.GetRequiredService<VfioManager>();
+        }
+        else
+        {
+            manager = sp.GetRequiredService<VfioManager>();
+            service = sp.GetRequiredService<IIommuBackend>();
+        }
+        service.ShouldBeSameAs(iommufd);
+        DmaSpace space = manager.CreateDmaSpace();
+        manager.AttachDevice("0000:00:02.0", space).Backend.ShouldBeSameAs(iommufd);
+        legacy.AttachDevice(VfioDeviceSource.Pci("0000:00:03.0"), space);
+
+        sp.Dispose();
+
+        events.Take(2).Order().ShouldBe(["detach 0000:00:02.0", "detach 0000:00:03.0"]);
+        events.Skip(2).Order().ShouldBe(["dispose iommufd", "dispose legacy"]);
+        iommufd.DisposeCalls.ShouldBe(1);
+        legacy.DisposeCalls.ShouldBe(1);
     }
 
     [Fact]
