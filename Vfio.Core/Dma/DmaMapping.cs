@@ -37,4 +37,16 @@ public readonly record struct DmaMapping(ulong Iova, ulong Size, nint HostAddres
 {
     /// <summary>The mapping's IOVA range.</summary>
     public IovaRange Range => IovaRange.FromStartSize(Iova, Size);
+
+    // The generated printer would read Range, which throws for the empty default mapping (AddSection's "skipped").
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture,
+            $"Iova = 0x{Iova:x}, Size = {Size}, HostAddress = 0x{HostAddress:x}, Access = {Access}, Kind = {Kind}");
+        if (Size != 0)
+        {
+            builder.Append(", Range = ").Append(Range.ToString());
+        }
+        return true;
+    }
 }
