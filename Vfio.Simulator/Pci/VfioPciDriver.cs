@@ -13,11 +13,8 @@ namespace Vfio.Simulator;
 /// </summary>
 internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreDriver
 {
-    private const int OffsetShift = 40;
-    private const ulong OffsetMask = (1UL << OffsetShift) - 1;
     private const uint NumRegions = 9;
     private const uint NumIrqs = 5;
-    private const ulong PageSize = 4096;
     private const int EIO = (int)Errno.EIO;
 
     private enum IrqType
@@ -359,39 +356,14 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     // ---- §11.1 read / write ------------------------------------------------------------------------------------------------
 
-    internal override long Read(Span<byte> buffer, long offset) => ReadWrite(buffer, offset, write: false);
+    protected override uint RegionCount => NumRegions;
 
-    internal override long Write(ReadOnlySpan<byte> buffer, long offset)
+    protected override long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write) => (uint)index switch
     {
-        // The pieces are copied to a scratch buffer so one code path serves both directions.
-        Span<byte> copy = buffer.Length <= 64 ? stackalloc byte[buffer.Length] : new byte[buffer.Length];
-        buffer.CopyTo(copy);
-        return ReadWrite(copy, offset, write: true);
-    }
-
-    private long ReadWrite(Span<byte> buffer, long offset, bool write)
-    {
-        if (buffer.Length == 0)
-        {
-            return 0;
-        }
-        ulong index = (ulong)offset >> OffsetShift;
-        ulong pos = (ulong)offset & OffsetMask;
-        if (index >= NumRegions)
-        {
-            return -EINVAL;
-        }
-        switch (index)
-        {
-            case VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX:
-                return ConfigReadWrite(buffer, pos, write);
-            case VfioUapi.VFIO_PCI_ROM_REGION_INDEX:
-            case VfioUapi.VFIO_PCI_VGA_REGION_INDEX:
-                return -EINVAL;
-            default:
-                return BarReadWrite((int)index, buffer, pos, write);
-        }
-    }
+        VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX => ConfigReadWrite(buffer, pos, write),
+        VfioUapi.VFIO_PCI_ROM_REGION_INDEX or VfioUapi.VFIO_PCI_VGA_REGION_INDEX => -EINVAL,
+        _ => BarReadWrite(index, buffer, pos, write),
+    };
 
     private long BarReadWrite(int index, Span<byte> buffer, ulong pos, bool write)
     {
@@ -447,33 +419,6 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
             : (ulong.MaxValue, ulong.MaxValue);
 
     private PciBar? BarAt(int index) => index < _model.Bars.Count ? _model.Bars[index] : null;
-
-    private static ulong ReadLittleEndian(ReadOnlySpan<byte> piece) => piece.Length switch
-    {
-        8 => BinaryPrimitives.ReadUInt64LittleEndian(piece),
-        4 => BinaryPrimitives.ReadUInt32LittleEndian(piece),
-        2 => BinaryPrimitives.ReadUInt16LittleEndian(piece),
-        _ => piece[0],
-    };
-
-    private static void WriteLittleEndian(Span<byte> piece, ulong value)
-    {
-        switch (piece.Length)
-        {
-            case 8:
-                BinaryPrimitives.WriteUInt64LittleEndian(piece, value);
-                break;
-            case 4:
-                BinaryPrimitives.WriteUInt32LittleEndian(piece, (uint)value);
-                break;
-            case 2:
-                BinaryPrimitives.WriteUInt16LittleEndian(piece, (ushort)value);
-                break;
-            default:
-                piece[0] = (byte)value;
-                break;
-        }
-    }
 
     // ---- §11.1 mmap ------------------------------------------------------------------------------------------------------------
 
