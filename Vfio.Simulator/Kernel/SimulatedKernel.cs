@@ -50,7 +50,7 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
     /// <summary>
     /// The DMA state of the machine, for tests that prove teardown is exact: open simulated files, DMA mappings
     /// (Type1 mappings of every container plus mapped areas of every IOAS) and pinned pages charged to
-    /// RLIMIT_MEMLOCK. Files closed before the call are released first, as the kernel would have.
+    /// RLIMIT_MEMLOCK (the process's and, for iommufd's per-user mode, the user's counter). Files closed before the call are released first, as the kernel would have.
     /// </summary>
     /// <returns>The counts at this moment.</returns>
     public SimulatedKernelState GetState()
@@ -72,7 +72,7 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
                         break;
                 }
             }
-            return new SimulatedKernelState(_fds.Count, mappings, objects, LockedVmPages);
+            return new SimulatedKernelState(_fds.Count, mappings, objects, LockedVmPages + UserLockedVmPages);
         }
     }
 
