@@ -9,7 +9,7 @@ namespace Vfio.Simulator;
 /// <summary>
 /// The simulated vfio-pci core serving an <see cref="EmulatedPciDevice"/> (kernel-uapi-6.12.md §10, §11): regions at
 /// <c>index &lt;&lt; 40</c>, BAR access and mmap, the virtualized config space, INTx/MSI/MSI-X/ERR/REQ interrupts
-/// function reset and PCI hot reset. IOEVENTFD is not modelled (its ioctl gives <c>ENOTTY</c>).
+/// function reset, PCI hot reset and ioeventfds.
 /// </summary>
 internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreDriver
 {
@@ -60,6 +60,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
     {
         // vfio_pci_core_disable: interrupts off, ERR/REQ released, bus master cleared, function reset if possible.
         DisableInterrupts();
+        ReleaseIoEventFds();
         Replace(ref _errTrigger, null);
         Replace(ref _reqTrigger, null);
         _pmEngaged = false;
@@ -102,6 +103,10 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         if (request == VfioUapi.VFIO_DEVICE_PCI_HOT_RESET)
         {
             return HotReset(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_IOEVENTFD)
+        {
+            return IoEventFdIoctl(argument);
         }
         return -ENOTTY;
     }
