@@ -56,6 +56,14 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     internal override void OpenDevice() => InitConfig();
 
+    /// <summary>vfio_pci_core_request: signals the REQ IRQ eventfd once per call (the kernel's repeat pacing is not
+    /// modelled).</summary>
+    internal override bool RequestRelease()
+    {
+        _reqTrigger?.Signal();
+        return _reqTrigger is not null;
+    }
+
     internal override void CloseDevice()
     {
         // vfio_pci_core_disable: interrupts off, ERR/REQ released, bus master cleared, function reset if possible.
@@ -472,6 +480,11 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private ulong MappedAccess(int bar, ulong offset, int width, ulong value, bool write)
     {
+        if (Device.Removed)
+        {
+            // A removed device no longer decodes its BARs: reads complete with all-ones, writes go nowhere.
+            return write ? 0 : ulong.MaxValue >> (64 - (8 * width));
+        }
         if (!MemoryEnabled || _pmEngaged)
         {
             throw new InvalidOperationException(

@@ -312,12 +312,18 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
     {
         public SimulatedKernel Kernel => driver.Device.Kernel;
 
-        public ulong ReadMapped(ulong offset, int width) => width == 8
-            ? driver._model.HardwareRead(region, offset, 4) | (driver._model.HardwareRead(region, offset + 4, 4) << 32)
-            : driver._model.HardwareRead(region, offset, width);
+        public ulong ReadMapped(ulong offset, int width) => driver.Device.Removed
+            ? ulong.MaxValue >> (64 - (8 * width))
+            : width == 8
+                ? driver._model.HardwareRead(region, offset, 4) | (driver._model.HardwareRead(region, offset + 4, 4) << 32)
+                : driver._model.HardwareRead(region, offset, width);
 
         public void WriteMapped(ulong offset, int width, ulong value)
         {
+            if (driver.Device.Removed)
+            {
+                return;
+            }
             if (width == 8)
             {
                 driver._model.HardwareWrite(region, offset, 4, (uint)value);
