@@ -66,6 +66,9 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
                     case ContainerFile { Driver: Type1Driver type1 }:
                         mappings += type1.MappingCount;
                         break;
+                    case ContainerFile { Driver: SpaprTceDriver spapr }:
+                        mappings += spapr.MappingCount;
+                        break;
                     case IommuFdFile iommufd:
                         mappings += iommufd.AreaCount;
                         objects += iommufd.ObjectCount;
