@@ -57,6 +57,10 @@ internal sealed class SimDevice
     /// <summary>True while a cdev fd of the device is bound to an iommufd (<c>VFIO_DEVICE_BIND_IOMMUFD</c>).</summary>
     internal bool BoundThroughCdev { get; set; }
 
+    /// <summary>The device was surprise-removed (<see cref="SimulatedKernel.RemoveDevice"/>): its fds fail with
+    /// <c>ENODEV</c>, mapped registers read all-ones, it does no DMA, and it is gone from sysfs and /dev.</summary>
+    internal bool Removed { get; set; }
+
     /// <summary>The DMA translation the device currently sees, or null when it is in no IOMMU domain (DMA is blocked).</summary>
     internal IDmaSpace? Dma { get; set; }
 

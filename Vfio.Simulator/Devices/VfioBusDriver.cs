@@ -27,6 +27,10 @@ internal abstract class VfioBusDriver
     {
     }
 
+    /// <summary>The driver's <c>request</c> op (vfio_pci_core_request): asks user space to release the device by
+    /// signalling its request eventfd. Returns true when one was registered and signalled.</summary>
+    internal virtual bool RequestRelease() => false;
+
     /// <summary>A device ioctl (GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, SET_IRQS, RESET, PCI hot reset, FEATURE,
     /// IOEVENTFD); <paramref name="argument"/> is the raw user argument. Returns the result or <c>-errno</c>.</summary>
     internal abstract int Ioctl(uint request, nint argument);

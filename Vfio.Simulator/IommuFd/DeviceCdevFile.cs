@@ -26,7 +26,7 @@ internal sealed class DeviceCdevFile : SimFile
 
     /// <summary>Opening the node succeeds while the device is registered; all checks happen at bind.</summary>
     internal static (int Result, SimFile? File) Open(SimulatedKernel kernel, SimDevice device)
-        => device.IsVfio ? (0, new DeviceCdevFile(kernel, device)) : (-(int)Errno.ENODEV, null);
+        => device.IsVfio && !device.Removed ? (0, new DeviceCdevFile(kernel, device)) : (-(int)Errno.ENODEV, null);
 
     internal override FileType Type => FileType.CharacterDevice;
 
@@ -36,6 +36,10 @@ internal sealed class DeviceCdevFile : SimFile
 
     internal override int Ioctl(uint request, nint argument)
     {
+        if (Device.Removed)
+        {
+            return -(int)Errno.ENODEV;
+        }
         if (request == VfioUapi.VFIO_DEVICE_BIND_IOMMUFD)
         {
             return Bind(argument);
@@ -55,16 +59,18 @@ internal sealed class DeviceCdevFile : SimFile
         return Device.VfioDriver!.Ioctl(request, argument);
     }
 
-    internal override long Read(Span<byte> buffer, long offset) => _binding is null ? -EINVAL : Device.VfioDriver!.Read(buffer, offset);
+    internal override long Read(Span<byte> buffer, long offset)
+        => Device.Removed ? -(int)Errno.ENODEV : _binding is null ? -EINVAL : Device.VfioDriver!.Read(buffer, offset);
 
-    internal override long Write(ReadOnlySpan<byte> buffer, long offset) => _binding is null ? -EINVAL : Device.VfioDriver!.Write(buffer, offset);
+    internal override long Write(ReadOnlySpan<byte> buffer, long offset)
+        => Device.Removed ? -(int)Errno.ENODEV : _binding is null ? -EINVAL : Device.VfioDriver!.Write(buffer, offset);
 
     internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
     {
-        if (_binding is null)
+        if (Device.Removed || _binding is null)
         {
             mapping = null;
-            return -EINVAL;
+            return Device.Removed ? -(int)Errno.ENODEV : -EINVAL;
         }
         return Device.VfioDriver!.Map(offset, length, protection, out mapping);
     }

@@ -7,7 +7,7 @@ namespace Vfio.Simulator;
 /// An IOAS (io_pagetable): its areas, the reserved IOVA set (domain apertures and devices' reserved regions), the
 /// allowed list, its alignment and its domains (kernel-uapi-6.12.md §8.3–§8.9, §14 item 7).
 /// </summary>
-internal sealed class IoasObject : IommuFdObject
+internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
 {
     private const int EINVAL = (int)Errno.EINVAL;
     private readonly List<(ulong Start, ulong Last, object Owner)> _reserved = [];
@@ -152,8 +152,43 @@ internal sealed class IoasObject : IommuFdObject
             RemoveReserved(hwpt);
             return -UserMemoryFault;
         }
+        if (Hwpts.Count == 0 && !PinAll())
+        {
+            // iopt_fill_domain: the first domain pins every area; over RLIMIT_MEMLOCK the attach fails and unwinds.
+            RemoveReserved(hwpt);
+            return -(int)Errno.ENOMEM;
+        }
         Hwpts.Add(hwpt);
         return 0;
+    }
+
+    /// <summary>Pins every area (the first domain arrived); on failure nothing stays pinned.</summary>
+    private bool PinAll()
+    {
+        foreach (IoasArea area in Areas)
+        {
+            if (!area.Pages.Pin(area))
+            {
+                UnpinAll();
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void UnpinAll()
+    {
+        foreach (IoasArea area in Areas)
+        {
+            area.Pages.Unpin(area);
+        }
+    }
+
+    /// <summary>The IOAS object goes (DESTROY or the context's release): its areas are removed and unpinned.</summary>
+    internal void Destroy()
+    {
+        UnpinAll();
+        Areas.Clear();
     }
 
     private const int UserMemoryFault = (int)Errno.EFAULT;
@@ -162,6 +197,11 @@ internal sealed class IoasObject : IommuFdObject
     {
         Hwpts.Remove(hwpt);
         RemoveReserved(hwpt);
+        if (Hwpts.Count == 0)
+        {
+            // The last domain went: nothing holds the pages pinned any more (no in-kernel access is modelled).
+            UnpinAll();
+        }
     }
 
     /// <summary>IOMMU_OPTION HUGE_PAGES = 0 (iopt_disable_large_pages).</summary>
@@ -262,6 +302,7 @@ internal sealed class IoasObject : IommuFdObject
             }
         }
         ulong next = iova;
+        var added = new List<IoasArea>(pieces.Length);
         foreach (PagesPiece piece in pieces)
         {
             var area = new IoasArea
@@ -272,9 +313,29 @@ internal sealed class IoasObject : IommuFdObject
                 Readable = readable,
                 Writable = writable,
                 PagesWritable = piece.PagesWritable,
+                // iopt_alloc_pages: a MAP gets new pages in the context's accounting mode; COPY shares the source's.
+                Pages = piece.Pages ?? new IoptPages(context.Kernel, perUser: !context.AccountPerProcess),
             };
             Insert(area);
+            added.Add(area);
             next += piece.Length;
+        }
+        if (Hwpts.Count > 0)
+        {
+            // iopt_fill_domains_pages: with a domain the pages are pinned (and charged) now; over the limit the
+            // whole map unwinds with ENOMEM.
+            foreach (IoasArea area in added)
+            {
+                if (!area.Pages.Pin(area))
+                {
+                    foreach (IoasArea undo in added)
+                    {
+                        undo.Pages.Unpin(undo);
+                        Areas.Remove(undo);
+                    }
+                    return -(int)Errno.ENOMEM;
+                }
+            }
         }
         return 0;
     }
@@ -359,6 +420,7 @@ internal sealed class IoasObject : IommuFdObject
                 return -(int)Errno.ENOENT;
             }
             Areas.RemoveAt(index);
+            area.Pages.Unpin(area);
             unmapped += area.Length;
         }
         return unmapped > 0 ? 0 : -(int)Errno.ENOENT;
@@ -371,6 +433,7 @@ internal sealed class IoasObject : IommuFdObject
         foreach (IoasArea area in Areas)
         {
             unmapped += area.Length;
+            area.Pages.Unpin(area);
         }
         Areas.Clear();
     }
@@ -399,8 +462,13 @@ internal sealed class IoasObject : IommuFdObject
             Readable = area.Readable,
             Writable = area.Writable,
             PagesWritable = area.PagesWritable,
+            Pages = area.Pages,
         };
         area.Last = iova;
+        if (area.Pinned)
+        {
+            area.Pages.AddSplit(right);
+        }
         Areas.Insert(index + 1, right);
         return 0;
     }
@@ -422,7 +490,7 @@ internal sealed class IoasObject : IommuFdObject
                 return -(int)Errno.ENOENT;
             }
             ulong pieceLast = Math.Min(area.Last, last);
-            pieces.Add(new PagesPiece(area.UserVa + (cursor - area.Iova), pieceLast - cursor + 1, area.PagesWritable));
+            pieces.Add(new PagesPiece(area.UserVa + (cursor - area.Iova), pieceLast - cursor + 1, area.PagesWritable, area.Pages));
             if (pieceLast == last)
             {
                 return 0;

@@ -10,7 +10,7 @@ internal sealed partial class IommuFdFile
 
     private IoasObject CreateIoas()
     {
-        var ioas = new IoasObject();
+        var ioas = new IoasObject(this);
         Insert(ioas);
         return ioas;
     }

@@ -43,7 +43,7 @@ internal sealed partial class IommuFdFile : SimFile
     private bool NoIommuMode { get; set; }
 
     /// <summary>RLIMIT accounting: false = per user (the default of /dev/iommu), true = per process.</summary>
-    private bool AccountPerProcess { get; set; }
+    internal bool AccountPerProcess { get; private set; }
 
     internal void AddReference() => _references++;
 
@@ -52,6 +52,10 @@ internal sealed partial class IommuFdFile : SimFile
         if (--_references == 0)
         {
             // iommufd_fops_release: destroy every object, leaf first. Bound devices are gone by now.
+            foreach (IoasObject ioas in _objects.Values.OfType<IoasObject>())
+            {
+                ioas.Destroy();
+            }
             _objects.Clear();
             CompatIoas = null;
         }
@@ -200,6 +204,7 @@ internal sealed partial class IommuFdFile : SimFile
                 {
                     CompatIoas = null;
                 }
+                ioas.Destroy();
                 break;
             case HwptObject hwpt:
                 if (hwpt.Devices.Count > 0)

@@ -131,7 +131,93 @@ internal sealed class IoasArea
     internal bool PagesWritable { get; init; }
 
     internal ulong Length => Last - Iova + 1;
+
+    /// <summary>The pinned-page set this area's memory belongs to (shared by COPY and splits).</summary>
+    internal IoptPages Pages { get; set; } = null!;
+
+    /// <summary>The area's pages are pinned (filled into at least one domain of its IOAS).</summary>
+    internal bool Pinned { get; set; }
+
+    /// <summary>The first and last user page number the area covers.</summary>
+    internal (ulong First, ulong Last) PageSpan => (UserVa / SimulatedVtd.PageSize, (UserVa + Length - 1) / SimulatedVtd.PageSize);
 }
 
-/// <summary>One piece of memory for a new mapping: from MAP (one piece) or COPY (one per source area).</summary>
-internal readonly record struct PagesPiece(ulong UserVa, ulong Length, bool PagesWritable);
+/// <summary>One piece of memory for a new mapping: from MAP (one piece, new pages) or COPY (one per source area,
+/// sharing the source's pages).</summary>
+internal readonly record struct PagesPiece(ulong UserVa, ulong Length, bool PagesWritable, IoptPages? Pages = null);
+
+/// <summary>
+/// The kernel's <c>struct iopt_pages</c> as far as accounting goes (drivers/iommu/iommufd/pages.c): the memory of one
+/// IOAS_MAP, shared by the areas COPY and splits make from it. A page pinned for several areas is pinned — and
+/// charged to RLIMIT_MEMLOCK — once (<c>npinned</c> vs <c>last_npinned</c>); the charge goes to the user's or the
+/// process's counter by the context's accounting mode at MAP time.
+/// </summary>
+internal sealed class IoptPages(SimulatedKernel kernel, bool perUser)
+{
+    private readonly List<IoasArea> _pinned = [];
+    private ulong _charged;
+
+    /// <summary>Pins an area's pages: charges the pages no other pinned area of these pages covers. False (nothing
+    /// pinned) when RLIMIT_MEMLOCK would be exceeded: ENOMEM.</summary>
+    internal bool Pin(IoasArea area)
+    {
+        if (area.Pinned)
+        {
+            return true;
+        }
+        _pinned.Add(area);
+        ulong now = CountPinned();
+        if (now > _charged && !kernel.TryChargeLockedVm(now - _charged, perUser))
+        {
+            _pinned.Remove(area);
+            return false;
+        }
+        _charged = Math.Max(now, _charged);
+        area.Pinned = true;
+        return true;
+    }
+
+    /// <summary>Adds the right half of a split pinned area: the same pages, no new charge.</summary>
+    internal void AddSplit(IoasArea area)
+    {
+        _pinned.Add(area);
+        area.Pinned = true;
+    }
+
+    /// <summary>Unpins an area's pages: pages no other pinned area covers are uncharged.</summary>
+    internal void Unpin(IoasArea area)
+    {
+        if (!area.Pinned)
+        {
+            return;
+        }
+        area.Pinned = false;
+        _pinned.Remove(area);
+        ulong now = CountPinned();
+        if (now < _charged)
+        {
+            kernel.UnchargeLockedVm(_charged - now, perUser);
+            _charged = now;
+        }
+    }
+
+    /// <summary>The number of distinct user pages the pinned areas cover.</summary>
+    private ulong CountPinned()
+    {
+        var spans = _pinned.Select(a => a.PageSpan).OrderBy(s => s.First).ToList();
+        ulong count = 0;
+        ulong next = 0;
+        bool any = false;
+        foreach ((ulong first, ulong last) in spans)
+        {
+            ulong from = any && first < next ? next : first;
+            if (from <= last)
+            {
+                count += last - from + 1;
+                next = last + 1;
+                any = true;
+            }
+        }
+        return count;
+    }
+}

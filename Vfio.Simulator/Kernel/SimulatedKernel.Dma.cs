@@ -22,6 +22,11 @@ public sealed partial class SimulatedKernel
     /// <summary>Device DMA through the device's current IOMMU translation; a blocked access is recorded and touches nothing.</summary>
     internal bool DeviceDma(SimDevice device, ulong iova, Span<byte> readInto, ReadOnlySpan<byte> writeFrom, bool write)
     {
+        if (device.Removed)
+        {
+            // The device is gone: it issues no DMA at all (nothing to fault either).
+            return false;
+        }
         ulong length = (ulong)(write ? writeFrom.Length : readInto.Length);
         string? reason = null;
         nint address = 0;

@@ -40,6 +40,10 @@ public sealed partial class SimulatedKernel
         {
             backends.Add(Type1Driver.Registration(this));
         }
+        else if (Topology.Iommu == SimulatedIommu.SpaprTce)
+        {
+            backends.Add(SpaprTceDriver.Registration(this));
+        }
         if (Topology.UnsafeNoIommuMode)
         {
             backends.Add(NoIommuDriver.Registration(this));
@@ -78,7 +82,7 @@ public sealed partial class SimulatedKernel
             var device = new SimDevice(this, spec.Name, spec.Bus, group ?? new SimGroup(-1, noIommu: false), spec.Driver, driver);
             group?.Devices.Add(device);
             _devices[spec.Name] = device;
-            if (driver is not null && Topology.DeviceCdev && !group!.NoIommu)
+            if (driver is not null && Topology.DeviceCdev && !group!.NoIommu && Topology.Iommu != SimulatedIommu.SpaprTce)
             {
                 device.CdevIndex = nextCdev++;
             }
@@ -95,7 +99,7 @@ public sealed partial class SimulatedKernel
         {
             AddCharDevice("/dev/vfio/vfio", MiscMajor, VfioContainerMinor, "/sys/devices/virtual/misc/vfio", () => (0, new ContainerFile(this)));
         }
-        if (Topology.IommuFd)
+        if (Topology.IommuFd && Topology.Iommu != SimulatedIommu.SpaprTce)
         {
             AddCharDevice("/dev/iommu", MiscMajor, IommuMinor, "/sys/devices/virtual/misc/iommu", () => (0, new IommuFdFile(this)));
         }

@@ -50,7 +50,7 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
     /// <summary>
     /// The DMA state of the machine, for tests that prove teardown is exact: open simulated files, DMA mappings
     /// (Type1 mappings of every container plus mapped areas of every IOAS) and pinned pages charged to
-    /// RLIMIT_MEMLOCK. Files closed before the call are released first, as the kernel would have.
+    /// RLIMIT_MEMLOCK (the process's and, for iommufd's per-user mode, the user's counter). Files closed before the call are released first, as the kernel would have.
     /// </summary>
     /// <returns>The counts at this moment.</returns>
     public SimulatedKernelState GetState()
@@ -66,13 +66,16 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
                     case ContainerFile { Driver: Type1Driver type1 }:
                         mappings += type1.MappingCount;
                         break;
+                    case ContainerFile { Driver: SpaprTceDriver spapr }:
+                        mappings += spapr.MappingCount;
+                        break;
                     case IommuFdFile iommufd:
                         mappings += iommufd.AreaCount;
                         objects += iommufd.ObjectCount;
                         break;
                 }
             }
-            return new SimulatedKernelState(_fds.Count, mappings, objects, LockedVmPages);
+            return new SimulatedKernelState(_fds.Count, mappings, objects, LockedVmPages + UserLockedVmPages);
         }
     }
 

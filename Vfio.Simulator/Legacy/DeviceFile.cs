@@ -32,15 +32,25 @@ internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
         {
             return argument == 0 ? -(int)Errno.EFAULT : -(int)Errno.EINVAL;
         }
-        return Device.VfioDriver!.Ioctl(request, argument);
+        return Device.Removed ? -ENODEV : Device.VfioDriver!.Ioctl(request, argument);
     }
 
-    internal override long Read(Span<byte> buffer, long offset) => Device.VfioDriver!.Read(buffer, offset);
+    // A surprise-removed device's fds stay open (closing them releases as usual) but every access fails.
+    internal override long Read(Span<byte> buffer, long offset) => Device.Removed ? -ENODEV : Device.VfioDriver!.Read(buffer, offset);
 
-    internal override long Write(ReadOnlySpan<byte> buffer, long offset) => Device.VfioDriver!.Write(buffer, offset);
+    internal override long Write(ReadOnlySpan<byte> buffer, long offset) => Device.Removed ? -ENODEV : Device.VfioDriver!.Write(buffer, offset);
 
     internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
-        => Device.VfioDriver!.Map(offset, length, protection, out mapping);
+    {
+        if (Device.Removed)
+        {
+            mapping = null;
+            return -ENODEV;
+        }
+        return Device.VfioDriver!.Map(offset, length, protection, out mapping);
+    }
+
+    private const int ENODEV = (int)Errno.ENODEV;
 
     internal override void Release()
     {

@@ -148,7 +148,7 @@ internal sealed class GroupFile : SimFile
             return -(int)Errno.EINVAL;
         }
         string request = Encoding.UTF8.GetString(buffer[..length]);
-        SimDevice? device = Group.Devices.FirstOrDefault(d => d.IsVfio && Matches(d, request));
+        SimDevice? device = Group.Devices.FirstOrDefault(d => d.IsVfio && !d.Removed && Matches(d, request));
         if (device is null)
         {
             return -(int)Errno.ENODEV;

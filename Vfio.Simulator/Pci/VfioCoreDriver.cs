@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Buffers.Binary;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
@@ -7,7 +8,9 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// What the VFIO core does for every bus driver's device fd (kernel-uapi-6.12.md §10): <c>VFIO_DEVICE_FEATURE</c>
-/// dispatch and validation (§10.5), and the shared SET_IRQS header validation (§10.4).
+/// dispatch and validation (§10.5), the shared SET_IRQS header validation (§10.4), and the <c>pread</c>/<c>pwrite</c>
+/// dispatch of both bus drivers (region index in the offset's bits 40 and up, §11.1): a bus driver supplies only
+/// its region handlers.
 /// </summary>
 internal abstract class VfioCoreDriver : VfioBusDriver
 {
@@ -15,6 +18,68 @@ internal abstract class VfioCoreDriver : VfioBusDriver
     protected const int ENOTTY = (int)Errno.ENOTTY;
     protected const int EFAULT = (int)Errno.EFAULT;
     protected const int SetIrqsMinsz = vfio_irq_set.data_offset;
+
+    /// <summary>The region index sits in the device-fd offset's bits 40 and up (VFIO_PCI_OFFSET_SHIFT, vfio-platform's too).</summary>
+    protected const int OffsetShift = 40;
+    protected const ulong OffsetMask = (1UL << OffsetShift) - 1;
+    protected const ulong PageSize = 4096;
+
+    /// <summary>How many regions the device has: an index at or above it is <c>EINVAL</c>.</summary>
+    protected abstract uint RegionCount { get; }
+
+    /// <summary>Reads or writes <paramref name="buffer"/> at <paramref name="pos"/> of region <paramref name="index"/>
+    /// (below <see cref="RegionCount"/>; the buffer is not empty). Returns the bytes done or <c>-errno</c>.</summary>
+    protected abstract long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write);
+
+    internal sealed override long Read(Span<byte> buffer, long offset) => ReadWrite(buffer, offset, write: false);
+
+    internal sealed override long Write(ReadOnlySpan<byte> buffer, long offset)
+    {
+        // The bytes are copied to a scratch buffer so one code path serves both directions.
+        Span<byte> copy = buffer.Length <= 64 ? stackalloc byte[buffer.Length] : new byte[buffer.Length];
+        buffer.CopyTo(copy);
+        return ReadWrite(copy, offset, write: true);
+    }
+
+    private long ReadWrite(Span<byte> buffer, long offset, bool write)
+    {
+        if (buffer.Length == 0)
+        {
+            return 0;
+        }
+        ulong index = (ulong)offset >> OffsetShift;
+        ulong pos = (ulong)offset & OffsetMask;
+        return index >= RegionCount ? -EINVAL : RegionReadWrite((int)index, buffer, pos, write);
+    }
+
+    /// <summary>The little-endian value of a 1, 2, 4 or 8 byte piece.</summary>
+    protected static ulong ReadLittleEndian(ReadOnlySpan<byte> piece) => piece.Length switch
+    {
+        8 => BinaryPrimitives.ReadUInt64LittleEndian(piece),
+        4 => BinaryPrimitives.ReadUInt32LittleEndian(piece),
+        2 => BinaryPrimitives.ReadUInt16LittleEndian(piece),
+        _ => piece[0],
+    };
+
+    /// <summary>Stores <paramref name="value"/> little-endian in a 1, 2, 4 or 8 byte piece.</summary>
+    protected static void WriteLittleEndian(Span<byte> piece, ulong value)
+    {
+        switch (piece.Length)
+        {
+            case 8:
+                BinaryPrimitives.WriteUInt64LittleEndian(piece, value);
+                break;
+            case 4:
+                BinaryPrimitives.WriteUInt32LittleEndian(piece, (uint)value);
+                break;
+            case 2:
+                BinaryPrimitives.WriteUInt16LittleEndian(piece, (ushort)value);
+                break;
+            default:
+                piece[0] = (byte)value;
+                break;
+        }
+    }
 
     /// <summary>The device this driver serves.</summary>
     internal SimDevice BoundDevice => Device;

@@ -9,15 +9,12 @@ namespace Vfio.Simulator;
 /// <summary>
 /// The simulated vfio-pci core serving an <see cref="EmulatedPciDevice"/> (kernel-uapi-6.12.md §10, §11): regions at
 /// <c>index &lt;&lt; 40</c>, BAR access and mmap, the virtualized config space, INTx/MSI/MSI-X/ERR/REQ interrupts
-/// function reset and PCI hot reset. IOEVENTFD is not modelled (its ioctl gives <c>ENOTTY</c>).
+/// function reset, PCI hot reset and ioeventfds.
 /// </summary>
 internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreDriver
 {
-    private const int OffsetShift = 40;
-    private const ulong OffsetMask = (1UL << OffsetShift) - 1;
     private const uint NumRegions = 9;
     private const uint NumIrqs = 5;
-    private const ulong PageSize = 4096;
     private const int EIO = (int)Errno.EIO;
 
     private enum IrqType
@@ -59,10 +56,19 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     internal override void OpenDevice() => InitConfig();
 
+    /// <summary>vfio_pci_core_request: signals the REQ IRQ eventfd once per call (the kernel's repeat pacing is not
+    /// modelled).</summary>
+    internal override bool RequestRelease()
+    {
+        _reqTrigger?.Signal();
+        return _reqTrigger is not null;
+    }
+
     internal override void CloseDevice()
     {
         // vfio_pci_core_disable: interrupts off, ERR/REQ released, bus master cleared, function reset if possible.
         DisableInterrupts();
+        ReleaseIoEventFds();
         Replace(ref _errTrigger, null);
         Replace(ref _reqTrigger, null);
         _pmEngaged = false;
@@ -105,6 +111,10 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         if (request == VfioUapi.VFIO_DEVICE_PCI_HOT_RESET)
         {
             return HotReset(argument);
+        }
+        if (request == VfioUapi.VFIO_DEVICE_IOEVENTFD)
+        {
+            return IoEventFdIoctl(argument);
         }
         return -ENOTTY;
     }
@@ -359,39 +369,14 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     // ---- §11.1 read / write ------------------------------------------------------------------------------------------------
 
-    internal override long Read(Span<byte> buffer, long offset) => ReadWrite(buffer, offset, write: false);
+    protected override uint RegionCount => NumRegions;
 
-    internal override long Write(ReadOnlySpan<byte> buffer, long offset)
+    protected override long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write) => (uint)index switch
     {
-        // The pieces are copied to a scratch buffer so one code path serves both directions.
-        Span<byte> copy = buffer.Length <= 64 ? stackalloc byte[buffer.Length] : new byte[buffer.Length];
-        buffer.CopyTo(copy);
-        return ReadWrite(copy, offset, write: true);
-    }
-
-    private long ReadWrite(Span<byte> buffer, long offset, bool write)
-    {
-        if (buffer.Length == 0)
-        {
-            return 0;
-        }
-        ulong index = (ulong)offset >> OffsetShift;
-        ulong pos = (ulong)offset & OffsetMask;
-        if (index >= NumRegions)
-        {
-            return -EINVAL;
-        }
-        switch (index)
-        {
-            case VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX:
-                return ConfigReadWrite(buffer, pos, write);
-            case VfioUapi.VFIO_PCI_ROM_REGION_INDEX:
-            case VfioUapi.VFIO_PCI_VGA_REGION_INDEX:
-                return -EINVAL;
-            default:
-                return BarReadWrite((int)index, buffer, pos, write);
-        }
-    }
+        VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX => ConfigReadWrite(buffer, pos, write),
+        VfioUapi.VFIO_PCI_ROM_REGION_INDEX or VfioUapi.VFIO_PCI_VGA_REGION_INDEX => -EINVAL,
+        _ => BarReadWrite(index, buffer, pos, write),
+    };
 
     private long BarReadWrite(int index, Span<byte> buffer, ulong pos, bool write)
     {
@@ -448,33 +433,6 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private PciBar? BarAt(int index) => index < _model.Bars.Count ? _model.Bars[index] : null;
 
-    private static ulong ReadLittleEndian(ReadOnlySpan<byte> piece) => piece.Length switch
-    {
-        8 => BinaryPrimitives.ReadUInt64LittleEndian(piece),
-        4 => BinaryPrimitives.ReadUInt32LittleEndian(piece),
-        2 => BinaryPrimitives.ReadUInt16LittleEndian(piece),
-        _ => piece[0],
-    };
-
-    private static void WriteLittleEndian(Span<byte> piece, ulong value)
-    {
-        switch (piece.Length)
-        {
-            case 8:
-                BinaryPrimitives.WriteUInt64LittleEndian(piece, value);
-                break;
-            case 4:
-                BinaryPrimitives.WriteUInt32LittleEndian(piece, (uint)value);
-                break;
-            case 2:
-                BinaryPrimitives.WriteUInt16LittleEndian(piece, (ushort)value);
-                break;
-            default:
-                piece[0] = (byte)value;
-                break;
-        }
-    }
-
     // ---- §11.1 mmap ------------------------------------------------------------------------------------------------------------
 
     internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
@@ -522,6 +480,11 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private ulong MappedAccess(int bar, ulong offset, int width, ulong value, bool write)
     {
+        if (Device.Removed)
+        {
+            // A removed device no longer decodes its BARs: reads complete with all-ones, writes go nowhere.
+            return write ? 0 : ulong.MaxValue >> (64 - (8 * width));
+        }
         if (!MemoryEnabled || _pmEngaged)
         {
             throw new InvalidOperationException(

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Buffers.Binary;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
@@ -15,10 +14,6 @@ namespace Vfio.Simulator;
 /// </summary>
 internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCoreDriver
 {
-    private const int OffsetShift = 40;
-    private const ulong OffsetMask = (1UL << OffsetShift) - 1;
-    private const ulong PageSize = 4096;
-
     private readonly EmulatedPlatformDevice _model = model;
     private readonly Line[] _lines = [.. model.Irqs.Select(i => new Line(i.LevelTriggered))];
 
@@ -248,28 +243,11 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
         }
     }
 
-    internal override long Read(Span<byte> buffer, long offset) => ReadWrite(buffer, offset, write: false);
+    protected override uint RegionCount => NumRegions;
 
-    internal override long Write(ReadOnlySpan<byte> buffer, long offset)
+    protected override long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write)
     {
-        Span<byte> copy = buffer.Length <= 64 ? stackalloc byte[buffer.Length] : new byte[buffer.Length];
-        buffer.CopyTo(copy);
-        return ReadWrite(copy, offset, write: true);
-    }
-
-    private long ReadWrite(Span<byte> buffer, long offset, bool write)
-    {
-        if (buffer.Length == 0)
-        {
-            return 0;
-        }
-        ulong index = (ulong)offset >> OffsetShift;
-        ulong pos = (ulong)offset & OffsetMask;
-        if (index >= NumRegions)
-        {
-            return -EINVAL;
-        }
-        PlatformRegion region = _model.Regions[(int)index];
+        PlatformRegion region = _model.Regions[index];
         if (write && !region.Writable)
         {
             return -EINVAL;
@@ -288,24 +266,11 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
             Span<byte> piece = buffer.Slice(done, width);
             if (write)
             {
-                ulong value = width == 4 ? BinaryPrimitives.ReadUInt32LittleEndian(piece) : width == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(piece) : piece[0];
-                _model.HardwareWrite((int)index, at, width, value);
+                _model.HardwareWrite(index, at, width, ReadLittleEndian(piece));
             }
             else
             {
-                ulong value = _model.HardwareRead((int)index, at, width);
-                if (width == 4)
-                {
-                    BinaryPrimitives.WriteUInt32LittleEndian(piece, (uint)value);
-                }
-                else if (width == 2)
-                {
-                    BinaryPrimitives.WriteUInt16LittleEndian(piece, (ushort)value);
-                }
-                else
-                {
-                    piece[0] = (byte)value;
-                }
+                WriteLittleEndian(piece, _model.HardwareRead(index, at, width));
             }
             done += width;
         }
@@ -347,12 +312,18 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
     {
         public SimulatedKernel Kernel => driver.Device.Kernel;
 
-        public ulong ReadMapped(ulong offset, int width) => width == 8
-            ? driver._model.HardwareRead(region, offset, 4) | (driver._model.HardwareRead(region, offset + 4, 4) << 32)
-            : driver._model.HardwareRead(region, offset, width);
+        public ulong ReadMapped(ulong offset, int width) => driver.Device.Removed
+            ? ulong.MaxValue >> (64 - (8 * width))
+            : width == 8
+                ? driver._model.HardwareRead(region, offset, 4) | (driver._model.HardwareRead(region, offset + 4, 4) << 32)
+                : driver._model.HardwareRead(region, offset, width);
 
         public void WriteMapped(ulong offset, int width, ulong value)
         {
+            if (driver.Device.Removed)
+            {
+                return;
+            }
             if (width == 8)
             {
                 driver._model.HardwareWrite(region, offset, 4, (uint)value);

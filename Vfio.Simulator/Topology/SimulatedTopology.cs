@@ -6,7 +6,8 @@ public enum SimulatedIommu
 {
     /// <summary>An x86/arm64-style IOMMU: the Type1 backend (v1 and v2) serves legacy containers.</summary>
     Type1,
-    /// <summary>A POWER host: the sPAPR TCE backend instead of Type1.</summary>
+    /// <summary>A POWER host: the sPAPR TCE backend (v1 and v2) instead of Type1; iommufd and device cdevs are not
+    /// available (6.12 supports neither on sPAPR).</summary>
     SpaprTce,
     /// <summary>No IOMMU: only no-IOMMU mode (if enabled) can give devices to user space.</summary>
     None,
@@ -51,6 +52,10 @@ public sealed class SimulatedTopology
 
     /// <summary><c>vfio_iommu_type1.dma_entry_limit</c> (default 65535).</summary>
     public int DmaEntryLimit { get; set; } = ushort.MaxValue;
+
+    /// <summary>EEH is enabled on a POWER host (<c>eeh_enabled()</c>): CHECK_EXTENSION(VFIO_EEH) is 1 and
+    /// VFIO_EEH_PE_ENABLE succeeds. Only meaningful with <see cref="SimulatedIommu.SpaprTce"/>.</summary>
+    public bool Eeh { get; set; } = true;
 
     /// <summary>The process's RLIMIT_MEMLOCK in bytes for pinned DMA memory (default: unlimited).</summary>
     public ulong MemlockLimit { get; set; } = ulong.MaxValue;
