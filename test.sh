@@ -78,6 +78,9 @@ run_host_tier() {
 run_host_tier host-unit tests/Vfio.Core.Tests
 run_host_tier host-abi tests/Vfio.Abi.Tests
 run_host_tier host-simulator tests/Vfio.Simulator.Tests
+run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
+run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
+run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
 
 # --- Real-kernel tiers (inside the QEMU guest, Linux 6.12 with VFIO + iommufd) ----------------------------
 # The test executables are the host's build, seen read-only through the guest's host-root share; results come

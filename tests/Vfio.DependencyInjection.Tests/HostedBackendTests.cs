@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Shouldly;
+using Vfio.Backends.IommuFd;
+using Vfio.Backends.Legacy;
+using Vfio.Core;
+using Vfio.Simulator;
+using Vfio.TestSupport;
+
+namespace Vfio.DependencyInjection.Tests;
+
+/// <summary>A host built from configuration resolves the configured backend and drives edu through it.</summary>
+public sealed class HostedBackendTests
+{
+    private const string Edu = "0000:00:02.0";
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+
+    [Theory]
+    [InlineData("iommufd", "iommufd")]
+    [InlineData("legacy", "legacy")]
+    [InlineData("auto", "iommufd")]
+    public async Task Host_FromConfiguration_ResolvesTheBackend_AndRunsTheEduDmaRoundTrip(string configured, string expected)
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology().AddPci(Edu, iommuGroup: 2, new EduDevice()));
+        using IHost host = BuildHost(kernel, new() { ["Vfio:Backend"] = configured });
+        await host.StartAsync(TestContext.Current.CancellationToken);
+
+        host.Services.GetRequiredService<IIommuBackend>().Name.ShouldBe(expected);
+        VfioManager manager = host.Services.GetRequiredService<VfioManager>();
+        using (DmaSpace space = manager.CreateDmaSpace("edu"))
+        using (AttachedDevice edu = manager.AttachDevice(Edu, space))
+        {
+            edu.Backend.Name.ShouldBe(expected);
+            RoundTrip(kernel, space, edu);
+        }
+
+        await host.StopAsync(TestContext.Current.CancellationToken);
+        host.Dispose();
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Fact]
+    public async Task Host_Auto_WithoutIommuFd_FallsBackToLegacy()
+    {
+        var topology = new SimulatedTopology { IommuFd = false, DeviceCdev = false }.AddPci(Edu, iommuGroup: 2, new EduDevice());
+        using var kernel = new SimulatedKernel(topology);
+        using IHost host = BuildHost(kernel, new() { ["Vfio:Backend"] = "auto" });
+        await host.StartAsync(TestContext.Current.CancellationToken);
+
+        VfioManager manager = host.Services.GetRequiredService<VfioManager>();
+        using DmaSpace space = manager.CreateDmaSpace("edu");
+        using AttachedDevice edu = manager.AttachDevice(Edu, space);
+        edu.Backend.Name.ShouldBe("legacy");
+        RoundTrip(kernel, space, edu);
+    }
+
+    [Fact]
+    public async Task Host_UnknownBackend_FailsAtStart_NamingTheValidValues()
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology());
+        using IHost host = BuildHost(kernel, new() { ["Vfio:Backend"] = "vfio-user" });
+        OptionsValidationException e = await Should.ThrowAsync<OptionsValidationException>(
+            () => host.StartAsync(TestContext.Current.CancellationToken));
+        e.Message.ShouldContain("vfio-user");
+        e.Message.ShouldContain("iommufd");
+        e.Message.ShouldContain("legacy");
+    }
+
+    [Fact]
+    public void NoDi_BackendFromOptions_RunsTheEduDmaRoundTrip()
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology().AddPci(Edu, iommuGroup: 2, new EduDevice()));
+        var options = new VfioOptions { Backend = "iommufd" };
+        using var backend = new IommuFdBackend(kernel, options);
+        using (var manager = new VfioManager(options, [backend, new LegacyBackend(kernel, options)]))
+        {
+            DmaSpace space = manager.CreateDmaSpace("edu");
+            AttachedDevice edu = manager.AttachDevice(Edu, space);
+            edu.Backend.ShouldBeSameAs(backend);
+            RoundTrip(kernel, space, edu);
+        }
+        kernel.GetState().DmaMappings.ShouldBe(0);
+    }
+
+    private static IHost BuildHost(SimulatedKernel kernel, Dictionary<string, string?> configuration)
+    {
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(configuration);
+        builder.Services.AddSingleton<IKernel>(kernel);
+        builder.Services.AddVfio(builder.Configuration.GetSection(VfioOptions.SectionName)).AddLegacyBackend().AddIommuFdBackend();
+        return builder.Build();
+    }
+
+    /// <summary>RAM → edu → RAM through a mapping of the space, then a DMA after unmap is blocked.</summary>
+    private static unsafe void RoundTrip(SimulatedKernel kernel, DmaSpace space, AttachedDevice device)
+    {
+        void* memory = NativeMemory.AlignedAlloc(8192, 4096);
+        try
+        {
+            var buffer = new Span<byte>(memory, 8192);
+            buffer.Clear();
+            Random.Shared.NextBytes(buffer[..1024]);
+            DmaMapping mapping = space.Map((nint)memory, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+            using var edu = new EduDriver(device.Device, useMmap: true);
+            edu.EnableBusMaster();
+            edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
+            edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
+            buffer.Slice(4096, 1024).SequenceEqual(buffer[..1024]).ShouldBeTrue();
+            kernel.DmaFaults.ShouldBeEmpty();
+
+            space.Unmap(mapping.Iova);
+            buffer.Slice(4096, 1024).Clear();
+            edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
+            buffer.Slice(4096, 1024).IndexOfAnyExcept((byte)0).ShouldBe(-1);
+            kernel.DmaFaults.ShouldNotBeEmpty();
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(memory);
+        }
+    }
+}
