@@ -37,9 +37,10 @@ public sealed class VfioOptions
     /// <summary>Legacy backend: fd references for groups by group number (<c>Vfio:GroupFds:7=group7</c>).</summary>
     public Dictionary<string, string> GroupFds { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>iommufd backend: fd references for device cdevs by device name
-    /// (<c>Vfio:DeviceFds:0000:00:02.0=edu</c>).</summary>
-    public Dictionary<string, string> DeviceFds { get; } = new(StringComparer.Ordinal);
+    /// <summary>iommufd backend: fd references for device cdevs by device name. Configuration keys cannot hold
+    /// <c>:</c> (it separates sections), so a key may write <c>_</c> for it: <c>Vfio:DeviceFds:0000_00_02.0=edu</c>
+    /// configures device <c>0000:00:02.0</c>.</summary>
+    public Dictionary<string, string> DeviceFds { get; } = new(DeviceNameComparer.Instance);
 
     /// <summary>An inherited fd number of a connected Unix socket from which the named fds are received once, at
     /// start, before any is used; null when the application fills <see cref="VfioFdStore"/> itself.</summary>
@@ -47,4 +48,43 @@ public sealed class VfioOptions
 
     /// <summary>How long to wait for the fds on <see cref="FdSocket"/>.</summary>
     public TimeSpan FdReceiveTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Compares device names with <c>_</c> and <c>:</c> taken as the same character, so configuration keys (which
+/// cannot contain <c>:</c>) can name PCI devices.</summary>
+internal sealed class DeviceNameComparer : IEqualityComparer<string>
+{
+    internal static readonly DeviceNameComparer Instance = new();
+
+    public bool Equals(string? x, string? y)
+    {
+        if (x is null || y is null)
+        {
+            return x is null && y is null;
+        }
+        if (x.Length != y.Length)
+        {
+            return false;
+        }
+        for (int i = 0; i < x.Length; i++)
+        {
+            if (Normalize(x[i]) != Normalize(y[i]))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    public int GetHashCode(string obj)
+    {
+        var hash = new HashCode();
+        foreach (char c in obj)
+        {
+            hash.Add(Normalize(c));
+        }
+        return hash.ToHashCode();
+    }
+
+    private static char Normalize(char c) => c == '_' ? ':' : c;
 }

@@ -672,6 +672,11 @@ public sealed partial class DmaSpace : IDisposable
                 failure ??= e;
             }
         }
+        if (failure is VfioDmaException typed)
+        {
+            // The container already said which rule (e.g. iommufd's ENOENT as NotMapped): keep its answer.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(typed);
+        }
         if (failure is not null)
         {
             throw new VfioDmaException(DmaMappingFailure.Kernel, failure.Operation, failure.ObjectName ?? Name,

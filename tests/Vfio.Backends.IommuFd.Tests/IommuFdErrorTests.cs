@@ -261,10 +261,9 @@ public sealed class IommuFdErrorTests
         var all = new iommu_ioas_unmap { size = 24, ioas_id = ((IommuFdContainer)edu.Container).IoasId, iova = 0, length = ulong.MaxValue };
         kernel.Ioctl(view, IommuUapi.IOMMU_IOAS_UNMAP, &all).ShouldBe(0); // someone else empties the IOAS
 
-        // The space reports its container's failure (as Kernel) with the container's typed error inside.
-        var outer = Should.Throw<VfioDmaException>(() => space.Unmap(mapping.Iova));
-        outer.Operation.ShouldBe("IOMMU_IOAS_UNMAP");
-        var e = outer.InnerException.ShouldBeOfType<VfioDmaException>();
+        // The space passes its container's typed error through.
+        var e = Should.Throw<VfioDmaException>(() => space.Unmap(mapping.Iova));
+        e.Operation.ShouldBe("IOMMU_IOAS_UNMAP");
         e.Failure.ShouldBe(DmaMappingFailure.NotMapped);
         e.Errno.ShouldBe(Errno.ENOENT);
         e.Message.ShouldContain("something else unmapped it");
