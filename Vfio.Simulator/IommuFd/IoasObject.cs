@@ -10,7 +10,13 @@ namespace Vfio.Simulator;
 internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
 {
     private const int EINVAL = (int)Errno.EINVAL;
+
+    /// <summary>The reserved IOVA ranges with their owners, sorted by start (so IOVA allocation can walk them beside
+    /// the areas without sorting a copy).</summary>
     private readonly List<(ulong Start, ulong Last, object Owner)> _reserved = [];
+
+    /// <summary>Scratch list of the areas one <see cref="Map"/> added, reused so mapping allocates nothing.</summary>
+    private readonly List<IoasArea> _added = [];
 
     /// <summary>The areas, sorted by IOVA, never overlapping.</summary>
     internal List<IoasArea> Areas { get; } = [];
@@ -64,11 +70,31 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         return -1;
     }
 
-    private bool IntersectsReserved(ulong start, ulong last) => _reserved.Exists(r => r.Start <= last && r.Last >= start);
+    private bool IntersectsReserved(ulong start, ulong last)
+    {
+        foreach ((ulong Start, ulong Last, object _) r in _reserved)
+        {
+            if (r.Start <= last && r.Last >= start)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     private bool IntersectsArea(ulong start, ulong last) => FirstAreaIn(start, last) >= 0;
 
-    private bool IntersectsAllowed(ulong start, ulong last) => Allowed.Exists(r => r.Start <= last && r.Last >= start);
+    private bool IntersectsAllowed(ulong start, ulong last)
+    {
+        foreach ((ulong Start, ulong Last) r in Allowed)
+        {
+            if (r.Start <= last && r.Last >= start)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /// <summary>The holes of the reserved set over [0, 2^64−1], ascending: what IOVA_RANGES reports.</summary>
     internal List<(ulong Start, ulong Last)> UsableRanges()
@@ -115,7 +141,12 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         {
             return -IommuFdErrno.EADDRINUSE;
         }
-        _reserved.Add((start, last, owner));
+        int index = 0;
+        while (index < _reserved.Count && _reserved[index].Start <= start)
+        {
+            index++;
+        }
+        _reserved.Insert(index, (start, last, owner));
         return 0;
     }
 
@@ -188,6 +219,10 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     internal void Destroy()
     {
         UnpinAll();
+        foreach (IoasArea area in Areas)
+        {
+            context.ReturnArea(area);
+        }
         Areas.Clear();
     }
 
@@ -302,24 +337,18 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
             }
         }
         ulong next = iova;
-        var added = new List<IoasArea>(pieces.Length);
+        List<IoasArea> added = _added;
+        added.Clear();
         foreach (PagesPiece piece in pieces)
         {
-            var area = new IoasArea
-            {
-                Iova = next,
-                Last = next + piece.Length - 1,
-                UserVa = piece.UserVa,
-                Readable = readable,
-                Writable = writable,
-                PagesWritable = piece.PagesWritable,
-                // iopt_alloc_pages: a MAP gets new pages in the context's accounting mode; COPY shares the source's.
-                Pages = piece.Pages ?? new IoptPages(context.Kernel, perUser: !context.AccountPerProcess),
-            };
+            // iopt_alloc_pages: a MAP gets new pages in the context's accounting mode; COPY shares the source's.
+            IoptPages pages = piece.Pages ?? context.RentPages(perUser: !context.AccountPerProcess);
+            IoasArea area = context.RentArea().Set(next, next + piece.Length - 1, piece.UserVa, readable, writable, piece.PagesWritable, pages);
             Insert(area);
             added.Add(area);
             next += piece.Length;
         }
+        int result = 0;
         if (Hwpts.Count > 0)
         {
             // iopt_fill_domains_pages: with a domain the pages are pinned (and charged) now; over the limit the
@@ -332,18 +361,34 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
                     {
                         undo.Pages.Unpin(undo);
                         Areas.Remove(undo);
+                        context.ReturnArea(undo);
                     }
-                    return -(int)Errno.ENOMEM;
+                    result = -(int)Errno.ENOMEM;
+                    break;
                 }
             }
         }
-        return 0;
+        added.Clear();
+        return result;
     }
 
+    /// <summary>Inserts <paramref name="area"/> after every area starting at or below its IOVA (binary search).</summary>
     private void Insert(IoasArea area)
     {
-        int index = Areas.FindIndex(a => a.Iova > area.Iova);
-        Areas.Insert(index < 0 ? Areas.Count : index, area);
+        int lo = 0, hi = Areas.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (Areas[mid].Iova > area.Iova)
+            {
+                hi = mid;
+            }
+            else
+            {
+                lo = mid + 1;
+            }
+        }
+        Areas.Insert(lo, area);
     }
 
     /// <summary>iopt_alloc_iova (§8.5 "Automatic IOVA selection").</summary>
@@ -369,26 +414,76 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
             return -EINVAL;
         }
         const ulong Lo = SimulatedVtd.PageSize, Hi = ulong.MaxValue - SimulatedVtd.PageSize;
-        List<(ulong Start, ulong Last)> spans = Allowed.Count == 0
-            ? [(Lo, Hi)]
-            : [.. Allowed.Where(r => r.Last >= Lo && r.Start <= Hi).Select(r => (Math.Max(r.Start, Lo), Math.Min(r.Last, Hi)))];
-        var used = _reserved.Select(r => (r.Start, r.Last)).Concat(Areas.Select(a => (a.Iova, a.Last))).ToList();
-        foreach ((ulong spanStart, ulong spanLast) in spans)
+        if (Allowed.Count == 0)
         {
-            if (!FitsIn(spanStart, spanLast, length, alignment, pageOffset, out ulong alignedSpanStart))
+            return FindInSpan(Lo, Hi, length, alignment, pageOffset, out iova) ? 0 : -(int)Errno.ENOSPC;
+        }
+        foreach ((ulong start, ulong last) in Allowed)
+        {
+            if (last >= Lo && start <= Hi && FindInSpan(Math.Max(start, Lo), Math.Min(last, Hi), length, alignment, pageOffset, out iova))
+            {
+                return 0;
+            }
+        }
+        iova = 0;
+        return -(int)Errno.ENOSPC;
+    }
+
+    /// <summary>
+    /// The first fit in the span [<paramref name="spanStart"/>, <paramref name="spanLast"/>]: the span's start is
+    /// aligned, then the holes the used set (reserved ranges and areas) leaves there are tried in ascending order — the
+    /// holes <see cref="Holes"/> would list, walked without building a list (both sets are kept sorted by start and
+    /// merged on the fly).
+    /// </summary>
+    private bool FindInSpan(ulong spanStart, ulong spanLast, ulong length, ulong alignment, ulong pageOffset, out ulong iova)
+    {
+        if (!FitsIn(spanStart, spanLast, length, alignment, pageOffset, out ulong cursor))
+        {
+            iova = 0;
+            return false;
+        }
+        int r = 0, a = 0;
+        while (true)
+        {
+            ulong start, last;
+            if (r < _reserved.Count && (a >= Areas.Count || _reserved[r].Start <= Areas[a].Iova))
+            {
+                (start, last, _) = _reserved[r++];
+            }
+            else if (a < Areas.Count)
+            {
+                IoasArea area = Areas[a++];
+                (start, last) = (area.Iova, area.Last);
+            }
+            else
+            {
+                break;
+            }
+            if (last < cursor)
             {
                 continue;
             }
-            foreach ((ulong holeStart, ulong holeLast) in Holes([.. used], alignedSpanStart, spanLast))
+            if (start > spanLast)
             {
-                if (FitsIn(holeStart, holeLast, length, alignment, pageOffset, out ulong start))
-                {
-                    iova = start;
-                    return 0;
-                }
+                break;
             }
+            if (start > cursor && FitsIn(cursor, start - 1, length, alignment, pageOffset, out iova))
+            {
+                return true;
+            }
+            if (last >= spanLast)
+            {
+                iova = 0;
+                return false;
+            }
+            cursor = last + 1;
         }
-        return -(int)Errno.ENOSPC;
+        if (FitsIn(cursor, spanLast, length, alignment, pageOffset, out iova))
+        {
+            return true;
+        }
+        iova = 0;
+        return false;
     }
 
     private static bool FitsIn(ulong start, ulong last, ulong length, ulong alignment, ulong pageOffset, out ulong aligned)
@@ -422,6 +517,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
             Areas.RemoveAt(index);
             area.Pages.Unpin(area);
             unmapped += area.Length;
+            context.ReturnArea(area);
         }
         return unmapped > 0 ? 0 : -(int)Errno.ENOENT;
     }
@@ -434,6 +530,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         {
             unmapped += area.Length;
             area.Pages.Unpin(area);
+            context.ReturnArea(area);
         }
         Areas.Clear();
     }
@@ -454,16 +551,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         {
             return -EINVAL;
         }
-        var right = new IoasArea
-        {
-            Iova = newStart,
-            Last = area.Last,
-            UserVa = newUserVa,
-            Readable = area.Readable,
-            Writable = area.Writable,
-            PagesWritable = area.PagesWritable,
-            Pages = area.Pages,
-        };
+        IoasArea right = context.RentArea().Set(newStart, area.Last, newUserVa, area.Readable, area.Writable, area.PagesWritable, area.Pages);
         area.Last = iova;
         if (area.Pinned)
         {

@@ -123,8 +123,8 @@ internal sealed partial class IommuFdFile
         {
             return -EOVERFLOW;
         }
-        ReadOnlySpan<PagesPiece> pieces = [new PagesPiece(userVa, length, writable)];
-        return ioas.Map(ref iova, fixedIova, pieces, length, readable, writable);
+        var piece = new PagesPiece(userVa, length, writable);
+        return ioas.Map(ref iova, fixedIova, new ReadOnlySpan<PagesPiece>(in piece), length, readable, writable);
     }
 
     /// <summary>IOMMU_IOAS_ALLOW_IOVAS (§8.6).</summary>

@@ -115,6 +115,8 @@ internal sealed class HwptObject(IoasObject ioas, bool autoDomain, bool dirtyCap
 }
 
 /// <summary>A mapping of an IOAS: [Iova, Last] → process memory at UserVa.</summary>
+/// <remarks>Pooled by the context (<see cref="IommuFdFile.RentArea"/>, returned when the area leaves its IOAS), so
+/// the map/unmap path allocates nothing once warm; nothing may keep a reference after the area was removed.</remarks>
 internal sealed class IoasArea
 {
     internal ulong Iova { get; set; }
@@ -123,23 +125,52 @@ internal sealed class IoasArea
 
     internal ulong UserVa { get; set; }
 
-    internal bool Readable { get; init; }
+    internal bool Readable { get; private set; }
 
-    internal bool Writable { get; init; }
+    internal bool Writable { get; private set; }
 
     /// <summary>The pages were pinned writable (the original MAP had WRITEABLE); COPY may not add write access otherwise.</summary>
-    internal bool PagesWritable { get; init; }
+    internal bool PagesWritable { get; private set; }
 
     internal ulong Length => Last - Iova + 1;
 
-    /// <summary>The pinned-page set this area's memory belongs to (shared by COPY and splits).</summary>
-    internal IoptPages Pages { get; set; } = null!;
+    /// <summary>The pinned-page set this area's memory belongs to (shared by COPY and splits); null while pooled.</summary>
+    internal IoptPages Pages { get; private set; } = null!;
 
     /// <summary>The area's pages are pinned (filled into at least one domain of its IOAS).</summary>
     internal bool Pinned { get; set; }
 
     /// <summary>The first and last user page number the area covers.</summary>
     internal (ulong First, ulong Last) PageSpan => (UserVa / SimulatedVtd.PageSize, (UserVa + Length - 1) / SimulatedVtd.PageSize);
+
+    /// <summary>The first user page number the area covers.</summary>
+    internal ulong FirstPage => UserVa / SimulatedVtd.PageSize;
+
+    /// <summary>Makes this (new or recycled) area [iova, last] → userVa over <paramref name="pages"/>, unpinned, and
+    /// takes a reference on the pages.</summary>
+    internal IoasArea Set(ulong iova, ulong last, ulong userVa, bool readable, bool writable, bool pagesWritable, IoptPages pages)
+    {
+        Iova = iova;
+        Last = last;
+        UserVa = userVa;
+        Readable = readable;
+        Writable = writable;
+        PagesWritable = pagesWritable;
+        Pinned = false;
+        Pages = pages;
+        pages.Users++;
+        return this;
+    }
+
+    /// <summary>The area left its IOAS (already unpinned): drops its reference on the pages and returns the pages
+    /// when that was the last one.</summary>
+    /// <returns>The pages when no area uses them any more (the caller pools them), else null.</returns>
+    internal IoptPages? Clear()
+    {
+        IoptPages pages = Pages;
+        Pages = null!;
+        return --pages.Users == 0 ? pages : null;
+    }
 }
 
 /// <summary>One piece of memory for a new mapping: from MAP (one piece, new pages) or COPY (one per source area,
@@ -152,10 +183,24 @@ internal readonly record struct PagesPiece(ulong UserVa, ulong Length, bool Page
 /// charged to RLIMIT_MEMLOCK — once (<c>npinned</c> vs <c>last_npinned</c>); the charge goes to the user's or the
 /// process's counter by the context's accounting mode at MAP time.
 /// </summary>
-internal sealed class IoptPages(SimulatedKernel kernel, bool perUser)
+/// <remarks>Pooled by the context like the areas: <see cref="Users"/> counts the areas referring to it (the
+/// kernel's kref), and at zero the object goes back to the pool.</remarks>
+internal sealed class IoptPages(SimulatedKernel kernel)
 {
     private readonly List<IoasArea> _pinned = [];
     private ulong _charged;
+    private bool _perUser;
+
+    /// <summary>The areas (of any IOAS of the context) that use these pages.</summary>
+    internal int Users { get; set; }
+
+    /// <summary>Readies a new or pooled object for a new MAP in the given accounting mode: no users, nothing pinned.</summary>
+    internal IoptPages Reset(bool perUser)
+    {
+        System.Diagnostics.Debug.Assert(Users == 0 && _pinned.Count == 0 && _charged == 0, "pages still in use");
+        _perUser = perUser;
+        return this;
+    }
 
     /// <summary>Pins an area's pages: charges the pages no other pinned area of these pages covers. False (nothing
     /// pinned) when RLIMIT_MEMLOCK would be exceeded: ENOMEM.</summary>
@@ -167,7 +212,7 @@ internal sealed class IoptPages(SimulatedKernel kernel, bool perUser)
         }
         _pinned.Add(area);
         ulong now = CountPinned();
-        if (now > _charged && !kernel.TryChargeLockedVm(now - _charged, perUser))
+        if (now > _charged && !kernel.TryChargeLockedVm(now - _charged, _perUser))
         {
             _pinned.Remove(area);
             return false;
@@ -196,20 +241,33 @@ internal sealed class IoptPages(SimulatedKernel kernel, bool perUser)
         ulong now = CountPinned();
         if (now < _charged)
         {
-            kernel.UnchargeLockedVm(_charged - now, perUser);
+            kernel.UnchargeLockedVm(_charged - now, _perUser);
             _charged = now;
         }
     }
 
-    /// <summary>The number of distinct user pages the pinned areas cover.</summary>
+    /// <summary>The number of distinct user pages the pinned areas cover. Sorts the pinned list by first page in
+    /// place (insertion sort: the list is short and almost always sorted already) and sweeps it, allocating nothing.</summary>
     private ulong CountPinned()
     {
-        var spans = _pinned.Select(a => a.PageSpan).OrderBy(s => s.First).ToList();
+        for (int i = 1; i < _pinned.Count; i++)
+        {
+            IoasArea area = _pinned[i];
+            ulong key = area.FirstPage;
+            int j = i - 1;
+            while (j >= 0 && _pinned[j].FirstPage > key)
+            {
+                _pinned[j + 1] = _pinned[j];
+                j--;
+            }
+            _pinned[j + 1] = area;
+        }
         ulong count = 0;
         ulong next = 0;
         bool any = false;
-        foreach ((ulong first, ulong last) in spans)
+        foreach (IoasArea area in _pinned)
         {
+            (ulong first, ulong last) = area.PageSpan;
             ulong from = any && first < next ? next : first;
             if (from <= last)
             {

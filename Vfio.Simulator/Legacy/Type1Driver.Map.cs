@@ -93,7 +93,8 @@ internal sealed partial class Type1Driver
             {
                 return -(int)Errno.ENOMEM;
             }
-            var mapping = new Type1Mapping(iova, size, vaddr, read, write) { LockedPages = pages };
+            Type1Mapping mapping = (_free.TryPop(out Type1Mapping? recycled) ? recycled : new Type1Mapping()).Set(iova, size, vaddr, read, write);
+            mapping.LockedPages = pages;
             if (_dirtyTracking)
             {
                 mapping.Dirty = NewBitmap(size);

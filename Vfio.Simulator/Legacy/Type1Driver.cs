@@ -38,6 +38,10 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
     private readonly SimulatedKernel _kernel;
     private readonly Lock _sync = new();
     private readonly List<Type1Mapping> _mappings = [];
+
+    /// <summary>Records of removed mappings, reused by the next MAP_DMA: the map/unmap path allocates nothing once warm
+    /// (the kernel port's contract), as the kernel's slab cache reuses its <c>struct vfio_dma</c>.</summary>
+    private readonly Stack<Type1Mapping> _free = new();
     private readonly List<SimGroup> _groups = [];
     private readonly bool _v2;
     private readonly bool _nesting;
@@ -349,5 +353,6 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
             _vaddrInvalidCount--;
         }
         _dmaAvail++;
+        _free.Push(mapping);
     }
 }
