@@ -94,14 +94,16 @@ public static class FdPassing
     {
         ArgumentNullException.ThrowIfNull(socket);
         CheckSocket(socket);
-        long deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        bool infinite = timeout == Timeout.InfiniteTimeSpan;
+        long deadline = infinite ? long.MaxValue : Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         var receiver = new FrameReceiver(socket);
         try
         {
             while (!receiver.TryAdvance())
             {
-                long remaining = deadline == long.MaxValue ? -1 : deadline - Environment.TickCount64;
-                if (remaining != -1 && remaining <= 0)
+                // -1 is poll's "for ever": only for an infinite timeout, never for a deadline just passed.
+                long remaining = infinite ? -1 : deadline - Environment.TickCount64;
+                if (!infinite && remaining <= 0)
                 {
                     throw new TimeoutException($"No fds arrived on the socket within {timeout}.");
                 }
