@@ -25,18 +25,7 @@ public enum DmaError
 /// <summary>Typed errors, the same on every backend and both kernels.</summary>
 public sealed class ErrorTests
 {
-    public static TheoryData<Mode, DmaError> DmaErrors()
-    {
-        var data = new TheoryData<Mode, DmaError>();
-        foreach (Mode mode in Target.Modes.Where(m => m is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat))
-        {
-            foreach (DmaError error in Enum.GetValues<DmaError>())
-            {
-                data.Add(mode, error);
-            }
-        }
-        return data;
-    }
+    public static TheoryData<Mode, DmaError> DmaErrors() => Target.IommuModesTimes<DmaError>();
 
     [Theory]
     [MemberData(nameof(DmaErrors))]
@@ -106,7 +95,7 @@ public sealed class ErrorTests
         new EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(EduDriver.Identification);
     }
 
-    [Theory(Skip = "no-IOMMU: the simulator or the testbed noiommu shape only", SkipUnless = nameof(Target.ProvidesNoIommu), SkipType = typeof(Target))]
+    [Theory]
     [MemberData(nameof(Target.NoIommuModes), MemberType = typeof(Target))]
     public void NoIommuGroup_WithoutTheOptIn_IsUnusable(Mode mode)
     {

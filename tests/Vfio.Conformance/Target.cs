@@ -88,45 +88,68 @@ public static class Target
         : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", SimulatedRng);
 
     /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
-    public static TheoryData<Mode> IommuModes() => Data(m => m is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat);
+    public static TheoryData<Mode> IommuModes() => Data(IsIommu);
 
     /// <summary>The modes with the PCI devices (edu, nvme): the IOMMU modes and no-IOMMU.</summary>
     public static TheoryData<Mode> PciModes() => Data(m => m is not Mode.Platform);
 
-    /// <summary>No-IOMMU on PCI only. A theory over it needs <c>SkipUnless = nameof(ProvidesNoIommu)</c>: the row is
-    /// always listed, and reported as skipped (with the reason) where the target lacks the mode, because xunit fails a
-    /// theory with no rows.</summary>
-    public static TheoryData<Mode> NoIommuModes() => new(Mode.NoIommu);
+    /// <summary>No-IOMMU on PCI only.</summary>
+    public static TheoryData<Mode> NoIommuModes() => Data(m => m is Mode.NoIommu);
 
-    /// <summary>The platform device; see <see cref="NoIommuModes"/> (<c>SkipUnless = nameof(ProvidesPlatform)</c>).</summary>
-    public static TheoryData<Mode> PlatformModes() => new(Mode.Platform);
+    /// <summary>The platform device.</summary>
+    public static TheoryData<Mode> PlatformModes() => Data(m => m is Mode.Platform);
 
-    /// <summary>True when the target provides <see cref="Mode.NoIommu"/>.</summary>
-    public static bool ProvidesNoIommu => Modes.Contains(Mode.NoIommu);
-
-    /// <summary>True when the target provides <see cref="Mode.Platform"/>.</summary>
-    public static bool ProvidesPlatform => Modes.Contains(Mode.Platform);
-
-    /// <summary>The PCI modes, each with false (pread/pwrite) and true (mmap).</summary>
+    /// <summary>The PCI modes, each with false and true (pread/pwrite or mmap; sync or async).</summary>
     public static TheoryData<Mode, bool> PciModesTwice()
     {
         var data = new TheoryData<Mode, bool>();
-        foreach (Mode mode in Modes.Where(m => m is not Mode.Platform))
+        foreach ((Mode mode, string? skip) in Rows(m => m is not Mode.Platform))
         {
-            data.Add(mode, false);
-            data.Add(mode, true);
+            data.Add(new TheoryDataRow<Mode, bool>(mode, false) { Skip = skip });
+            data.Add(new TheoryDataRow<Mode, bool>(mode, true) { Skip = skip });
         }
         return data;
     }
 
+    /// <summary>The IOMMU modes, each with every value of <typeparamref name="T"/>.</summary>
+    public static TheoryData<Mode, T> IommuModesTimes<T>()
+        where T : struct, Enum
+    {
+        var data = new TheoryData<Mode, T>();
+        foreach ((Mode mode, string? skip) in Rows(IsIommu))
+        {
+            foreach (T value in Enum.GetValues<T>())
+            {
+                data.Add(new TheoryDataRow<Mode, T>(mode, value) { Skip = skip });
+            }
+        }
+        return data;
+    }
+
+    private static bool IsIommu(Mode mode) => mode is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat;
+
     private static TheoryData<Mode> Data(Func<Mode, bool> filter)
     {
         var data = new TheoryData<Mode>();
-        foreach (Mode mode in Modes.Where(filter))
+        foreach ((Mode mode, string? skip) in Rows(filter))
         {
-            data.Add(mode);
+            data.Add(new TheoryDataRow<Mode>(mode) { Skip = skip });
         }
         return data;
+    }
+
+    /// <summary>The provided modes that pass <paramref name="filter"/>. When there are none (a testbed shape without
+    /// them), one row of the first such mode, skipped with the reason: xunit fails a theory without rows, and a case
+    /// that does not apply says so instead of vanishing.</summary>
+    private static IEnumerable<(Mode Mode, string? Skip)> Rows(Func<Mode, bool> filter)
+    {
+        Mode[] provided = [.. Modes.Where(filter)];
+        if (provided.Length > 0)
+        {
+            return provided.Select(m => (m, (string?)null));
+        }
+        Mode first = Enum.GetValues<Mode>().First(filter);
+        return [(first, $"the target (kernel, testbed shape {Shape}) does not provide this case's modes ({string.Join(", ", Enum.GetValues<Mode>().Where(filter))})")];
     }
 
     /// <summary>Reads what the testbed's init bound: <c>&lt;device&gt; &lt;driver&gt; &lt;group node&gt; [&lt;cdev&gt;]</c>.</summary>
