@@ -126,7 +126,7 @@ PY
   count_tier "$tier" "$dir/merged.xml" $rc
 }
 
-run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Core.Tests tests/Vfio.Conformance
+run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests
 
 # --- Summary -------------------------------------------------------------------------------------------------
 summary="$total_passed passed, $total_failed failed"

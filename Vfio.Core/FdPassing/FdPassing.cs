@@ -100,8 +100,10 @@ public static class FdPassing
         {
             while (!receiver.TryAdvance())
             {
-                long remaining = deadline == long.MaxValue ? -1 : deadline - Environment.TickCount64;
-                if (remaining != -1 && remaining <= 0)
+                // A deadline passed by exactly 1 ms must not read as "infinite" (-1): that hung the testbed guest for ever.
+                bool infinite = deadline == long.MaxValue;
+                long remaining = infinite ? -1 : deadline - Environment.TickCount64;
+                if (!infinite && remaining <= 0)
                 {
                     throw new TimeoutException($"No fds arrived on the socket within {timeout}.");
                 }
