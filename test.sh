@@ -81,6 +81,7 @@ run_host_tier host-simulator tests/Vfio.Simulator.Tests
 run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
 run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
 run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
+run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
 
 # --- Real-kernel tiers (inside the QEMU guest, Linux 6.12 with VFIO + iommufd) ----------------------------
 # The test executables are the host's build, seen read-only through the guest's host-root share; results come
@@ -98,8 +99,10 @@ run_guest_tier() {
     code+=" -xml /run/results/$name.xml || rc=1;"
   done
   code+=' exit $rc'
+  # VFIO_CONFORMANCE_TARGET=kernel points tests/Vfio.Conformance at the real kernel (the others ignore it).
   tests/testbed/run-guest.sh --shape "$shape" --results "$dir" --timeout 1200 --quiet --env HOME=/tmp \
-    --env DOTNET_CLI_TELEMETRY_OPTOUT=1 --env DOTNET_NOLOGO=1 -c "$code" >"$dir/console.log" 2>&1
+    --env DOTNET_CLI_TELEMETRY_OPTOUT=1 --env DOTNET_NOLOGO=1 --env VFIO_CONFORMANCE_TARGET=kernel \
+    -c "$code" >"$dir/console.log" 2>&1
   local rc=$?
   grep -E '^run-guest.sh: (warning|shape=)' "$dir/console.log" | sed "s/^run-guest.sh:/tier $tier:/"
   if [[ $rc -ne 0 ]]; then
@@ -123,7 +126,7 @@ PY
   count_tier "$tier" "$dir/merged.xml" $rc
 }
 
-run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Core.Tests
+run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests
 
 # --- Summary -------------------------------------------------------------------------------------------------
 summary="$total_passed passed, $total_failed failed"

@@ -535,7 +535,7 @@ public class LegacyBackend : IIommuBackend, IDisposable
 
     private LegacyAttachedDevice OpenDevice(VfioDeviceSource source, LegacyGroup group, LegacyContainer container)
     {
-        VfioDevice device;
+        VfioDevice? device = null;
         try
         {
             byte[] name = Encoding.UTF8.GetBytes(source.Name + "\0");
@@ -547,9 +547,17 @@ public class LegacyBackend : IIommuBackend, IDisposable
 #pragma warning disable CA2000 // The fd passes to the VfioDevice (which closes it if it fails), the device to the attached device.
             device = new VfioDevice(Kernel, new SafeFileHandle(rc, ownsHandle: true), source.Name, ownsHandle: true);
 #pragma warning restore CA2000
+            if (Options.IommuFdAsContainer)
+            {
+                // iommufd's Type1 compatibility attaches a device to its IOAS when the device is opened, not at
+                // SET_IOMMU: only now does GET_INFO show the IOMMU's page sizes and reserved ranges (before, it reports
+                // every page size and the whole space; seen on 6.12 in the testbed and in the simulator).
+                container.RefreshInfo();
+            }
         }
         catch
         {
+            device?.Dispose();
             if (group.Devices.Count == 0)
             {
                 if (container.Devices.Count == 0)

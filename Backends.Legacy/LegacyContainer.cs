@@ -291,6 +291,9 @@ public partial class LegacyContainer : DmaContainer
         ReadInfo();
     }
 
+    /// <summary>Reads the info again (a device opened on iommufd's Type1 compatibility narrows it).</summary>
+    internal void RefreshInfo() => ReadInfo();
+
     /// <summary>Unsets and closes a group whose last device left while others remain in the container.</summary>
     internal void RemoveGroup(LegacyGroup group)
     {

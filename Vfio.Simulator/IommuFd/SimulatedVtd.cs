@@ -5,7 +5,8 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// What the simulated IOMMU driver reports to iommufd: QEMU's emulated Intel VT-d as the testbed shows it
-/// (testbed.md: IOVA ranges 0x0–0xfedfffff and 0xfef00000–0x7fffffffff, page sizes 0x40201000, hw-info type 1).
+/// (QEMU 10, the testbed's: IOVA ranges 0x0–0xfedfffff and 0xfef00000–0xffffffffffff, page sizes 0x40201000, hw-info
+/// type 1; testbed.md's 39-bit end 0x7fffffffff was QEMU 7.2's default aw-bits, QEMU 9.2 raised it to 48).
 /// </summary>
 internal static class SimulatedVtd
 {
@@ -17,19 +18,20 @@ internal static class SimulatedVtd
     /// <summary>4 KiB, 2 MiB and 1 GiB (second-level page sizes with SLLPS = 3).</summary>
     internal const ulong PageSizes = 0x40201000;
 
-    /// <summary>The last IOVA of a domain: 39-bit address width (QEMU's default aw-bits).</summary>
-    internal const ulong ApertureEnd = 0x7F_FFFF_FFFF;
+    /// <summary>The last IOVA of a domain: 48-bit address width (QEMU 10's default aw-bits; the real kernel in the
+    /// testbed reports 0xfef00000–0xffffffffffff, conformance suite).</summary>
+    internal const ulong ApertureEnd = 0xFFFF_FFFF_FFFF;
 
     /// <summary>The interrupt (MSI) window every device reserves.</summary>
     internal const ulong MsiStart = 0xFEE0_0000;
 
     internal const ulong MsiLast = 0xFEEF_FFFF;
 
-    /// <summary>QEMU intel-iommu's capability register (as Linux logs it: "cap 12008c22260286").</summary>
-    internal const ulong CapReg = 0x12008c22260286;
+    /// <summary>QEMU 10 intel-iommu's capability register (as the testbed's kernel logs it: "cap d2008c222f0606").</summary>
+    internal const ulong CapReg = 0xd2008c222f0606;
 
-    /// <summary>QEMU intel-iommu's extended capability register ("ecap f00f5e").</summary>
-    internal const ulong EcapReg = 0xf00f5e;
+    /// <summary>QEMU 10 intel-iommu's extended capability register ("ecap f00f4a").</summary>
+    internal const ulong EcapReg = 0xf00f4a;
 
     /// <summary>Size of struct iommu_hw_info_vtd.</summary>
     internal const int HwInfoLength = 24;

@@ -32,7 +32,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
     private static readonly vfio_iova_range[] s_domainIovaRanges =
     [
         new() { start = 0x0, end = 0xfedf_ffff },
-        new() { start = 0xfef0_0000, end = 0x7f_ffff_ffff },
+        new() { start = 0xfef0_0000, end = SimulatedVtd.ApertureEnd },
     ];
 
     private readonly SimulatedKernel _kernel;

@@ -113,7 +113,7 @@ public sealed class IommuFdCompatTests
         BitConverter.ToUInt32(buffer, 48).ShouldBe(2u);
         BitConverter.ToUInt64(buffer, 64).ShouldBe(0xfedffffful);
         BitConverter.ToUInt64(buffer, 72).ShouldBe(0xfef00000ul);
-        BitConverter.ToUInt64(buffer, 80).ShouldBe(0x7ffffffffful);
+        BitConverter.ToUInt64(buffer, 80).ShouldBe(0xfffffffffffful);
     }
 
     [Fact]

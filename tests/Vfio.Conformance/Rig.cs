@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Backends.IommuFd;
+using Vfio.Backends.Legacy;
+using Vfio.Core;
+using Vfio.Simulator;
+
+namespace Vfio.Conformance;
+
+/// <summary>
+/// One case's machine: the kernel (the real one, or a fresh simulated kernel with the testbed's topology for the mode),
+/// the mode's backend, and the DMA spaces the case made. Disposing it detaches every device (spaces first, then the
+/// backend, then the simulated kernel).
+/// </summary>
+internal sealed class Rig : IDisposable
+{
+    private readonly List<DmaSpace> _spaces = [];
+    private readonly List<IDisposable> _backends = [];
+
+    private Rig(Mode mode, IKernel kernel, SimulatedKernel? simulator)
+    {
+        Mode = mode;
+        Kernel = kernel;
+        Simulator = simulator;
+    }
+
+    internal static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    internal Mode Mode { get; }
+
+    internal IKernel Kernel { get; }
+
+    /// <summary>The simulated kernel, or null on the real kernel.</summary>
+    internal SimulatedKernel? Simulator { get; }
+
+    internal IIommuBackend Backend { get; private set; } = null!;
+
+    /// <summary>Builds the machine for <paramref name="mode"/> with the mode's backend.</summary>
+    internal static Rig Create(Mode mode)
+    {
+        Target.Modes.ShouldContainMode(mode);
+        Rig rig = Target.IsKernel
+            ? new Rig(mode, LinuxKernel.Instance, null)
+            : SimulatedFor(mode);
+        rig.Backend = rig.NewBackend(rig.OptionsFor(mode));
+        return rig;
+    }
+
+    /// <summary>The options that select the mode on the legacy backend.</summary>
+    internal VfioOptions OptionsFor(Mode mode) => mode switch
+    {
+        Mode.IommuFdCompat => new VfioOptions { IommuFdAsContainer = true },
+        Mode.NoIommu or Mode.Platform => new VfioOptions { AllowUnsafeNoIommu = true },
+        _ => new VfioOptions(),
+    };
+
+    /// <summary>Another backend of the mode's kind on the same kernel (disposed with the rig).</summary>
+    internal IIommuBackend NewBackend(VfioOptions options)
+    {
+        IIommuBackend backend = Mode == Mode.IommuFd ? new IommuFdBackend(Kernel, options) : new LegacyBackend(Kernel, options);
+        _backends.Add((IDisposable)backend);
+        return backend;
+    }
+
+    internal DmaSpace NewSpace(string name = "dma")
+    {
+        var space = new DmaSpace(name);
+        _spaces.Add(space);
+        return space;
+    }
+
+    internal AttachedDevice Attach(string name, DmaSpace space) => Backend.AttachDevice(Patterns.Source(Mode, name), space);
+
+    /// <summary>Attaches <paramref name="name"/> to a new space.</summary>
+    internal AttachedDevice Attach(string name) => Attach(name, NewSpace());
+
+    public void Dispose()
+    {
+        foreach (DmaSpace space in _spaces)
+        {
+            space.Dispose();
+        }
+        foreach (IDisposable backend in _backends)
+        {
+            backend.Dispose();
+        }
+        Simulator?.Dispose();
+    }
+
+    /// <summary>The testbed's machine in the simulator: q35 + VT-d with edu (group 2), an MSI-X device standing in for
+    /// nvme (group 3) and a second edu (group 4); without an IOMMU for no-IOMMU; microvm's rng for platform.</summary>
+    private static Rig SimulatedFor(Mode mode)
+    {
+        SimulatedTopology topology = mode switch
+        {
+            Mode.Platform => new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
+                .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice()),
+            Mode.NoIommu => PciDevices(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }, ulong.MaxValue),
+            _ => PciDevices(new SimulatedTopology(), Vfio.TestSupport.EduDriver.DefaultDmaMask),
+        };
+        var simulator = new SimulatedKernel(topology);
+        return new Rig(mode, simulator, simulator);
+    }
+
+    private static SimulatedTopology PciDevices(SimulatedTopology topology, ulong eduMask)
+        => topology
+            .AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) })
+            .AddPci("0000:00:03.0", iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
+            .AddPci("0000:00:04.0", iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) });
+}
+
+/// <summary>Assertion helpers shared by the cases.</summary>
+internal static class RigAssertions
+{
+    internal static void ShouldContainMode(this IReadOnlyList<Mode> modes, Mode mode)
+    {
+        if (!modes.Contains(mode))
+        {
+            throw new InvalidOperationException($"Mode {mode} is not provided by this target ({string.Join(", ", modes)}).");
+        }
+    }
+}

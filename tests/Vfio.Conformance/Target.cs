@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Core;
+
+// A VFIO group can be opened once at a time: on the real kernel the cases must take turns, and the simulator runs them
+// the same way so that both targets see the same order of events.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Vfio.Conformance;
+
+/// <summary>How a case reaches its devices: a backend and the kind of IOMMU behind it.</summary>
+public enum Mode
+{
+    /// <summary>The legacy backend with a Type1 v2 container (<c>/dev/vfio/vfio</c>).</summary>
+    Legacy,
+
+    /// <summary>The iommufd backend (device cdevs, one IOAS per DMA space).</summary>
+    IommuFd,
+
+    /// <summary>The legacy backend with <c>/dev/iommu</c> as its container (<c>Vfio:IommuFdAsContainer</c>).</summary>
+    IommuFdCompat,
+
+    /// <summary>The legacy backend on no-IOMMU groups (<c>Vfio:AllowUnsafeNoIommu</c>), PCI devices.</summary>
+    NoIommu,
+
+    /// <summary>The legacy backend on a no-IOMMU vfio-platform device (virtio-mmio rng).</summary>
+    Platform,
+}
+
+/// <summary>
+/// The kernel the suite runs against, chosen by the environment: <c>VFIO_CONFORMANCE_TARGET=kernel</c> is the real
+/// kernel in the testbed guest (tests/testbed), whose shape (<c>VFIO_TESTBED_SHAPE</c>) decides the modes; anything
+/// else is unset or <c>simulator</c>, which provides every mode. A case's theory data lists only the modes the target
+/// provides, so no case skips itself.
+/// </summary>
+public static class Target
+{
+    private static readonly Lazy<KernelDevices?> s_kernel = new(ReadKernelDevices);
+
+    /// <summary>True when running against the real kernel.</summary>
+    internal static bool IsKernel
+    {
+        get
+        {
+            string? target = Environment.GetEnvironmentVariable("VFIO_CONFORMANCE_TARGET");
+            return target switch
+            {
+                null or "" or "simulator" => false,
+                "kernel" => true,
+                _ => throw new InvalidOperationException(
+                    $"VFIO_CONFORMANCE_TARGET='{target}': use 'kernel' (inside the testbed guest) or 'simulator' (the default)."),
+            };
+        }
+    }
+
+    /// <summary>The testbed shape (real kernel only).</summary>
+    internal static string Shape => Environment.GetEnvironmentVariable("VFIO_TESTBED_SHAPE")
+        ?? throw new InvalidOperationException("VFIO_CONFORMANCE_TARGET=kernel needs the testbed guest (VFIO_TESTBED_SHAPE is not set).");
+
+    /// <summary>The modes this target provides.</summary>
+    internal static IReadOnlyList<Mode> Modes
+        => !IsKernel
+            ? [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat, Mode.NoIommu, Mode.Platform]
+            : Shape switch
+            {
+                "pci" => [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat],
+                "noiommu" => [Mode.NoIommu],
+                "platform" => [Mode.Platform],
+                string other => throw new InvalidOperationException($"The conformance suite has no modes for the testbed shape '{other}'."),
+            };
+
+    /// <summary>Edu at 00:02.0, alone in its IOMMU group.</summary>
+    internal static string Edu => Devices.Edu;
+
+    /// <summary>The second edu at 00:04.0, alone in its IOMMU group.</summary>
+    internal static string Edu2 => Devices.Edu2;
+
+    /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
+    internal static string Nvme => Devices.Nvme;
+
+    /// <summary>The virtio-mmio rng platform device's name.</summary>
+    internal static string Rng => Devices.Rng ?? throw new InvalidOperationException("No virtio-mmio rng device is bound for VFIO in this guest.");
+
+    /// <summary>The simulator's name for the rng (the ACPI name of a virtio-mmio transport on microvm).</summary>
+    internal const string SimulatedRng = "LNRO0005:00";
+
+    private static KernelDevices Devices => IsKernel
+        ? s_kernel.Value ?? throw new InvalidOperationException("/run/results/testbed/bound is missing: not in the testbed guest?")
+        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", SimulatedRng);
+
+    /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
+    public static TheoryData<Mode> IommuModes() => Data(IsIommu);
+
+    /// <summary>The modes with the PCI devices (edu, nvme): the IOMMU modes and no-IOMMU.</summary>
+    public static TheoryData<Mode> PciModes() => Data(m => m is not Mode.Platform);
+
+    /// <summary>No-IOMMU on PCI only.</summary>
+    public static TheoryData<Mode> NoIommuModes() => Data(m => m is Mode.NoIommu);
+
+    /// <summary>The platform device.</summary>
+    public static TheoryData<Mode> PlatformModes() => Data(m => m is Mode.Platform);
+
+    /// <summary>The PCI modes, each with false and true (pread/pwrite or mmap; sync or async).</summary>
+    public static TheoryData<Mode, bool> PciModesTwice()
+    {
+        var data = new TheoryData<Mode, bool>();
+        foreach ((Mode mode, string? skip) in Rows(m => m is not Mode.Platform))
+        {
+            data.Add(new TheoryDataRow<Mode, bool>(mode, false) { Skip = skip });
+            data.Add(new TheoryDataRow<Mode, bool>(mode, true) { Skip = skip });
+        }
+        return data;
+    }
+
+    /// <summary>The IOMMU modes, each with every value of <typeparamref name="T"/>.</summary>
+    public static TheoryData<Mode, T> IommuModesTimes<T>()
+        where T : struct, Enum
+    {
+        var data = new TheoryData<Mode, T>();
+        foreach ((Mode mode, string? skip) in Rows(IsIommu))
+        {
+            foreach (T value in Enum.GetValues<T>())
+            {
+                data.Add(new TheoryDataRow<Mode, T>(mode, value) { Skip = skip });
+            }
+        }
+        return data;
+    }
+
+    private static bool IsIommu(Mode mode) => mode is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat;
+
+    private static TheoryData<Mode> Data(Func<Mode, bool> filter)
+    {
+        var data = new TheoryData<Mode>();
+        foreach ((Mode mode, string? skip) in Rows(filter))
+        {
+            data.Add(new TheoryDataRow<Mode>(mode) { Skip = skip });
+        }
+        return data;
+    }
+
+    /// <summary>The provided modes that pass <paramref name="filter"/>. When there are none (a testbed shape without
+    /// them), one row of the first such mode, skipped with the reason: xunit fails a theory without rows, and a case
+    /// that does not apply says so instead of vanishing.</summary>
+    private static IEnumerable<(Mode Mode, string? Skip)> Rows(Func<Mode, bool> filter)
+    {
+        Mode[] provided = [.. Modes.Where(filter)];
+        if (provided.Length > 0)
+        {
+            return provided.Select(m => (m, (string?)null));
+        }
+        Mode first = Enum.GetValues<Mode>().First(filter);
+        return [(first, $"the target (kernel, testbed shape {Shape}) does not provide this case's modes ({string.Join(", ", Enum.GetValues<Mode>().Where(filter))})")];
+    }
+
+    /// <summary>Reads what the testbed's init bound: <c>&lt;device&gt; &lt;driver&gt; &lt;group node&gt; [&lt;cdev&gt;]</c>.</summary>
+    private static KernelDevices? ReadKernelDevices()
+    {
+        const string Bound = "/run/results/testbed/bound";
+        if (!File.Exists(Bound))
+        {
+            return null;
+        }
+        string[][] lines = [.. File.ReadAllLines(Bound).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 3)];
+        string? Pci(string address) => lines.Any(f => f[0] == address && f[1] == "vfio-pci") ? address : null;
+        string? rng = lines.FirstOrDefault(f => f[1] == "vfio-platform")?[0];
+        return new KernelDevices(
+            Pci("0000:00:02.0") ?? "(edu 0000:00:02.0 not bound)",
+            Pci("0000:00:04.0") ?? "(edu 0000:00:04.0 not bound)",
+            Pci("0000:00:03.0") ?? "(nvme 0000:00:03.0 not bound)",
+            rng);
+    }
+
+    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string? Rng);
+}
+
+/// <summary>Where a DMA space's mappings come from: page-aligned process memory.</summary>
+internal sealed unsafe class DmaBuffer : IDisposable
+{
+    private void* _memory;
+
+    internal DmaBuffer(int pages)
+    {
+        Size = (ulong)pages * 4096;
+        _memory = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Size, 4096);
+        Span.Clear();
+    }
+
+    internal ulong Size { get; }
+
+    internal nint Address => (nint)_memory;
+
+    internal Span<byte> Span => new(_memory, checked((int)Size));
+
+    internal Span<byte> Page(int index) => Span.Slice(index * 4096, 4096);
+
+    public void Dispose()
+    {
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_memory);
+        _memory = null;
+    }
+}
+
+/// <summary>Device-independent helpers.</summary>
+internal static class Patterns
+{
+    internal static byte[] Make(int length, int seed)
+    {
+        byte[] pattern = new byte[length];
+        for (int i = 0; i < pattern.Length; i++)
+        {
+            pattern[i] = (byte)((i * 7) + seed);
+        }
+        return pattern;
+    }
+
+    /// <summary>The device source for a name on the mode's bus.</summary>
+    internal static VfioDeviceSource Source(Mode mode, string name)
+        => mode == Mode.Platform ? VfioDeviceSource.Platform(name) : VfioDeviceSource.Pci(name);
+}
