@@ -87,15 +87,16 @@ run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite 
 # The test executables are the host's build, seen read-only through the guest's host-root share; results come
 # back through the writable results share. The testbed turns a QEMU abort, a kernel panic or WARN, a timeout or
 # a missing exit code into a non-zero exit, which fails the tier even when the XML looks clean.
+# usage: run_guest_tier TIER SHAPE "EXTRA XUNIT ARGS" PROJECT...
 run_guest_tier() {
-  local tier=$1 shape=$2; shift 2
+  local tier=$1 shape=$2 extra=$3; shift 3
   local dir="$RESULTS/$tier" code="rc=0;" project name
   mkdir -p "$dir"
   for project in "$@"; do
     name=$(basename "$project")
     # Tier=host marks pure computation (no kernel call) that costs minutes under TCG; the host tiers run it.
     # -longRunning names a test that hangs in output.log, which the failure report below shows.
-    code+=" dotnet $ROOT/$project/bin/Release/net10.0/$name.dll -noColor -trait- Tier=host -longRunning 120"
+    code+=" dotnet $ROOT/$project/bin/Release/net10.0/$name.dll -noColor -trait- Tier=host -longRunning 120 $extra"
     code+=" -xml /run/results/$name.xml || rc=1;"
   done
   code+=' exit $rc'
@@ -126,7 +127,12 @@ PY
   count_tier "$tier" "$dir/merged.xml" $rc
 }
 
-run_guest_tier kernel-pci pci tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests
+# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform); each boot runs the
+# families its shape provides, so every case runs on the real kernel in exactly the boots that have its devices.
+run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform" \
+  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests
+run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform" tests/Vfio.Conformance
+run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
 
 # --- Summary -------------------------------------------------------------------------------------------------
 summary="$total_passed passed, $total_failed failed"

@@ -10,6 +10,7 @@ namespace Vfio.Conformance;
 public sealed class AttachTests
 {
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Discovery_CanAttachEveryBoundDevice_AndNotAMissingOne(Mode mode)
     {
@@ -23,6 +24,7 @@ public sealed class AttachTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void AttachDetach_ThenAttachAgain(Mode mode)
     {
@@ -58,6 +60,7 @@ public sealed class AttachTests
     }
 
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void Space_ReportsThePageSizesAndIovaRangesOfVtd(Mode mode)
     {
@@ -82,6 +85,7 @@ public sealed class AttachTests
     }
 
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void TwoEdusInOneSpace_ShareOneContainer_AndBothDma(Mode mode)
     {
@@ -121,6 +125,7 @@ public sealed class AttachTests
     }
 
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void ASecondSpace_GetsItsOwnContainer(Mode mode)
     {

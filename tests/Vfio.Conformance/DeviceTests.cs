@@ -11,6 +11,7 @@ public sealed class DeviceTests
     private const int Msix = 2;
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Nvme_Bar0ThroughMmapAndPreadAgree(Mode mode)
     {
@@ -34,6 +35,7 @@ public sealed class DeviceTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Nvme_HasMsixVectors_AndOneFires(Mode mode)
     {
@@ -53,6 +55,7 @@ public sealed class DeviceTests
     }
 
     [Theory]
+    [Trait("Modes", "platform")]
     [MemberData(nameof(Target.PlatformModes), MemberType = typeof(Target))]
     public void Rng_RegionReadsVirtioMagicVersionAndDeviceId(Mode mode)
     {
@@ -76,6 +79,7 @@ public sealed class DeviceTests
     }
 
     [Theory]
+    [Trait("Modes", "platform")]
     [MemberData(nameof(Target.PlatformModes), MemberType = typeof(Target))]
     public void Rng_IrqIsAutomasked_UntilUnmasked(Mode mode)
     {

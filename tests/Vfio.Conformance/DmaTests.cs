@@ -10,6 +10,7 @@ namespace Vfio.Conformance;
 public sealed class DmaTests
 {
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void RoundTrip_ThroughAnAllocatedIovaBelowEdusMask(Mode mode)
     {
@@ -36,6 +37,7 @@ public sealed class DmaTests
     }
 
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void AfterUnmap_DmaIsBlocked_AndTheBufferUntouched(Mode mode)
     {

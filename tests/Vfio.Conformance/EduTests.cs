@@ -28,6 +28,7 @@ internal static class Edu
 public sealed class EduTests
 {
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModesTwice), MemberType = typeof(Target))]
     public void Edu_IdentificationLivenessAndFactorial(Mode mode, bool mmap)
     {
@@ -44,6 +45,7 @@ public sealed class EduTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Edu_MmapAndPreadSeeTheSameRegisters(Mode mode)
     {

@@ -28,6 +28,7 @@ public sealed class ErrorTests
     public static TheoryData<Mode, DmaError> DmaErrors() => Target.IommuModesTimes<DmaError>();
 
     [Theory]
+    [Trait("Modes", "iommu")]
     [MemberData(nameof(DmaErrors))]
     public void DmaMap_RejectsWithATypedError_AndTheSpaceStillWorks(Mode mode, DmaError error)
     {
@@ -64,6 +65,7 @@ public sealed class ErrorTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void DeviceNameWithASlash_IsRejectedBeforeAnyPath(Mode mode)
     {
@@ -77,6 +79,7 @@ public sealed class ErrorTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void TheSameDeviceAttachedTwice_IsUnusable_AndTheFirstAttachmentStays(Mode mode)
     {
@@ -96,6 +99,7 @@ public sealed class ErrorTests
     }
 
     [Theory]
+    [Trait("Modes", "noiommu")]
     [MemberData(nameof(Target.NoIommuModes), MemberType = typeof(Target))]
     public void NoIommuGroup_WithoutTheOptIn_IsUnusable(Mode mode)
     {
@@ -115,6 +119,7 @@ public sealed class ErrorTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Reset_WorksOnNvme_AndIsEinvalOnEdu(Mode mode)
     {

@@ -15,6 +15,7 @@ public sealed class InterruptTests
     private static readonly TimeSpan s_quiet = TimeSpan.FromMilliseconds(100);
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModesTwice), MemberType = typeof(Target))]
     public async Task Msi_AThousandInterrupts_NoneLostNoneExtra(Mode mode, bool async)
     {
@@ -46,6 +47,7 @@ public sealed class InterruptTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModesTwice), MemberType = typeof(Target))]
     public async Task Intx_EachInterruptAfterAckAndUnmask_NoneLostNoneExtra(Mode mode, bool async)
     {
@@ -71,6 +73,7 @@ public sealed class InterruptTests
     }
 
     [Theory]
+    [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
     public void Intx_IsAutomaskedUntilUnmasked(Mode mode)
     {
