@@ -35,6 +35,7 @@ Exit status: the command's own status when the testbed saw no failure; otherwise
   201 QEMU exited non-zero (e.g. abort)   202 kernel panic   203 kernel WARNING/BUG/Oops
   204 timeout (host kill or guest watchdog)   205 guest setup failed (mount, bind, cwd)
   206 no exit code recorded   207 QEMU's edu device reported a guest error (out-of-range DMA)
+  208 the guest kernel's timers stalled (an RCU stall report; QEMU TCG), the run was stopped
   130 interrupted   2 usage error   3 testbed not prepared (run prepare.sh)
 EOF
 }
@@ -122,7 +123,7 @@ results=$(cd "$results" && pwd)
 TB=$results/testbed
 mkdir -p "$TB"
 rm -f "$TB"/{job.sh,script.sh,bind,mounts,config,bound,output.log,serial.log,qemu.log,dmesg.txt,exit-code} \
-      "$TB"/{init-error,job-error,guest-timeout,deadline,job-started,job-ended,status,summary,qemu-guest-errors.log,qemu.cmdline}
+      "$TB"/{init-error,job-error,guest-timeout,guest-stall,deadline,job-started,job-ended,status,summary,qemu-guest-errors.log,qemu.cmdline}
 
 # QEMU option values: a comma is written twice.
 qv() { printf '%s' "${1//,/,,}"; }
@@ -187,7 +188,9 @@ echo "WATCHDOG=$watchdog" > "$TB/config"
 # and tsc=reliable keeps the clocksource watchdog, whose QEMU-timer references lag under load, from
 # switching the guest to a slow or coarse clocksource. The rate is BogoMIPS/2, which Linux derives from the TSC.
 tsc_khz=${VFIO_TESTBED_TSC_KHZ:-$(awk -F: '$1 ~ /^bogomips/ { printf "%d", $2 * 500; exit }' /proc/cpuinfo)}
-kargs="console=ttyS0 panic=-1 quiet loglevel=5 printk.time=1 tsc=reliable"
+# nohz=off: a periodic LAPIC tick. Under TCG an idle vCPU's one-shot timer wake-up was seen lost (RCU stall,
+# "timer wakeup didn't happen", the guest hung until the watchdog); a periodic tick re-arms itself.
+kargs="console=ttyS0 panic=-1 quiet loglevel=5 printk.time=1 tsc=reliable nohz=off"
 if [[ $tsc_khz =~ ^[0-9]+$ ]] && [ "$tsc_khz" -gt 100000 ] && [ "$tsc_khz" -lt 20000000 ]; then
   kargs="$kargs tsc_early_khz=$tsc_khz"
 else
@@ -252,6 +255,16 @@ tb_log "shape $shape, results $results, timeout ${timeout}s"
 t_start=$(tb_now)
 timeout -k 10 "$timeout" "${qemu[@]}" > "$TB/qemu.log" 2>&1 < /dev/null &
 qpid=$!
+# A guest whose timers stalled (RCU stall report) never recovers: stop it at once instead of at the timeout.
+( while kill -0 $qpid 2>/dev/null; do
+    if grep -qE 'rcu: INFO: rcu_(preempt|sched) detected stalls|kthread timer wakeup didn.t happen' "$TB/serial.log" 2>/dev/null; then
+      grep -m1 -E 'rcu: INFO|timer wakeup' "$TB/serial.log" > "$TB/guest-stall"
+      kill -TERM $qpid 2>/dev/null
+      break
+    fi
+    sleep 2
+  done ) &
+stall_pid=$!
 deadline_pid=
 if [ "$watchdog" -gt 0 ]; then
   ( sleep "$watchdog"; : > "$TB/deadline" ) &
@@ -277,6 +290,7 @@ done
 for p in $tail_pids; do wait "$p" 2>/dev/null || true; done
 tail_pids=
 [ -z "$deadline_pid" ] || { kill "$deadline_pid" 2>/dev/null || true; wait "$deadline_pid" 2>/dev/null || true; }
+kill "$stall_pid" 2>/dev/null || true; wait "$stall_pid" 2>/dev/null || true
 t_end=$(tb_now)
 
 # ---------------------------------------------------------------- verdict
@@ -287,6 +301,8 @@ serial=$TB/serial.log
 [ -f "$serial" ] || : > "$serial"
 if [ "$interrupted" = 1 ]; then
   fail 130 "interrupted"
+elif [ -f "$TB/guest-stall" ]; then
+  fail 208 "the guest kernel's timers stalled (QEMU TCG; not a test result): $(cat "$TB/guest-stall")"
 elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
   fail 204 "timeout: the guest was still running after ${timeout}s; QEMU was killed"
 elif [ -f "$TB/guest-timeout" ]; then
@@ -296,7 +312,7 @@ guest_errors=$TB/qemu-guest-errors.log
 if grep -q 'EDU:' "$guest_errors" 2>/dev/null; then
   fail 207 "QEMU's edu device reported a guest error (QEMU may be corrupted): $(grep -m1 'EDU:' "$guest_errors")"
 fi
-if [ "$interrupted" = 0 ] && [ "$qrc" != 0 ] && [ "$qrc" != 124 ] && [ "$qrc" != 137 ]; then
+if [ "$interrupted" = 0 ] && [ ! -f "$TB/guest-stall" ] && [ "$qrc" != 0 ] && [ "$qrc" != 124 ] && [ "$qrc" != 137 ]; then
   fail 201 "QEMU exited with status $qrc: $(grep -v '^$' "$TB/qemu.log" | tail -n 3 | tr '\n' ' ')"
 fi
 if grep -q 'Kernel panic - not syncing' "$serial"; then

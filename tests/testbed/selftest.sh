@@ -122,6 +122,8 @@ if [ "$quick" = 0 ]; then
   run_case bad-cwd 205 --shape platform --cwd /no/such/folder --timeout 120 -- true
   run_case host-timeout 204 --shape platform --timeout 20 -- sleep 600
   run_case guest-watchdog 204 --shape platform --timeout 60 -- sleep 600
+  run_case guest-stall 208 --shape platform --timeout 120 -c \
+    'echo "<3>rcu: INFO: rcu_preempt detected stalls on CPUs/tasks: (injected through /dev/kmsg)" > /dev/kmsg; sleep 600' 
   [ -s "$root/guest-watchdog/testbed/dmesg.txt" ] \
     || { failed=$((failed + 1)); report+=("FAIL guest-watchdog: no dmesg.txt collected"); }
 fi
