@@ -161,12 +161,15 @@ PY
   mode_lines "$tier" "$dir/Vfio.Conformance.xml"
 }
 
-# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform); each boot runs the
-# families its shape provides, so every case runs on the real kernel in exactly the boots that have its devices.
-run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform" \
+# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform|intremap-off); each
+# boot runs the families its shape provides, so every case runs on the real kernel in exactly the boots that have its
+# devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
+# simulator's host-conformance tier runs every case).
+run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off" \
   tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests
-run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform" tests/Vfio.Conformance
+run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off" tests/Vfio.Conformance
 run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
+run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance
 
 # --- Summary -------------------------------------------------------------------------------------------------
 summary="$total_passed passed, $total_failed failed"

@@ -35,12 +35,15 @@ internal sealed class Rig : IDisposable
     internal IIommuBackend Backend { get; private set; } = null!;
 
     /// <summary>Builds the machine for <paramref name="mode"/> with the mode's backend.</summary>
-    internal static Rig Create(Mode mode)
+    /// <param name="mode">The mode.</param>
+    /// <param name="machine">How the simulated machine differs from the testbed's default (ignored on the real
+    /// kernel, where the testbed shape decides).</param>
+    internal static Rig Create(Mode mode, SimulatedMachine? machine = null)
     {
         Target.Modes.ShouldContainMode(mode);
         Rig rig = Target.IsKernel
             ? new Rig(mode, LinuxKernel.Instance, null)
-            : SimulatedFor(mode);
+            : SimulatedFor(mode, machine ?? new SimulatedMachine());
         rig.Backend = rig.NewBackend(rig.OptionsFor(mode));
         return rig;
     }
@@ -88,25 +91,30 @@ internal sealed class Rig : IDisposable
 
     /// <summary>The testbed's machine in the simulator: q35 + VT-d with edu (group 2), an MSI-X device standing in for
     /// nvme (group 3) and a second edu (group 4); without an IOMMU for no-IOMMU; microvm's rng for platform.</summary>
-    private static Rig SimulatedFor(Mode mode)
+    private static Rig SimulatedFor(Mode mode, SimulatedMachine machine)
     {
         SimulatedTopology topology = mode switch
         {
             Mode.Platform => new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
                 .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice()),
-            Mode.NoIommu => PciDevices(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }, ulong.MaxValue),
-            _ => PciDevices(new SimulatedTopology(), Vfio.TestSupport.EduDriver.DefaultDmaMask),
+            Mode.NoIommu => PciDevices(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }, ulong.MaxValue, machine),
+            _ => PciDevices(new SimulatedTopology { InterruptRemapping = machine.InterruptRemapping }, Vfio.TestSupport.EduDriver.DefaultDmaMask, machine),
         };
         var simulator = new SimulatedKernel(topology);
         return new Rig(mode, simulator, simulator);
     }
 
-    private static SimulatedTopology PciDevices(SimulatedTopology topology, ulong eduMask)
+    private static SimulatedTopology PciDevices(SimulatedTopology topology, ulong eduMask, SimulatedMachine machine)
         => topology
             .AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) })
             .AddPci("0000:00:03.0", iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
-            .AddPci("0000:00:04.0", iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) });
+            .AddPci("0000:00:04.0", iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) }, machine.Edu2Driver);
 }
+
+/// <summary>How a case's simulated machine differs from the testbed's default shape.</summary>
+/// <param name="InterruptRemapping">False: the IOMMU does not remap interrupts (the testbed shape pci-intremap-off).</param>
+/// <param name="Edu2Driver">The driver the second edu (00:04.0) is bound to; empty for none.</param>
+internal sealed record SimulatedMachine(bool InterruptRemapping = true, string Edu2Driver = "vfio-pci");
 
 /// <summary>Assertion helpers shared by the cases.</summary>
 internal static class RigAssertions

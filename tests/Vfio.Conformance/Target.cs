@@ -63,10 +63,15 @@ public static class Target
             : Shape switch
             {
                 "pci" => [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat],
+                "pci-intremap-off" => [Mode.Legacy, Mode.IommuFd],
                 "noiommu" => [Mode.NoIommu],
                 "platform" => [Mode.Platform],
                 string other => throw new InvalidOperationException($"The conformance suite has no modes for the testbed shape '{other}'."),
             };
+
+    /// <summary>True when the IOMMU does not remap interrupts: the testbed shape <c>pci-intremap-off</c> on the real
+    /// kernel; always on the simulator, whose cases build such a machine (<c>SimulatedTopology.InterruptRemapping</c>).</summary>
+    internal static bool ProvidesInterruptRemappingOff => !IsKernel || Shape == "pci-intremap-off";
 
     /// <summary>Edu at 00:02.0, alone in its IOMMU group.</summary>
     internal static string Edu => Devices.Edu;
@@ -98,6 +103,23 @@ public static class Target
 
     /// <summary>The platform device.</summary>
     public static TheoryData<Mode> PlatformModes() => Data(m => m is Mode.Platform);
+
+    /// <summary>The backends on an IOMMU without interrupt remapping (Type1 and iommufd): only where interrupt
+    /// remapping is off (<see cref="ProvidesInterruptRemappingOff"/>), else one skipped row.</summary>
+    public static TheoryData<Mode> IntremapOffModes()
+    {
+        var data = new TheoryData<Mode>();
+        if (!ProvidesInterruptRemappingOff)
+        {
+            data.Add(new TheoryDataRow<Mode>(Mode.Legacy) { Skip = $"interrupt remapping is on in this target (kernel, testbed shape {Shape}); the shape pci-intremap-off provides this case" });
+            return data;
+        }
+        foreach (Mode mode in Modes.Where(m => m is Mode.Legacy or Mode.IommuFd))
+        {
+            data.Add(new TheoryDataRow<Mode>(mode));
+        }
+        return data;
+    }
 
     /// <summary>The PCI modes, each with false and true (pread/pwrite or mmap; sync or async).</summary>
     public static TheoryData<Mode, bool> PciModesTwice()
