@@ -95,6 +95,9 @@ public static class Target
     /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
     public static TheoryData<Mode> IommuModes() => Data(IsIommu);
 
+    /// <summary>The iommufd backend only.</summary>
+    public static TheoryData<Mode> IommuFdModes() => Data(m => m is Mode.IommuFd);
+
     /// <summary>The modes with the PCI devices (edu, nvme): the IOMMU modes and no-IOMMU.</summary>
     public static TheoryData<Mode> PciModes() => Data(m => m is not Mode.Platform);
 

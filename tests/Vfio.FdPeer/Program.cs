@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The second process of the fd-passing tests. Exit codes: 0 success, 2 usage, 3 timeout, 4 wrong data.
+// The second process of the fd-passing tests. Exit codes: 0 success, 2 usage, 3 timeout, 4 wrong data (an
+// exception, e.g. a failed edu-worker step, exits non-zero with the message on stderr).
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -56,8 +57,14 @@ switch (args)
         }
         return 0;
     }
+    case ["edu-worker", string fdText, string device]:
+    {
+        // Attaches edu through the fds sent on the inherited socket fdText and does a DMA round trip (EduWorker).
+        Console.Out.Write(Vfio.FdPeer.EduWorker.Run(kernel, int.Parse(fdText, System.Globalization.CultureInfo.InvariantCulture), device));
+        return 0;
+    }
     default:
-        Console.Error.WriteLine("usage: Vfio.FdPeer send <socket> <file> | receive <socket> <text> | adopt <fd> <expected> | expect <socket> name=Kind...");
+        Console.Error.WriteLine("usage: Vfio.FdPeer send <socket> <file> | receive <socket> <text> | adopt <fd> <expected> | expect <socket> name=Kind... | edu-worker <socket fd> <edu address>");
         return 2;
 }
 
