@@ -179,7 +179,7 @@ public sealed partial class DmaSpace : IDisposable
     public DmaMapping Map(nint hostAddress, ulong size, DmaAccess access = DmaAccess.ReadWrite, ulong dmaMask = ulong.MaxValue)
     {
         ValidateAccess(access);
-        long start = Stopwatch.GetTimestamp();
+        long start = _metrics is null ? 0 : Stopwatch.GetTimestamp();
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -221,7 +221,7 @@ public sealed partial class DmaSpace : IDisposable
         DmaSectionKind kind = DmaSectionKind.Ram)
     {
         ValidateAccess(access);
-        long start = Stopwatch.GetTimestamp();
+        long start = _metrics is null ? 0 : Stopwatch.GetTimestamp();
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -292,7 +292,7 @@ public sealed partial class DmaSpace : IDisposable
     /// <exception cref="ObjectDisposedException">The space is disposed.</exception>
     public void Unmap(ulong iova)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = _metrics is null ? 0 : Stopwatch.GetTimestamp();
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);

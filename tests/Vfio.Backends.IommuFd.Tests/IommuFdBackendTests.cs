@@ -3,6 +3,7 @@ using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
+using Vfio.TestSupport;
 using static Vfio.Backends.IommuFd.Tests.TestKit;
 
 namespace Vfio.Backends.IommuFd.Tests;
@@ -72,8 +73,10 @@ public sealed class IommuFdBackendTests
         space.Unmap(mapping.Iova);
         kernel.GetState().DmaMappings.ShouldBe(0);
         pages.Write(4096, new byte[1024]);
-        using VfioRegionMapping bar0 = edu.Device.MapRegion(0);
-        Dma(bar0, EduDevice.DmaBufferAddress, mapping.Iova + 4096, 1024, 2);
+        using (var driver = new EduDriver(edu.Device, useMmap: true))
+        {
+            driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, EduTimeout);
+        }
         pages.Read(4096, 1024).ShouldBe(new byte[1024]);
         DmaFault fault = kernel.DmaFaults.ShouldHaveSingleItem();
         fault.Device.ShouldBe(Edu0);

@@ -2,8 +2,8 @@
 using System.Runtime.InteropServices;
 using Shouldly;
 using Vfio.Core;
-using Vfio.Core.Interop;
 using Vfio.Simulator;
+using Vfio.TestSupport;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
@@ -28,39 +28,21 @@ internal static class TestKit
 
     internal static int ProcessFdCount() => Directory.GetFiles("/proc/self/fd").Length;
 
-    internal static void EnableBusMaster(VfioDevice device)
-    {
-        int config = (int)VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX;
-        device.WriteRegion16(config, 4, (ushort)(device.ReadRegion16(config, 4) | 0x4));
-    }
-
-    /// <summary>edu's DMA engine: source, destination, count, command (bit 1: device to RAM); waits until done.</summary>
-    internal static void Dma(VfioRegionMapping bar0, ulong source, ulong destination, ulong count, ulong command)
-    {
-        bar0.Write64(0x80, source);
-        bar0.Write64(0x88, destination);
-        bar0.Write64(0x90, count);
-        bar0.Write64(0x98, command | 1);
-        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((bar0.Read64(0x98) & 1) != 0)
-        {
-            DateTime.UtcNow.ShouldBeLessThan(deadline);
-            Thread.Sleep(1);
-        }
-    }
+    /// <summary>How long edu's DMA engine may take.</summary>
+    internal static readonly TimeSpan EduTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>RAM → edu → RAM through <paramref name="mapping"/> (2 pages: source page 0, destination page 1);
     /// asserts the bytes came back and no DMA faulted.</summary>
     internal static void RoundTrip(SimulatedKernel kernel, VfioDevice device, Pages pages, DmaMapping mapping, int seed = 42)
     {
-        EnableBusMaster(device);
+        using var edu = new EduDriver(device, useMmap: true);
+        edu.EnableBusMaster();
         byte[] pattern = new byte[1024];
         new Random(seed).NextBytes(pattern);
         pages.Write(0, pattern);
         pages.Write(4096, new byte[1024]);
-        using VfioRegionMapping bar0 = device.MapRegion(0);
-        Dma(bar0, mapping.Iova, EduDevice.DmaBufferAddress, 1024, 0);
-        Dma(bar0, EduDevice.DmaBufferAddress, mapping.Iova + 4096, 1024, 2);
+        edu.DmaToDevice(mapping.Iova, 0, 1024, EduTimeout);
+        edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, EduTimeout);
         pages.Read(4096, 1024).ShouldBe(pattern);
         kernel.DmaFaults.ShouldBeEmpty();
     }

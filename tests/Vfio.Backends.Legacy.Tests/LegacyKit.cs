@@ -7,6 +7,7 @@ using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
+using Vfio.TestSupport;
 
 namespace Vfio.Backends.Legacy.Tests;
 
@@ -59,31 +60,13 @@ internal static class Kit
     /// <summary>Copies 1 KiB from <paramref name="from"/> into edu's buffer and back out to <paramref name="to"/>.</summary>
     internal static void EduRoundTrip(VfioDevice edu, ulong from, ulong to)
     {
-        EnableBusMaster(edu);
-        using VfioRegionMapping bar0 = edu.MapRegion(0);
-        Dma(bar0, from, EduDevice.DmaBufferAddress, 1024, 0);
-        Dma(bar0, EduDevice.DmaBufferAddress, to, 1024, 2);
+        using var driver = new EduDriver(edu, useMmap: true);
+        driver.EnableBusMaster();
+        driver.DmaToDevice(from, 0, 1024, s_eduTimeout);
+        driver.DmaFromDevice(0, to, 1024, s_eduTimeout);
     }
 
-    internal static void EnableBusMaster(VfioDevice edu)
-    {
-        int config = (int)VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX;
-        edu.WriteRegion16(config, 4, (ushort)(edu.ReadRegion16(config, 4) | 0x4));
-    }
-
-    internal static void Dma(VfioRegionMapping bar0, ulong source, ulong destination, ulong count, ulong command)
-    {
-        bar0.Write64(0x80, source);
-        bar0.Write64(0x88, destination);
-        bar0.Write64(0x90, count);
-        bar0.Write64(0x98, command | 1);
-        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((bar0.Read64(0x98) & 1) != 0)
-        {
-            DateTime.UtcNow.ShouldBeLessThan(deadline);
-            Thread.Sleep(1);
-        }
-    }
+    private static readonly TimeSpan s_eduTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Fills the first KiB of <paramref name="buffer"/> with a pattern and the second page's first KiB with
     /// zeros, runs the round trip page 0 → edu → page 1 and checks the bytes arrived.</summary>
