@@ -3,7 +3,7 @@ using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 using static Vfio.Backends.IommuFd.Tests.TestKit;
 
 namespace Vfio.Backends.IommuFd.Tests;

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using Shouldly;
 using Vfio.Core;
 using Vfio.Simulator;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 

@@ -7,7 +7,7 @@ using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 namespace Vfio.Backends.Legacy.Tests;
 

@@ -114,7 +114,7 @@ public sealed class AttachTests
         }
 
         using var buffer = new DmaBuffer(4);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.TestSupport.EduDriver.DefaultDmaMask);
+        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         Edu.RoundTrip(first.Device, buffer, mapping.Iova, page: 0, seed: 1);
         Edu.RoundTrip(second.Device, buffer, mapping.Iova, page: 2, seed: 2);
 
@@ -152,8 +152,8 @@ public sealed class AttachTests
 
         // The same buffer mapped in both spaces, each edu DMAs through its own.
         using var buffer = new DmaBuffer(2);
-        DmaMapping a = first.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.TestSupport.EduDriver.DefaultDmaMask);
-        DmaMapping b = second.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.TestSupport.EduDriver.DefaultDmaMask);
+        DmaMapping a = first.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
+        DmaMapping b = second.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         Edu.RoundTrip(first.Device, buffer, a.Iova, page: 0, seed: 4);
         Edu.RoundTrip(second.Device, buffer, b.Iova, page: 0, seed: 5);
     }

@@ -2,7 +2,7 @@
 using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 namespace Vfio.Conformance;
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 using Shouldly;
 using Vfio.Core;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 namespace Vfio.Conformance;
 

@@ -65,7 +65,7 @@ public sealed class IsolationTests
 
             // The other devices are unaffected.
             using AttachedDevice edu = rig.Attach(Target.Edu);
-            new Vfio.TestSupport.EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(Vfio.TestSupport.EduDriver.Identification);
+            new Vfio.Samples.Edu.EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
         }
         if (Target.IsKernel)
         {

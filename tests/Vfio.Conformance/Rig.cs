@@ -98,7 +98,7 @@ internal sealed class Rig : IDisposable
             Mode.Platform => new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
                 .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice()),
             Mode.NoIommu => PciDevices(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }, ulong.MaxValue, machine),
-            _ => PciDevices(new SimulatedTopology { InterruptRemapping = machine.InterruptRemapping }, Vfio.TestSupport.EduDriver.DefaultDmaMask, machine),
+            _ => PciDevices(new SimulatedTopology { InterruptRemapping = machine.InterruptRemapping }, Vfio.Samples.Edu.EduDriver.DefaultDmaMask, machine),
         };
         var simulator = new SimulatedKernel(topology);
         return new Rig(mode, simulator, simulator);

@@ -9,7 +9,7 @@ using Vfio.Backends.IommuFd;
 using Vfio.Backends.Legacy;
 using Vfio.Core;
 using Vfio.Simulator;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 namespace Vfio.DependencyInjection.Tests;
 

@@ -7,7 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Backends.IommuFd;
 using Vfio.Core;
-using Vfio.TestSupport;
+using Vfio.Samples.Edu;
 
 namespace Vfio.FdPeer;
 

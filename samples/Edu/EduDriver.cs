@@ -3,7 +3,7 @@ using System.Diagnostics;
 using Vfio.Core;
 using Vfio.Core.Interop;
 
-namespace Vfio.TestSupport;
+namespace Vfio.Samples.Edu;
 
 /// <summary>
 /// A driver for QEMU's <c>edu</c> device (hw/misc/edu.c) over a <see cref="VfioDevice"/>: identification, liveness,
