@@ -44,9 +44,12 @@ public sealed class EduDevice : EmulatedPciDevice
     private uint _irqStatus;
     private ulong _dmaSrc, _dmaDst, _dmaCount, _dmaCmd;
 
+    /// <summary>QEMU's default DMA mask for edu: 28 bits.</summary>
+    public const ulong DefaultDmaMask = (1UL << 28) - 1;
+
     /// <summary>Creates the device with QEMU's default 28-bit DMA mask.</summary>
     public EduDevice()
-        : this((1UL << 28) - 1)
+        : this(DefaultDmaMask)
     {
     }
 

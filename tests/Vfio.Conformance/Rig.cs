@@ -89,26 +89,22 @@ internal sealed class Rig : IDisposable
         Simulator?.Dispose();
     }
 
-    /// <summary>The testbed's machine in the simulator: q35 + VT-d with edu (group 2), an MSI-X device standing in for
-    /// nvme (group 3) and a second edu (group 4); without an IOMMU for no-IOMMU; microvm's rng for platform.</summary>
+    /// <summary>The testbed's machine in the simulator (<see cref="SimulatedMachines.Testbed"/>); microvm's rng for
+    /// platform.</summary>
     private static Rig SimulatedFor(Mode mode, SimulatedMachine machine)
     {
-        SimulatedTopology topology = mode switch
-        {
-            Mode.Platform => new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
-                .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice()),
-            Mode.NoIommu => PciDevices(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }, ulong.MaxValue, machine),
-            _ => PciDevices(new SimulatedTopology { InterruptRemapping = machine.InterruptRemapping }, Vfio.Samples.Edu.EduDriver.DefaultDmaMask, machine),
-        };
+        SimulatedTopology topology = mode == Mode.Platform
+            ? new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
+                .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice())
+            : SimulatedMachines.Testbed(new SimulatedTestbedOptions
+            {
+                NoIommu = mode == Mode.NoIommu,
+                InterruptRemapping = machine.InterruptRemapping,
+                Edu2Driver = machine.Edu2Driver,
+            });
         var simulator = new SimulatedKernel(topology);
         return new Rig(mode, simulator, simulator);
     }
-
-    private static SimulatedTopology PciDevices(SimulatedTopology topology, ulong eduMask, SimulatedMachine machine)
-        => topology
-            .AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) })
-            .AddPci("0000:00:03.0", iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
-            .AddPci("0000:00:04.0", iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = TimeSpan.FromMilliseconds(1) }, machine.Edu2Driver);
 }
 
 /// <summary>How a case's simulated machine differs from the testbed's default shape.</summary>

@@ -59,6 +59,29 @@ public sealed class HostedBackendTests
     }
 
     [Fact]
+    public async Task Host_UseSimulator_RunsOnTheTestbedMachine_AndDisposesItsKernel()
+    {
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Vfio:Backend"] = "iommufd" });
+        builder.Services.AddVfio(builder.Configuration.GetSection(VfioOptions.SectionName))
+            .AddLegacyBackend().AddIommuFdBackend().UseSimulator();
+        SimulatedKernel kernel;
+        using (IHost host = builder.Build())
+        {
+            await host.StartAsync(TestContext.Current.CancellationToken);
+            kernel = host.Services.GetRequiredService<SimulatedKernel>();
+            host.Services.GetRequiredService<IKernel>().ShouldBeSameAs(kernel);
+            VfioManager manager = host.Services.GetRequiredService<VfioManager>();
+            using DmaSpace space = manager.CreateDmaSpace("edu");
+            using AttachedDevice edu = manager.AttachDevice(SimulatedMachines.Edu, space);
+            using AttachedDevice edu2 = manager.AttachDevice(SimulatedMachines.Edu2, space);
+            RoundTrip(kernel, space, edu2);
+            await host.StopAsync(TestContext.Current.CancellationToken);
+        }
+        Should.Throw<ObjectDisposedException>(() => kernel.Exists("/dev/vfio/vfio"));
+    }
+
+    [Fact]
     public async Task Host_UnknownBackend_FailsAtStart_NamingTheValidValues()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology());

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+namespace Vfio.Simulator;
+
+/// <summary>
+/// Ready-made simulated machines. <see cref="Testbed"/> is the project's QEMU testbed (tests/testbed) in the
+/// simulator: what <c>vfioctl --simulate</c>, the samples and the conformance suite run on when there is no VFIO
+/// device, so that a program sees the same addresses, groups and devices on the simulator as in the real guest.
+/// </summary>
+public static class SimulatedMachines
+{
+    /// <summary>The first edu device (QEMU <c>-device edu,addr=02.0</c>), alone in IOMMU group 2.</summary>
+    public const string Edu = "0000:00:02.0";
+
+    /// <summary>The MSI-X device standing in for the testbed's nvme (<c>addr=03.0</c>), alone in IOMMU group 3.</summary>
+    public const string Nvme = "0000:00:03.0";
+
+    /// <summary>The second edu device (<c>addr=04.0</c>), alone in IOMMU group 4.</summary>
+    public const string Edu2 = "0000:00:04.0";
+
+    /// <summary>
+    /// The testbed's <c>pci</c> shape: q35 with an emulated VT-d (interrupt remapping on), edu at 00:02.0, an MSI-X
+    /// device with 65 vectors at 00:03.0 and a second edu at 00:04.0, all bound to vfio-pci; iommufd, device cdevs
+    /// and the legacy container all available.
+    /// </summary>
+    /// <param name="options">How this machine differs from the default shape; null for the default.</param>
+    /// <returns>A new topology; add devices to it or change its kernel features before creating the kernel.</returns>
+    public static SimulatedTopology Testbed(SimulatedTestbedOptions? options = null)
+    {
+        options ??= new SimulatedTestbedOptions();
+        SimulatedTopology topology = options.NoIommu
+            ? new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }
+            : new SimulatedTopology { InterruptRemapping = options.InterruptRemapping };
+        // No-IOMMU: the testbed gives edu a 64-bit DMA mask (the device sees physical addresses).
+        ulong eduMask = options.NoIommu ? ulong.MaxValue : EduDevice.DefaultDmaMask;
+        return topology
+            .AddPci(Edu, iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay })
+            .AddPci(Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
+            .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver);
+    }
+}
+
+/// <summary>How a <see cref="SimulatedMachines.Testbed"/> machine differs from the testbed's default <c>pci</c> shape.</summary>
+public sealed record SimulatedTestbedOptions
+{
+    /// <summary>True: no IOMMU, vfio's no-IOMMU mode enabled (the testbed shape <c>noiommu</c>).</summary>
+    public bool NoIommu { get; init; }
+
+    /// <summary>False: the IOMMU does not remap interrupts (the testbed shape <c>pci-intremap-off</c>).</summary>
+    public bool InterruptRemapping { get; init; } = true;
+
+    /// <summary>The driver the second edu (00:04.0) is bound to; empty for none.</summary>
+    public string Edu2Driver { get; init; } = "vfio-pci";
+
+    /// <summary>How long edu's DMA engine takes per transfer (QEMU's edu uses a 100 ms timer; the default here is
+    /// 1 ms so that programs and tests do not wait for nothing).</summary>
+    public TimeSpan EduDmaDelay { get; init; } = TimeSpan.FromMilliseconds(1);
+}
