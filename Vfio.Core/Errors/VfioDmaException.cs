@@ -24,6 +24,11 @@ public enum DmaMappingFailure
 
     /// <summary>The kernel's limit on mappings (Type1's <c>dma_entry_limit</c>) or on locked memory was reached.</summary>
     LimitReached,
+
+    /// <summary>The physical address of memory for a no-IOMMU device could not be resolved: <c>/proc/self/pagemap</c> hides
+    /// page frame numbers from a process without <c>CAP_SYS_ADMIN</c>, or a page was not resident
+    /// (<see cref="PhysicalDmaBuffer"/>).</summary>
+    PhysicalAddressUnavailable,
 }
 
 /// <summary>

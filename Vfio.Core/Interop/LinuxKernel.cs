@@ -144,6 +144,45 @@ public sealed class LinuxKernel : IKernel
     }
 
     /// <inheritdoc/>
+    public int MapAnonymous(ulong length, out MemoryMapping? mapping)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        var owner = new LinuxMemoryMapping();
+        nint address = Libc.mmap(0, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+        if (address == Libc.MAP_FAILED)
+        {
+            int errno = Libc.LastErrno;
+            owner.Dispose();
+            mapping = null;
+            return -errno;
+        }
+        owner.Attach(address, length, 0);
+        mapping = owner;
+        return 0;
+    }
+
+    /// <inheritdoc/>
+    public int LockMemory(MemoryMapping mapping)
+    {
+        ArgumentNullException.ThrowIfNull(mapping);
+        bool added = false;
+        try
+        {
+            mapping.DangerousAddRef(ref added);
+            nint address = mapping.DangerousGetHandle();
+            int rc = Libc.Result(Libc.madvise(address, (nuint)mapping.Length, Libc.MADV_DONTFORK));
+            return rc < 0 ? rc : Libc.Result(Libc.mlock(address, (nuint)mapping.Length));
+        }
+        finally
+        {
+            if (added)
+            {
+                mapping.DangerousRelease();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
     public unsafe int GetStatus(SafeHandle fd, out FileStatus status)
     {
         Libc.statx_t stx;

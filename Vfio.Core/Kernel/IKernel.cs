@@ -77,6 +77,23 @@ public interface IKernel
     /// <returns>0, or <c>-errno</c>.</returns>
     int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping);
 
+    /// <summary>Maps <paramref name="length"/> bytes of private anonymous memory, readable and writable, zero-filled
+    /// (<c>mmap(MAP_PRIVATE | MAP_ANONYMOUS)</c>): memory for DMA buffers that a device reaches by physical address
+    /// (no-IOMMU mode, <see cref="PhysicalDmaBuffer"/>).</summary>
+    /// <param name="length">The length in bytes, a multiple of the page size.</param>
+    /// <param name="mapping">The mapping, owned by the caller (disposing it unmaps it, which also unlocks it); null when
+    /// the call fails.</param>
+    /// <returns>0, or <c>-errno</c> (e.g. <c>-ENOMEM</c>).</returns>
+    int MapAnonymous(ulong length, out MemoryMapping? mapping);
+
+    /// <summary>Keeps the pages of an anonymous mapping resident at the same physical frames, as far as user space can:
+    /// <c>madvise(MADV_DONTFORK)</c> (after a fork the pages would be copy-on-write, and the next write would move them to
+    /// a new frame) and then <c>mlock</c> (faults every page in and keeps it out of swap).</summary>
+    /// <param name="mapping">A mapping made by <see cref="MapAnonymous"/>; the whole of it is locked.</param>
+    /// <returns>0, or <c>-errno</c>: <c>-ENOMEM</c> when RLIMIT_MEMLOCK would be exceeded (without
+    /// <c>CAP_IPC_LOCK</c>), <c>-EAGAIN</c> when some pages could not be locked, <c>-EPERM</c> when RLIMIT_MEMLOCK is 0.</returns>
+    int LockMemory(MemoryMapping mapping);
+
     /// <summary>Returns the type, device number and inode of an open file (<c>fstat</c>/<c>statx</c>).</summary>
     /// <param name="fd">The file descriptor.</param>
     /// <param name="status">What was found.</param>

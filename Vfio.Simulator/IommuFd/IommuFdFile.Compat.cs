@@ -9,18 +9,6 @@ namespace Vfio.Simulator;
 /// <summary>The iommufd as a VFIO container: the container ioctls of §7 and the group path of §4.4 step 5b / §4.6.</summary>
 internal sealed partial class IommuFdFile : IVfioCompatContainer
 {
-    /// <summary>A no-IOMMU device sees memory unchanged: the IOVA is the address.</summary>
-    private sealed class IdentityDmaSpace : IDmaSpace
-    {
-        internal static readonly IdentityDmaSpace Instance = new();
-
-        public bool TryTranslate(ulong iova, ulong length, bool write, out nint address)
-        {
-            address = (nint)iova;
-            return iova != 0 && length > 0;
-        }
-    }
-
     /// <summary>iommufd_vfio_ioctl: everything outside the iommufd table; unknown numbers are <c>ENOTTY</c>.</summary>
     private int CompatIoctl(uint request, nint argument)
     {
@@ -274,7 +262,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
             {
                 return -EPERM;
             }
-            device.Dma = IdentityDmaSpace.Instance;
+            device.Dma = Kernel.PhysicalMemory;   // no translation: physical addresses
             return 0;
         }
         int rc = BindDevice(device, viaCdev: false, out DeviceObject? binding);

@@ -20,6 +20,8 @@ public sealed partial class SimulatedKernel
     }
 
     /// <summary>Device DMA through the device's current IOMMU translation; a blocked access is recorded and touches nothing.</summary>
+    /// <remarks>The access is translated a page at a time (an IOMMU, and physical memory, are paged): every page must
+    /// translate before a byte moves, so a refused access touches nothing.</remarks>
     internal bool DeviceDma(SimDevice device, ulong iova, Span<byte> readInto, ReadOnlySpan<byte> writeFrom, bool write)
     {
         if (device.Removed)
@@ -29,14 +31,15 @@ public sealed partial class SimulatedKernel
         }
         ulong length = (ulong)(write ? writeFrom.Length : readInto.Length);
         string? reason = null;
-        nint address = 0;
         if (device.Dma is null)
         {
             reason = "the device is in no IOMMU domain";
         }
-        else if (!device.Dma.TryTranslate(iova, length, write, out address))
+        else if (length == 0 || iova > ulong.MaxValue - (length - 1) || !Walk(device.Dma, iova, readInto, writeFrom, write, copy: false))
         {
-            reason = write ? "the IOVA range is not mapped writable" : "the IOVA range is not mapped";
+            reason = device.Dma is SimulatedPhysicalMemory
+                ? "no memory at that physical address (no locked page has that frame)"
+                : write ? "the IOVA range is not mapped writable" : "the IOVA range is not mapped";
         }
         if (reason is not null)
         {
@@ -46,13 +49,35 @@ public sealed partial class SimulatedKernel
             }
             return false;
         }
-        if (write)
+        return Walk(device.Dma!, iova, readInto, writeFrom, write, copy: true);
+    }
+
+    /// <summary>Translates the access page by page; copies when <paramref name="copy"/> is true.</summary>
+    private static bool Walk(IDmaSpace space, ulong iova, Span<byte> readInto, ReadOnlySpan<byte> writeFrom, bool write, bool copy)
+    {
+        const ulong Page = 4096;
+        int total = write ? writeFrom.Length : readInto.Length;
+        int done = 0;
+        while (done < total)
         {
-            writeFrom.CopyTo(UserMemory.Span(address, writeFrom.Length));
-        }
-        else
-        {
-            UserMemory.Span(address, readInto.Length).CopyTo(readInto);
+            ulong at = iova + (ulong)done;
+            int chunk = (int)Math.Min((ulong)(total - done), Page - (at % Page));
+            if (!space.TryTranslate(at, (ulong)chunk, write, out nint address))
+            {
+                return false;
+            }
+            if (copy)
+            {
+                if (write)
+                {
+                    writeFrom.Slice(done, chunk).CopyTo(UserMemory.Span(address, chunk));
+                }
+                else
+                {
+                    UserMemory.Span(address, chunk).CopyTo(readInto.Slice(done, chunk));
+                }
+            }
+            done += chunk;
         }
         return true;
     }

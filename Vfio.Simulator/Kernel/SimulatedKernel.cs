@@ -11,7 +11,8 @@ namespace Vfio.Simulator;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The model owns <c>/dev/vfio/**</c>, <c>/dev/iommu</c> and <c>/sys/**</c>; every other path, and every fd that is not
+/// The model owns <c>/dev/vfio/**</c>, <c>/dev/iommu</c>, <c>/sys/**</c> and <c>/proc/self/pagemap</c> (the machine's
+/// physical memory, see <see cref="MapAnonymous"/>); every other path, and every fd that is not
 /// one of its files (eventfds, memfds, sockets), goes to the real kernel. Its files are real fds (one end of a
 /// socketpair), so dup, inheritance and SCM_RIGHTS work as for real files, and a file is released when its last
 /// fd is closed, observed at the start of the next call.
@@ -100,6 +101,10 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
     public int Open(string path, OpenFlags flags, out SafeFileHandle handle)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (path == PhysicalDmaBuffer.PagemapPath)
+        {
+            return OpenPagemap(out handle);
+        }
         if (!IsSimulatedPath(path))
         {
             return _real.Open(path, flags, out handle);

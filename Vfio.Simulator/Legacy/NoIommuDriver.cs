@@ -6,9 +6,10 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// The no-IOMMU backend (§4.8): accepts only type 8, implements no DMA ioctls (<c>ENOTTY</c>), and lets devices DMA
-/// to any address — the IOVA is the address, as with physical addresses and no IOMMU.
+/// to physical addresses untranslated: the machine's <see cref="SimulatedPhysicalMemory"/>, whose frames
+/// <c>/proc/self/pagemap</c> reports.
 /// </summary>
-internal sealed class NoIommuDriver : IVfioIommuDriver, IDmaSpace
+internal sealed class NoIommuDriver(SimulatedPhysicalMemory memory) : IVfioIommuDriver
 {
     internal static IommuBackendRegistration Registration(SimulatedKernel kernel) => new(
         "vfio-noiommu",
@@ -16,7 +17,7 @@ internal sealed class NoIommuDriver : IVfioIommuDriver, IDmaSpace
         CheckExtension: ext => ext == VfioUapi.VFIO_NOIOMMU_IOMMU && kernel.Topology.UnsafeNoIommuMode ? 1 : 0,
         Open: type => type != VfioUapi.VFIO_NOIOMMU_IOMMU
             ? (-(int)Errno.EINVAL, null)
-            : !kernel.Topology.Privileged ? (-(int)Errno.EPERM, null) : (0, new NoIommuDriver()));
+            : !kernel.Topology.Privileged ? (-(int)Errno.EPERM, null) : (0, new NoIommuDriver(kernel.PhysicalMemory)));
 
     public int CheckExtension(uint extension) => extension == VfioUapi.VFIO_NOIOMMU_IOMMU ? 1 : 0;
 
@@ -26,7 +27,7 @@ internal sealed class NoIommuDriver : IVfioIommuDriver, IDmaSpace
     {
         foreach (SimDevice device in group.Devices)
         {
-            device.Dma = this;
+            device.Dma = memory;
         }
         return 0;
     }
@@ -41,12 +42,5 @@ internal sealed class NoIommuDriver : IVfioIommuDriver, IDmaSpace
 
     public void Release()
     {
-    }
-
-    public bool TryTranslate(ulong iova, ulong length, bool write, out nint address)
-    {
-        // No IOMMU: the device reaches whatever address it is given; in-process that is the process address.
-        address = (nint)iova;
-        return iova != 0 && length > 0;
     }
 }

@@ -63,6 +63,11 @@ public sealed class SimulatedTopology
     /// <summary>The process has <c>CAP_SYS_RAWIO</c> (needed for no-IOMMU groups) — a root process does.</summary>
     public bool Privileged { get; set; } = true;
 
+    /// <summary>The process has <c>CAP_SYS_ADMIN</c> — a root process does. Without it <c>/proc/self/pagemap</c> shows
+    /// page frame numbers as 0 (fs/proc/task_mmu.c: <c>pm.show_pfn = file_ns_capable(file, &amp;init_user_ns, CAP_SYS_ADMIN)</c>,
+    /// the credentials of whoever opened the file). Read when the file is opened, so a test may change it between opens.</summary>
+    public bool CapSysAdmin { get; set; } = true;
+
     /// <summary>The devices, in the order they were added.</summary>
     public IReadOnlyList<SimulatedDeviceSpec> Devices => _devices;
 

@@ -162,6 +162,10 @@ internal sealed class SpaprLikeKernel(IKernel inner) : IKernel
     public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
         => inner.Map(fd, offset, length, protection, out mapping);
 
+    public int MapAnonymous(ulong length, out MemoryMapping? mapping) => inner.MapAnonymous(length, out mapping);
+
+    public int LockMemory(MemoryMapping mapping) => inner.LockMemory(mapping);
+
     public int GetStatus(SafeHandle fd, out FileStatus status) => inner.GetStatus(fd, out status);
 
     public int ReadLink(string path, out string target) => inner.ReadLink(path, out target);

@@ -111,6 +111,8 @@ public sealed class VfioFdValidatorTests
         public long PRead(SafeHandle fd, Span<byte> buffer, long offset) => throw new NotSupportedException();
         public long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset) => throw new NotSupportedException();
         public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping) => throw new NotSupportedException();
+        public int MapAnonymous(ulong length, out MemoryMapping? mapping) => throw new NotSupportedException();
+        public int LockMemory(MemoryMapping mapping) => throw new NotSupportedException();
         public int ReadText(string path, out string text) => throw new NotSupportedException();
         public int ListDirectory(string path, out string[] entries) => throw new NotSupportedException();
         public bool Exists(string path) => throw new NotSupportedException();

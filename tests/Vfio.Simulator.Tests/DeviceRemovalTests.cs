@@ -75,11 +75,11 @@ public sealed class DeviceRemovalTests
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
         SimDevice device = m.Kernel.FindDevice(Edu)!;
-        using var buffer = new PinnedPages(1);
-        device.DmaWrite((ulong)buffer.Address, [1, 2, 3]).ShouldBeTrue();
+        using PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(m.Kernel, 4096);
+        device.DmaWrite(buffer.GetPhysicalAddress(0), [1, 2, 3]).ShouldBeTrue();
         m.Kernel.RemoveDevice(Edu);
-        device.DmaWrite((ulong)buffer.Address, [9, 9, 9]).ShouldBeFalse();
-        buffer.Read(0, 3).ShouldBe(new byte[] { 1, 2, 3 });
+        device.DmaWrite(buffer.GetPhysicalAddress(0), [9, 9, 9]).ShouldBeFalse();
+        buffer.GetSpan(0, 3).ToArray().ShouldBe(new byte[] { 1, 2, 3 });
         m.Kernel.DmaFaults.ShouldBeEmpty();
     }
 

@@ -208,37 +208,49 @@ public sealed class EduTests
     {
         using var m = NoIommuDevice.Pci(Edu());
         m.EnableBusMaster();
-        nint source = Marshal.AllocHGlobal(4096);
-        nint target = Marshal.AllocHGlobal(4096);
-        try
-        {
-            byte[] pattern = new byte[4096];
-            new Random(42).NextBytes(pattern);
-            Marshal.Copy(pattern, 0, source, 4096);
-            Marshal.Copy(new byte[4096], 0, target, 4096);
+        // No IOMMU: the device is given physical addresses, those /proc/self/pagemap reports for locked memory.
+        using PhysicalDmaBuffer memory = PhysicalDmaBuffer.Allocate(m.Kernel, 2 * 4096);
+        byte[] pattern = new byte[4096];
+        new Random(42).NextBytes(pattern);
+        pattern.CopyTo(memory.GetSpan(0, 4096));
 
-            m.Write64(0, 0x80, (ulong)source);
-            m.Write64(0, 0x88, EduDevice.DmaBufferAddress);
-            m.Write64(0, 0x90, 4096);
-            m.Write64(0, 0x98, 0x1);                    // RAM -> device
-            NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
+        m.Write64(0, 0x80, memory.GetPhysicalAddress(0));
+        m.Write64(0, 0x88, EduDevice.DmaBufferAddress);
+        m.Write64(0, 0x90, 4096);
+        m.Write64(0, 0x98, 0x1);                    // RAM -> device
+        NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
 
-            m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
-            m.Write64(0, 0x88, (ulong)target);
-            m.Write64(0, 0x90, 4096);
-            m.Write64(0, 0x98, 0x3);                    // device -> RAM
-            NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
+        m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
+        m.Write64(0, 0x88, memory.GetPhysicalAddress(4096));
+        m.Write64(0, 0x90, 4096);
+        m.Write64(0, 0x98, 0x3);                    // device -> RAM
+        NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
 
-            byte[] result = new byte[4096];
-            Marshal.Copy(target, result, 0, 4096);
-            result.ShouldBe(pattern);
-            m.Kernel.DmaFaults.ShouldBeEmpty();
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(source);
-            Marshal.FreeHGlobal(target);
-        }
+        memory.GetSpan(4096, 4096).ToArray().ShouldBe(pattern);
+        m.Kernel.DmaFaults.ShouldBeEmpty();
+    }
+
+    [Fact]
+    [Spec("§4.8")]
+    public void Dma_ToAProcessAddress_IsNotPhysicalMemory_Refused()
+    {
+        using var m = NoIommuDevice.Pci(new EduDevice(ulong.MaxValue) { DmaDelay = TimeSpan.FromMilliseconds(5) });
+        m.EnableBusMaster();
+        using PhysicalDmaBuffer memory = PhysicalDmaBuffer.Allocate(m.Kernel, 4096);
+        memory.GetSpan(0, 8).Fill(0x5a);
+        ulong processAddress = (ulong)memory.Address;
+        processAddress.ShouldNotBe(memory.GetPhysicalAddress(0));
+
+        m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
+        m.Write64(0, 0x88, processAddress);         // a driver bug: the virtual address
+        m.Write64(0, 0x90, 8);
+        m.Write64(0, 0x98, 0x3);
+        NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
+
+        memory.GetSpan(0, 8).ToArray().ShouldAllBe(b => b == 0x5a);
+        DmaFault fault = m.Kernel.DmaFaults.ShouldHaveSingleItem();
+        fault.Iova.ShouldBe(processAddress);
+        fault.Reason.ShouldContain("physical address");
     }
 
     [Fact]
@@ -249,20 +261,14 @@ public sealed class EduTests
         m.EnableBusMaster();
         using var msi = new InterruptEvent();
         m.SetEventFds(1, 0, msi).ShouldBe(0);
-        nint buffer = Marshal.AllocHGlobal(64);
-        try
-        {
-            m.Write64(0, 0x80, (ulong)buffer);
-            m.Write64(0, 0x88, EduDevice.DmaBufferAddress + 128);
-            m.Write64(0, 0x90, 64);
-            m.Write64(0, 0x98, 0x1 | 0x4);
-            NoIommuDevice.Fired(msi, 5000).ShouldBeTrue();
-            m.Read32(0, 0x24).ShouldBe(0x100u);
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(buffer);
-        }
+        using PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(m.Kernel, 4096);
+        m.Write64(0, 0x80, buffer.GetPhysicalAddress(0));
+        m.Write64(0, 0x88, EduDevice.DmaBufferAddress + 128);
+        m.Write64(0, 0x90, 64);
+        m.Write64(0, 0x98, 0x1 | 0x4);
+        NoIommuDevice.Fired(msi, 5000).ShouldBeTrue();
+        m.Read32(0, 0x24).ShouldBe(0x100u);
+        m.Kernel.DmaFaults.ShouldBeEmpty();
     }
 
     [Fact]
@@ -270,21 +276,14 @@ public sealed class EduTests
     public void Dma_WithoutBusMaster_TransfersNothing()
     {
         using var m = NoIommuDevice.Pci(Edu());
-        nint target = Marshal.AllocHGlobal(16);
-        try
-        {
-            Marshal.WriteInt64(target, 0x5a5a5a5a5a5a5a5a);
-            m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
-            m.Write64(0, 0x88, (ulong)target);
-            m.Write64(0, 0x90, 8);
-            m.Write64(0, 0x98, 0x3);
-            NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
-            Marshal.ReadInt64(target).ShouldBe(0x5a5a5a5a5a5a5a5a);
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(target);
-        }
+        using PhysicalDmaBuffer target = PhysicalDmaBuffer.Allocate(m.Kernel, 4096);
+        target.GetSpan(0, 8).Fill(0x5a);
+        m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
+        m.Write64(0, 0x88, target.GetPhysicalAddress(0));
+        m.Write64(0, 0x90, 8);
+        m.Write64(0, 0x98, 0x3);
+        NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
+        target.GetSpan(0, 8).ToArray().ShouldAllBe(b => b == 0x5a);
     }
 
     [Fact]
@@ -312,7 +311,7 @@ public sealed class EduTests
         edu.DmaMask.ShouldBe(0x0fffffffUL);
         using var m = NoIommuDevice.Pci(edu);
         m.EnableBusMaster();
-        // 0x10000000 clamps to 0, which no-IOMMU mode cannot reach in-process: the access is recorded as a fault.
+        // 0x10000000 clamps to 0, where the simulated machine has no memory: the access is recorded as a fault.
         m.Write64(0, 0x80, EduDevice.DmaBufferAddress);
         m.Write64(0, 0x88, 0x1000_0000);
         m.Write64(0, 0x90, 8);
@@ -328,22 +327,16 @@ public sealed class EduTests
         var edu = new EduDevice(ulong.MaxValue) { DmaDelay = TimeSpan.FromMilliseconds(300) };
         using var m = NoIommuDevice.Pci(edu);
         m.EnableBusMaster();
-        nint buffer = Marshal.AllocHGlobal(16);
-        try
-        {
-            m.Write64(0, 0x80, (ulong)buffer);
-            m.Write64(0, 0x88, EduDevice.DmaBufferAddress);
-            m.Write64(0, 0x90, 16);
-            m.Write64(0, 0x98, 0x1);
-            m.Write64(0, 0x90, 32);                    // ignored while busy
-            m.Read64(0, 0x90).ShouldBe(16ul);
-            (m.Read64(0, 0x98) & 1).ShouldBe(1ul);
-            NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(buffer);
-        }
+        using PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(m.Kernel, 4096);
+        m.Write64(0, 0x80, buffer.GetPhysicalAddress(0));
+        m.Write64(0, 0x88, EduDevice.DmaBufferAddress);
+        m.Write64(0, 0x90, 16);
+        m.Write64(0, 0x98, 0x1);
+        m.Write64(0, 0x90, 32);                    // ignored while busy
+        m.Read64(0, 0x90).ShouldBe(16ul);
+        (m.Read64(0, 0x98) & 1).ShouldBe(1ul);
+        NoIommuDevice.WaitFor(() => (m.Read64(0, 0x98) & 1) == 0);
+        m.Kernel.DmaFaults.ShouldBeEmpty();
     }
 
     [Fact]

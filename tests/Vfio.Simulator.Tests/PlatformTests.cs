@@ -230,19 +230,20 @@ public sealed class PlatformTests
         m.Read32(0, 0x034).ShouldBe((uint)VirtioRngDevice.QueueSizeMax);
     }
 
-    /// <summary>A split virtqueue of 8 entries in process memory, driven like a virtio-mmio v2 driver does.</summary>
+    /// <summary>A split virtqueue of 8 entries in locked memory, driven like a virtio-mmio v2 driver does: the device is
+    /// given physical addresses (no IOMMU), the driver writes through the process address.</summary>
     private sealed class Vring : IDisposable
     {
         private const int Size = 8;
+        private const ulong Desc = 0, Avail = 256, Used = 512, Data = 4096;
         private readonly NoIommuDevice _m;
-        private readonly nint _memory;
+        private readonly PhysicalDmaBuffer _memory;
         private ushort _availIdx;
 
         internal Vring(NoIommuDevice m)
         {
             _m = m;
-            _memory = Marshal.AllocHGlobal(8192);
-            Marshal.Copy(new byte[8192], 0, _memory, 8192);
+            _memory = PhysicalDmaBuffer.Allocate(m.Kernel, 8192);
             m.Write32(0, 0x070, 0);
             m.Write32(0, 0x070, 1 | 2);                  // ACKNOWLEDGE | DRIVER
             m.Write32(0, 0x014, 1);
@@ -253,53 +254,40 @@ public sealed class PlatformTests
             m.Write32(0, 0x030, 0);
             m.Read32(0, 0x034).ShouldBe((uint)Size);
             m.Write32(0, 0x038, Size);
-            SetAddress(0x080, Desc);
-            SetAddress(0x090, Avail);
-            SetAddress(0x0a0, Used);
+            SetAddress(0x080, _memory.GetPhysicalAddress(Desc));
+            SetAddress(0x090, _memory.GetPhysicalAddress(Avail));
+            SetAddress(0x0a0, _memory.GetPhysicalAddress(Used));
             m.Write32(0, 0x044, 1);
             m.Write32(0, 0x070, 1 | 2 | 8 | 4);          // DRIVER_OK
         }
 
-        private nint Desc => _memory;
-
-        private nint Avail => _memory + 256;
-
-        private nint Used => _memory + 512;
-
-        private nint Data => _memory + 4096;
-
-        internal ushort UsedIndex => (ushort)Marshal.ReadInt16(Used + 2);
+        internal ushort UsedIndex => _memory.Memory.Read16(Used + 2);
 
         internal (uint Id, uint Length) UsedElement(int i)
-            => ((uint)Marshal.ReadInt32(Used + 4 + (8 * i)), (uint)Marshal.ReadInt32(Used + 8 + (8 * i)));
+            => (_memory.Memory.Read32(Used + 4 + (8 * (ulong)i)), _memory.Memory.Read32(Used + 8 + (8 * (ulong)i)));
 
-        internal byte[] Buffer(int descriptor, int length)
-        {
-            byte[] bytes = new byte[length];
-            Marshal.Copy(Data + (256 * descriptor), bytes, 0, length);
-            return bytes;
-        }
+        internal byte[] Buffer(int descriptor, int length) => _memory.GetSpan(Data + (256 * (ulong)descriptor), length).ToArray();
 
         /// <summary>Puts a device-writable buffer in descriptor <paramref name="descriptor"/>, makes it available, notifies.</summary>
         internal void Submit(int descriptor, int length)
         {
-            nint d = Desc + (16 * descriptor);
-            Marshal.WriteInt64(d, Data + (256 * descriptor));
-            Marshal.WriteInt32(d + 8, length);
-            Marshal.WriteInt16(d + 12, 2);                // VIRTQ_DESC_F_WRITE
-            Marshal.WriteInt16(d + 14, 0);
-            Marshal.WriteInt16(Avail + 4 + (2 * (_availIdx % Size)), (short)descriptor);
+            ulong d = Desc + (16 * (ulong)descriptor);
+            _memory.Memory.Write64(d, _memory.GetPhysicalAddress(Data + (256 * (ulong)descriptor)));
+            _memory.Memory.Write32(d + 8, (uint)length);
+            _memory.Memory.Write16(d + 12, 2);            // VIRTQ_DESC_F_WRITE
+            _memory.Memory.Write16(d + 14, 0);
+            _memory.Memory.Write16(Avail + 4 + (2 * (ulong)(_availIdx % Size)), (ushort)descriptor);
             _availIdx++;
-            Marshal.WriteInt16(Avail + 2, (short)_availIdx);
+            _memory.Memory.Write16(Avail + 2, _availIdx);
             _m.Write32(0, 0x050, 0);
         }
 
-        private void SetAddress(ulong register, nint address)
+        private void SetAddress(ulong register, ulong address)
         {
             _m.Write32(0, register, (uint)address);
-            _m.Write32(0, register + 4, (uint)((ulong)address >> 32));
+            _m.Write32(0, register + 4, (uint)(address >> 32));
         }
 
-        public void Dispose() => Marshal.FreeHGlobal(_memory);
+        public void Dispose() => _memory.Dispose();
     }
 }

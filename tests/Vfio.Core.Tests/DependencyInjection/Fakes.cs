@@ -96,6 +96,8 @@ internal sealed class FakeMachineKernel(params string[] paths) : IKernel
     public long PRead(SafeHandle fd, Span<byte> buffer, long offset) => throw new NotSupportedException();
     public long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset) => throw new NotSupportedException();
     public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping) => throw new NotSupportedException();
+    public int MapAnonymous(ulong length, out MemoryMapping? mapping) => throw new NotSupportedException();
+    public int LockMemory(MemoryMapping mapping) => throw new NotSupportedException();
     public int GetStatus(SafeHandle fd, out FileStatus status) => throw new NotSupportedException();
     public int ReadLink(string path, out string target) => throw new NotSupportedException();
     public int ReadText(string path, out string text) => throw new NotSupportedException();

@@ -223,6 +223,10 @@ internal sealed class FakeDeviceKernel : IKernel
 
     public int Open(string path, OpenFlags flags, out SafeFileHandle handle) => throw new NotSupportedException();
 
+    public int MapAnonymous(ulong length, out MemoryMapping? mapping) => throw new NotSupportedException();
+
+    public int LockMemory(MemoryMapping mapping) => throw new NotSupportedException();
+
     public int GetStatus(SafeHandle fd, out FileStatus status) => throw new NotSupportedException();
 
     public int ReadLink(string path, out string target) => throw new NotSupportedException();
