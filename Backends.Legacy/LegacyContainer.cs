@@ -415,7 +415,7 @@ public partial class LegacyContainer : DmaContainer
         => new(DmaMappingFailure.Kernel, MapOperation, Name,
             string.Create(CultureInfo.InvariantCulture,
                 $"a no-IOMMU container cannot map IOVA 0x{mapping.Iova:x}: without an IOMMU devices use physical addresses"),
-            "Give no-IOMMU devices physical addresses of pinned memory (e.g. from /proc/self/pagemap), not DMA space mappings.");
+            "Give no-IOMMU devices physical addresses of locked memory from Vfio.Core.PhysicalDmaBuffer, not DMA space mappings.");
 
     /// <summary><c>struct vfio_iommu_type1_dirty_bitmap</c> followed by its GET_BITMAP payload.</summary>
     [StructLayout(LayoutKind.Sequential)]

@@ -6,7 +6,8 @@ using Vfio.Samples.Edu;
 
 namespace Vfio.Conformance;
 
-/// <summary>DMA through <see cref="DmaSpace"/>: RAM → edu → RAM, and no DMA once unmapped.</summary>
+/// <summary>DMA through <see cref="DmaSpace"/>: RAM → edu → RAM, and no DMA once unmapped; without an IOMMU, through
+/// physical addresses of a <see cref="PhysicalDmaBuffer"/>.</summary>
 public sealed class DmaTests
 {
     [Theory]
@@ -71,5 +72,68 @@ public sealed class DmaTests
         DmaMapping again = space.MapAt(mapping.Iova, buffer.Address, buffer.Size);
         edu.DmaFromDevice(0, again.Iova + 4096, 1024, Rig.Timeout);
         buffer.Page(1)[..1024].ToArray().ShouldBe(pattern);
+    }
+
+    [Theory]
+    [Trait("Modes", "noiommu")]
+    [MemberData(nameof(Target.NoIommuModes), MemberType = typeof(Target))]
+    public void NoIommu_RoundTrip_ThroughPhysicalAddresses(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        AttachedDevice attached = rig.Attach(Target.Edu);
+        attached.Container.ShouldBeOfType<Vfio.Backends.Legacy.LegacyContainer>().IsNoIommu.ShouldBeTrue();
+        using PhysicalDmaBuffer memory = PhysicalDmaBuffer.Allocate(rig.Kernel, 2 * 4096);
+        memory.PageCount.ShouldBe(2);
+        memory.PagePhysicalAddresses.ShouldAllBe(a => a != 0 && a % 4096 == 0);
+        memory.PagePhysicalAddresses.ShouldNotContain((ulong)memory.Address, "a physical address, not the process address");
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"process 0x{(ulong)memory.Address:x}: pages at 0x{memory.PagePhysicalAddresses[0]:x}, 0x{memory.PagePhysicalAddresses[1]:x} (contiguous: {memory.IsContiguous})");
+
+        // The DMA space is not the way: a no-IOMMU container maps nothing.
+        Should.Throw<VfioDmaException>(() => attached.Space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite))
+            .Hint.ShouldNotBeNull().ShouldContain(nameof(PhysicalDmaBuffer));
+
+        using var edu = new EduDriver(attached.Device, useMmap: true);
+        edu.EnableBusMaster();
+        byte[] pattern = Patterns.Make(1024, 31);
+        pattern.CopyTo(memory.GetSpan(0, 1024));
+        memory.GetSpan(4096, 1024).Fill(0x5A);
+        edu.DmaToDevice(memory.GetPhysicalAddress(0), 0, 1024, Rig.Timeout);           // RAM → edu
+        edu.DmaFromDevice(0, memory.GetPhysicalAddress(4096), 1024, Rig.Timeout);      // edu → RAM
+        memory.GetSpan(4096, 1024).ToArray().ShouldBe(pattern);
+        rig.Simulator?.DmaFaults.ShouldBeEmpty();
+    }
+
+    [Theory]
+    [Trait("Modes", "noiommu")]
+    [MemberData(nameof(Target.NoIommuModes), MemberType = typeof(Target))]
+    public void NoIommu_PhysicalAddresses_WithoutCapSysAdmin_AreATypedError_NothingLocked(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        ulong lockedBefore = LockedBytes(rig);
+
+        VfioDmaException e = Capabilities.WithoutSysAdmin(rig,
+            () => Should.Throw<VfioDmaException>(() => PhysicalDmaBuffer.Allocate(rig.Kernel, 2 * 4096)));
+        e.Failure.ShouldBe(DmaMappingFailure.PhysicalAddressUnavailable);
+        e.Errno.ShouldBe(Errno.EPERM);
+        e.Message.ShouldContain("CAP_SYS_ADMIN");
+        e.Hint.ShouldNotBeNull().ShouldContain("CAP_SYS_ADMIN");
+        LockedBytes(rig).ShouldBe(lockedBefore, "the failed allocation unmapped (and so unlocked) its memory");
+
+        // With the capability, the same allocation resolves.
+        using PhysicalDmaBuffer memory = PhysicalDmaBuffer.Allocate(rig.Kernel, 2 * 4096);
+        LockedBytes(rig).ShouldBe(lockedBefore + (2 * 4096));
+    }
+
+    /// <summary>The process's locked memory: <c>VmLck</c> of /proc/self/status on the real kernel, the model's
+    /// <c>mm-&gt;locked_vm</c> on the simulator.</summary>
+    private static ulong LockedBytes(Rig rig)
+    {
+        if (rig.Simulator is { } simulator)
+        {
+            return simulator.GetState().PinnedPages * 4096;
+        }
+        string line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith("VmLck:", StringComparison.Ordinal));
+        return ulong.Parse(line["VmLck:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
 }

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+using Vfio.Core;
+
+namespace Vfio.Conformance;
+
+/// <summary>
+/// A minimal user-space virtio-mmio (version 2) driver with one split virtqueue (virtio 1.2 §2.7, §4.2.2–4.2.3), enough
+/// for the conformance suite to make an entropy request through vfio-platform: registers by pread/pwrite of region 0
+/// (the kernel does not let this region be mmap-ed), the rings in a <see cref="PhysicalDmaBuffer"/> whose physical
+/// addresses the device is given (no IOMMU). Test code: it checks nothing itself, the cases assert.
+/// </summary>
+internal sealed class VirtioMmioDriver : IDisposable
+{
+    internal const ulong MagicValue = 0x000, MmioVersion = 0x004, DeviceId = 0x008, VendorId = 0x00c;
+    internal const ulong DeviceFeatures = 0x010, DeviceFeaturesSel = 0x014, DriverFeatures = 0x020, DriverFeaturesSel = 0x024;
+    internal const ulong QueueSel = 0x030, QueueNumMax = 0x034, QueueNum = 0x038, QueueReady = 0x044, QueueNotify = 0x050;
+    internal const ulong InterruptStatus = 0x060, InterruptAck = 0x064, Status = 0x070;
+    internal const ulong QueueDescLow = 0x080, QueueDriverLow = 0x090, QueueDeviceLow = 0x0a0;
+
+    internal const uint Acknowledge = 1, Driver = 2, DriverOk = 4, FeaturesOk = 8;
+    internal const uint UsedBufferInterrupt = 1;
+    private const ushort DescriptorWrite = 2;
+
+    // One 4 KiB page (physically contiguous by construction): descriptor table, driver area, device area, data.
+    private const ulong DescTable = 0x000, DriverArea = 0x100, DeviceArea = 0x200, DataArea = 0x400;
+
+    private readonly VfioDevice _device;
+    private readonly PhysicalDmaBuffer _memory;
+    private ushort _availIdx;
+
+    internal VfioMmioRegion Registers { get; }
+
+    internal VirtioMmioDriver(VfioDevice device, IKernel kernel)
+    {
+        _device = device;
+        Registers = new VfioMmioRegion(device);
+        _memory = PhysicalDmaBuffer.Allocate(kernel, 4096);
+    }
+
+    internal ushort QueueSize { get; private set; }
+
+    /// <summary>Writes the device status register (0 resets the device).</summary>
+    internal void SetStatus(uint status) => Registers.Write(Status, status);
+
+    /// <summary>The 64 feature bits the device offers (DeviceFeaturesSel 0 and 1).</summary>
+    internal ulong ReadDeviceFeatures()
+    {
+        Registers.Write(DeviceFeaturesSel, 1);
+        ulong high = Registers.Read(DeviceFeatures);
+        Registers.Write(DeviceFeaturesSel, 0);
+        return (high << 32) | Registers.Read(DeviceFeatures);
+    }
+
+    internal void WriteDriverFeatures(ulong features)
+    {
+        Registers.Write(DriverFeaturesSel, 1);
+        Registers.Write(DriverFeatures, (uint)(features >> 32));
+        Registers.Write(DriverFeaturesSel, 0);
+        Registers.Write(DriverFeatures, (uint)features);
+    }
+
+    /// <summary>Sets up queue 0 with <paramref name="size"/> entries in the buffer's page and marks it ready.</summary>
+    internal void SetUpQueue(ushort size)
+    {
+        QueueSize = size;
+        _memory.GetSpan(0, 4096).Clear();
+        Registers.Write(QueueSel, 0);
+        Registers.Write(QueueNum, size);
+        WriteAddress(QueueDescLow, _memory.GetPhysicalAddress(DescTable));
+        WriteAddress(QueueDriverLow, _memory.GetPhysicalAddress(DriverArea));
+        WriteAddress(QueueDeviceLow, _memory.GetPhysicalAddress(DeviceArea));
+        Registers.Write(QueueReady, 1);
+    }
+
+    /// <summary>Makes one device-writable buffer of <paramref name="length"/> bytes (descriptor 0) available and notifies.</summary>
+    internal void Submit(uint length)
+    {
+        _memory.GetSpan(DataArea, (int)length).Clear();
+        MemoryMapping m = _memory.Memory;
+        m.Write64(DescTable, _memory.GetPhysicalAddress(DataArea));
+        m.Write32(DescTable + 8, length);
+        m.Write16(DescTable + 12, DescriptorWrite);
+        m.Write16(DescTable + 14, 0);
+        m.Write16(DriverArea + 4 + (2UL * (ulong)(_availIdx % QueueSize)), 0);   // ring[idx % size] = head 0
+        Interlocked.MemoryBarrier();   // the descriptor and ring entry before the index (virtio 1.2 §2.7.13)
+        _availIdx++;
+        m.Write16(DriverArea + 2, _availIdx);
+        Interlocked.MemoryBarrier();   // the index before the notification
+        Registers.Write(QueueNotify, 0);
+    }
+
+    /// <summary>The device area's idx.</summary>
+    internal ushort UsedIndex => _memory.Memory.Read16(DeviceArea + 2);
+
+    /// <summary>Used ring element <paramref name="i"/>: the chain's head and the bytes written.</summary>
+    internal (uint Id, uint Length) UsedElement(int i)
+    {
+        ulong element = DeviceArea + 4 + (8UL * (ulong)(i % QueueSize));
+        return (_memory.Memory.Read32(element), _memory.Memory.Read32(element + 4));
+    }
+
+    /// <summary>The data buffer's bytes.</summary>
+    internal byte[] Data(int length) => _memory.GetSpan(DataArea, length).ToArray();
+
+    private void WriteAddress(ulong low, ulong address)
+    {
+        Registers.Write(low, (uint)address);
+        Registers.Write(low + 4, (uint)(address >> 32));
+    }
+
+    public void Dispose() => _memory.Dispose();
+
+    /// <summary>Region 0 of the vfio-platform device: 32-bit little-endian registers.</summary>
+    internal sealed class VfioMmioRegion(VfioDevice device)
+    {
+        internal uint Read(ulong offset) => device.ReadRegion32(0, offset);
+
+        internal void Write(ulong offset, uint value) => device.WriteRegion32(0, offset, value);
+    }
+}

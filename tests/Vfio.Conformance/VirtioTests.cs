@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+using Shouldly;
+using Vfio.Core;
+using static Vfio.Conformance.VirtioMmioDriver;
+
+namespace Vfio.Conformance;
+
+/// <summary>The virtio-mmio entropy device through vfio-platform in no-IOMMU mode, driven as a user-space virtio driver.</summary>
+public sealed class VirtioTests
+{
+    private const ulong VersionOne = 1UL << 32;   // VIRTIO_F_VERSION_1
+
+    [Theory]
+    [Trait("Modes", "platform")]
+    [MemberData(nameof(Target.PlatformModes), MemberType = typeof(Target))]
+    public void Rng_CompleteEntropyRequest_ThroughASplitVirtqueueInPhysicalMemory(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        VfioDevice device = rig.Attach(Target.Rng).Device;
+        using var virtio = new VirtioMmioDriver(device, rig.Kernel);
+        VfioMmioRegion r = virtio.Registers;
+
+        r.Read(MagicValue).ShouldBe(0x74726976u);
+        r.Read(MmioVersion).ShouldBe(2u);
+        r.Read(DeviceId).ShouldBe(4u);
+
+        // Initialisation (virtio 1.2 §3.1.1).
+        virtio.SetStatus(0);
+        r.Read(Status).ShouldBe(0u);
+        virtio.SetStatus(Acknowledge | Driver);
+        ulong offered = virtio.ReadDeviceFeatures();
+        TestContext.Current.TestOutputHelper?.WriteLine($"device features 0x{offered:x16}, vendor 0x{r.Read(VendorId):x8}, QueueNumMax {r.Read(QueueNumMax)}");
+        (offered & VersionOne).ShouldNotBe(0UL);
+        virtio.WriteDriverFeatures(VersionOne);
+        virtio.SetStatus(Acknowledge | Driver | FeaturesOk);
+        (r.Read(Status) & FeaturesOk).ShouldBe(FeaturesOk, "the device accepted the features");
+        r.Write(QueueSel, 0);
+        r.Read(QueueReady).ShouldBe(0u);
+        uint max = r.Read(QueueNumMax);
+        max.ShouldBeGreaterThanOrEqualTo(4u);
+        virtio.SetUpQueue(4);
+        r.Read(QueueReady).ShouldBe(1u);
+        virtio.SetStatus(Acknowledge | Driver | FeaturesOk | DriverOk);
+
+        using var irq = new InterruptEvent();
+        device.SetIrqEventFds(0, 0, [irq]);
+        virtio.Submit(64);
+        irq.TryWait(Rig.Timeout, out ulong count).ShouldBeTrue("the used-buffer interrupt");
+        count.ShouldBe(1UL);
+        uint status = r.Read(InterruptStatus);
+        (status & UsedBufferInterrupt).ShouldBe(UsedBufferInterrupt);
+        r.Write(InterruptAck, status);
+        r.Read(InterruptStatus).ShouldBe(0u);
+
+        virtio.UsedIndex.ShouldBe((ushort)1);
+        virtio.UsedElement(0).ShouldBe((0u, 64u));
+        virtio.Data(64).ShouldContain(b => b != 0, "the device wrote entropy");
+        device.UnmaskIrq(0);
+
+        virtio.SetStatus(0);   // reset: the device forgets the queue
+        r.Read(Status).ShouldBe(0u);
+        r.Read(QueueReady).ShouldBe(0u);
+        device.DisableIrq(0);
+    }
+}
