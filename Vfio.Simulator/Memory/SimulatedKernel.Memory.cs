@@ -11,7 +11,9 @@ public sealed partial class SimulatedKernel
     private readonly List<SimulatedAnonymousMapping> _anonymous = [];
 
     /// <summary>The machine's RAM as no-IOMMU devices see it.</summary>
-    internal SimulatedPhysicalMemory PhysicalMemory { get; } = new();
+    internal SimulatedPhysicalMemory PhysicalMemory => _physicalMemory ??= new SimulatedPhysicalMemory(Topology.ScatteredPhysicalPages);
+
+    private SimulatedPhysicalMemory? _physicalMemory;
 
     /// <summary>The number of page frames given to locked anonymous memory (what <c>/proc/self/pagemap</c> can show and
     /// no-IOMMU devices can reach); 0 once every such mapping was unmapped.</summary>

@@ -10,23 +10,24 @@ namespace Vfio.Simulator;
 /// behind it is refused and recorded as a <see cref="DmaFault"/> (on real hardware it would land in some other memory).
 /// </summary>
 /// <remarks>
-/// Frames are handed out from the top of the first 256 MiB downwards, one page at a time, and a freed frame is reused
-/// first — as Linux's page allocator tends to give consecutive faults descending frames. So consecutive process pages
-/// are not physically contiguous (code that assumes they are fails here, as it may on a real machine), frame numbers
-/// differ from process addresses (code that hands a device a process address fails), and every physical address fits
-/// edu's default 28-bit DMA mask. All state is changed under the kernel lock.
+/// Frames are handed out upwards from 16 MiB, a freed frame first; so a fresh lock of several pages gets consecutive
+/// frames, as the testbed's kernel gave a freshly locked two-page buffer (0x68c7000, 0x68c8000), and frame numbers differ
+/// from process addresses (code that hands a device a process address fails here). With
+/// <see cref="SimulatedTopology.ScatteredPhysicalPages"/> every other frame is skipped, so no two pages are contiguous —
+/// what a fragmented machine may give, for code that must not assume contiguity. The model has 256 MiB of RAM (every
+/// physical address fits edu's default 28-bit DMA mask). All state is changed under the kernel lock.
 /// </remarks>
-internal sealed class SimulatedPhysicalMemory : IDmaSpace
+internal sealed class SimulatedPhysicalMemory(bool scattered) : IDmaSpace
 {
     /// <summary>The page size of the model (x86-64's 4 KiB).</summary>
     internal const ulong PageSize = 4096;
 
-    private const ulong FirstFreshFrame = 0xffff;   // just below 256 MiB
-    private const ulong LowestFrame = 0x100;        // the first MiB is never handed out
+    private const ulong FirstFrame = 0x1000;   // 16 MiB: low memory is never handed out
+    private const ulong EndFrame = 0x10000;    // 256 MiB
 
     private readonly Dictionary<ulong, nint> _frames = [];   // frame number → process address of the page
     private readonly Stack<ulong> _freed = new();
-    private ulong _nextFresh = FirstFreshFrame;
+    private ulong _nextFresh = FirstFrame;
 
     /// <summary>The number of frames in use.</summary>
     internal int FrameCount => _frames.Count;
@@ -35,13 +36,23 @@ internal sealed class SimulatedPhysicalMemory : IDmaSpace
     /// when the model's RAM is exhausted.</summary>
     internal bool TryAssign(nint address, int pages, ulong[] frames)
     {
-        if (pages > _freed.Count + (int)Math.Min(int.MaxValue, _nextFresh - LowestFrame + 1))
+        ulong step = scattered ? 2UL : 1UL;
+        if ((ulong)pages > (ulong)_freed.Count + ((EndFrame - Math.Min(EndFrame, _nextFresh)) / step))
         {
             return false;
         }
         for (int i = 0; i < pages; i++)
         {
-            ulong frame = _freed.Count > 0 ? _freed.Pop() : _nextFresh--;
+            ulong frame;
+            if (_freed.Count > 0)
+            {
+                frame = _freed.Pop();
+            }
+            else
+            {
+                frame = _nextFresh;
+                _nextFresh += step;
+            }
             frames[i] = frame;
             _frames.Add(frame, address + (nint)((ulong)i * PageSize));
         }

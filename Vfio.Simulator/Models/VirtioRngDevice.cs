@@ -10,7 +10,8 @@ namespace Vfio.Simulator;
 /// </summary>
 /// <remarks>
 /// The registers follow the virtio 1.x MMIO layout (magic <c>0x74726976</c>, version 2, device ID 4, vendor
-/// "QEMU"). The device offers only <c>VIRTIO_F_VERSION_1</c> and one split virtqueue of up to 8 entries. When the
+/// "QEMU"). The device offers only <c>VIRTIO_F_VERSION_1</c> (QEMU's offers 0x0000010130000000: also INDIRECT_DESC,
+/// EVENT_IDX and RING_RESET, which the model does not implement) and one split virtqueue of up to 1024 entries. When the
 /// driver notifies queue 0, the device walks the available ring, fills every device-writable descriptor with random
 /// bytes by DMA, adds the chains to the used ring, sets bit 0 of InterruptStatus and asserts its line until the
 /// driver acknowledges it. Registers take 32-bit accesses; other widths read 0 and are ignored.
@@ -23,8 +24,9 @@ public sealed class VirtioRngDevice : EmulatedPlatformDevice
     /// <summary>The virtio device ID of an entropy source.</summary>
     public const uint EntropyDeviceId = 4;
 
-    /// <summary>The queue size the device supports.</summary>
-    public const int QueueSizeMax = 8;
+    /// <summary>What QueueNumMax reads: QEMU's virtio-mmio reports <c>VIRTQUEUE_MAX_SIZE</c> (1024) for any existing queue,
+    /// not the device's own queue size (8 for virtio-rng), and accepts any QueueNum from 1 to it (seen on the testbed).</summary>
+    public const int QueueSizeMax = 1024;
 
     private readonly PlatformRegion[] _regions = [new PlatformRegion(0x200)];
     private readonly PlatformIrq[] _irqs = [new PlatformIrq(LevelTriggered: true)];
@@ -101,7 +103,7 @@ public sealed class VirtioRngDevice : EmulatedPlatformDevice
                 _queueSel = v;
                 break;
             case 0x038:
-                if (_queueSel == 0 && v is > 0 and <= QueueSizeMax && (v & (v - 1)) == 0)
+                if (_queueSel == 0 && v is > 0 and <= QueueSizeMax)
                 {
                     _queueNum = v;
                 }

@@ -68,6 +68,10 @@ public sealed class SimulatedTopology
     /// the credentials of whoever opened the file). Read when the file is opened, so a test may change it between opens.</summary>
     public bool CapSysAdmin { get; set; } = true;
 
+    /// <summary>The page allocator hands out no two consecutive frames (a fragmented machine): a locked buffer of several
+    /// pages is never physically contiguous. Off by default: fresh locks get consecutive frames, as seen on the testbed.</summary>
+    public bool ScatteredPhysicalPages { get; set; }
+
     /// <summary>The devices, in the order they were added.</summary>
     public IReadOnlyList<SimulatedDeviceSpec> Devices => _devices;
 

@@ -36,8 +36,7 @@ public sealed class VirtioTests
         (r.Read(Status) & FeaturesOk).ShouldBe(FeaturesOk, "the device accepted the features");
         r.Write(QueueSel, 0);
         r.Read(QueueReady).ShouldBe(0u);
-        uint max = r.Read(QueueNumMax);
-        max.ShouldBeGreaterThanOrEqualTo(4u);
+        r.Read(QueueNumMax).ShouldBe(1024u);   // QEMU's virtio-mmio reports VIRTQUEUE_MAX_SIZE, not the rng's 8
         virtio.SetUpQueue(4);
         r.Read(QueueReady).ShouldBe(1u);
         virtio.SetStatus(Acknowledge | Driver | FeaturesOk | DriverOk);

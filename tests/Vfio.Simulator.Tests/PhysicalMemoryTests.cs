@@ -102,20 +102,36 @@ public sealed class PhysicalMemoryTests
         }
     }
 
-    [Fact]
-    public void PhysicalDmaBuffer_PerPageAddresses_ContiguityWhereItHappens()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PhysicalDmaBuffer_PerPageAddresses_ContiguityWhereItHappens(bool scattered)
     {
-        using var kernel = new SimulatedKernel(new SimulatedTopology());
+        using var kernel = new SimulatedKernel(new SimulatedTopology { ScatteredPhysicalPages = scattered });
         using PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(kernel, 2 * Page + 1);
         buffer.Size.ShouldBe(3 * Page);
         buffer.PageCount.ShouldBe(3);
         buffer.PagePhysicalAddresses.ShouldAllBe(a => a % Page == 0 && a != 0);
         buffer.GetPhysicalAddress(Page + 5).ShouldBe(buffer.PagePhysicalAddresses[1] + 5);
-        // The model hands out descending frames: consecutive process pages are not physically contiguous.
-        buffer.IsContiguous.ShouldBeFalse();
-        buffer.GetContiguousLength(10).ShouldBe(Page - 10);
+        // A fresh lock gets consecutive frames (as on the testbed); a fragmented machine gives none.
+        buffer.IsContiguous.ShouldBe(!scattered);
+        buffer.GetContiguousLength(10).ShouldBe(scattered ? Page - 10 : (3 * Page) - 10);
+        buffer.GetContiguousLength(Page).ShouldBe(scattered ? Page : 2 * Page);
         buffer.GetSpan(0, (int)buffer.Size).ToArray().ShouldAllBe(b => b == 0);
         Should.Throw<ArgumentOutOfRangeException>(() => buffer.GetPhysicalAddress(3 * Page));
+    }
+
+    [Fact]
+    public void PhysicalDmaBuffer_FreedFramesAreReused_InOrder()
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology());
+        ulong[] first;
+        using (PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(kernel, 2 * Page))
+        {
+            first = [.. buffer.PagePhysicalAddresses];
+        }
+        using PhysicalDmaBuffer again = PhysicalDmaBuffer.Allocate(kernel, 2 * Page);
+        again.PagePhysicalAddresses.ShouldBe(first);
     }
 
     [Fact]
@@ -146,22 +162,27 @@ public sealed class PhysicalMemoryTests
         kernel.GetState().IsEmpty.ShouldBeTrue();
     }
 
-    [Fact]
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     [Spec("§4.8")]
-    public void NoIommuDma_ReachesLockedFrames_RefusedOnceTheyAreFreed()
+    public void NoIommuDma_ReachesLockedFrames_RefusedElsewhereAndOnceFreed(bool scattered)
     {
-        using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
+        using NoIommuDevice m = NoIommuDevice.Create(
+            new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, ScatteredPhysicalPages = scattered }
+                .AddPci("0000:00:02.0", 0, new EduDevice()), "0000:00:02.0");
         SimDevice device = m.Kernel.FindDevice("0000:00:02.0")!;
         PhysicalDmaBuffer buffer = PhysicalDmaBuffer.Allocate(m.Kernel, 2 * Page);
-        ulong last = buffer.GetPhysicalAddress(Page - 2);
-        device.DmaWrite(last, [1, 2]).ShouldBeTrue();
+        ulong endOfFirst = buffer.GetPhysicalAddress(Page - 2);
+        device.DmaWrite(endOfFirst, [1, 2]).ShouldBeTrue();
         buffer.GetSpan(Page - 2, 2).ToArray().ShouldBe(new byte[] { 1, 2 });
-        // Physically the next frame after page 0's is not page 1's: a transfer running past the page goes elsewhere.
-        device.DmaWrite(last, [1, 2, 3]).ShouldBeFalse();
-        buffer.GetSpan(Page, 1)[0].ShouldBe((byte)0);
+        // Physically, the byte after page 0 is page 1's only when their frames are consecutive.
+        device.DmaWrite(endOfFirst, [1, 2, 3]).ShouldBe(!scattered);
+        buffer.GetSpan(Page, 1)[0].ShouldBe(scattered ? (byte)0 : (byte)3);
+        device.DmaWrite(buffer.GetPhysicalAddress((2 * Page) - 1), [4, 5]).ShouldBeFalse("no frame after the buffer's last");
         buffer.Dispose();
-        device.DmaWrite(last, [9]).ShouldBeFalse("the frame went back to the kernel");
-        m.Kernel.DmaFaults.Count.ShouldBe(2);
-        m.Kernel.DmaFaults[1].Reason.ShouldContain("physical address");
+        device.DmaWrite(endOfFirst, [9]).ShouldBeFalse("the frame went back to the kernel");
+        m.Kernel.DmaFaults.Count.ShouldBe(scattered ? 3 : 2);
+        m.Kernel.DmaFaults[^1].Reason.ShouldContain("physical address");
     }
 }

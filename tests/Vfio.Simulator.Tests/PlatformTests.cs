@@ -252,7 +252,7 @@ public sealed class PlatformTests
             m.Write32(0, 0x020, 1);
             m.Write32(0, 0x070, 1 | 2 | 8);              // FEATURES_OK
             m.Write32(0, 0x030, 0);
-            m.Read32(0, 0x034).ShouldBe((uint)Size);
+            m.Read32(0, 0x034).ShouldBe((uint)VirtioRngDevice.QueueSizeMax);
             m.Write32(0, 0x038, Size);
             SetAddress(0x080, _memory.GetPhysicalAddress(Desc));
             SetAddress(0x090, _memory.GetPhysicalAddress(Avail));
