@@ -385,7 +385,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         VfioDevice? vfioDevice = null;
         try
         {
-            uint devid = Bind(cdev, iommufd, name);
+            uint devid = Bind(cdev, iommufd, source);
             container = GetOrCreateContainer(space, iommufd, out created);
             IommuHardwareInfo info = GetHardwareInfo(iommufd, devid, name);
             hwpt = AttachToHwpt(container, iommufd, cdev, devid, info, name, out hwptAllocated, out bool dirty);
@@ -461,8 +461,9 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         }
     }
 
-    private unsafe uint Bind(SafeFileHandle cdev, SafeFileHandle iommufd, string name)
+    private unsafe uint Bind(SafeFileHandle cdev, SafeFileHandle iommufd, VfioDeviceSource source)
     {
+        string name = source.Name;
         var bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = (int)iommufd.DangerousGetHandle() };
         int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, &bind);
         if (rc >= 0)
@@ -470,6 +471,16 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             return bind.out_devid;
         }
         var errno = (Errno)(-rc);
+        // EPERM is also what the DMA-ownership claim returns when a member of the device's IOMMU group is bound to a
+        // host driver (iommu_device_claim_dma_owner: the group's owner is the kernel): say which member, as legacy does.
+        if (errno == Errno.EPERM && source.SysfsPath is string sysfs && VfioSysfs.GetIommuGroup(_kernel, sysfs) is int group)
+        {
+            IReadOnlyList<VfioGroupMember> offenders = VfioSysfs.GetHostDriverMembers(_kernel, group);
+            if (offenders.Count > 0)
+            {
+                throw VfioDeviceUnusableException.GroupNotViable("VFIO_DEVICE_BIND_IOMMUFD", name, source.Bus, group, offenders, errno);
+            }
+        }
         throw errno switch
         {
             Errno.EBUSY => new VfioDeviceUnusableException("VFIO_DEVICE_BIND_IOMMUFD", name,

@@ -420,20 +420,8 @@ public class LegacyBackend : IIommuBackend, IDisposable
         {
             return;
         }
-        var offenders = new List<string>();
-        foreach (VfioGroupMember member in VfioSysfs.GetGroupMembers(Kernel, group.Number))
-        {
-            if (!member.KeepsGroupViable)
-            {
-                offenders.Add($"{member.Name} (bound to {member.Driver})");
-            }
-        }
-        string who = offenders.Count == 0
-            ? "no member is bound to a host driver, so another user may hold it"
-            : $"{string.Join(", ", offenders)} {(offenders.Count == 1 ? "is" : "are")} bound to a host driver";
-        throw new VfioDeviceUnusableException(AttachOperation, device.Name,
-            $"IOMMU group {group.Number} is not viable: {who}",
-            $"Every device of IOMMU group {group.Number} must be bound to a VFIO driver (or pci-stub) or to none: for each, echo vfio-pci > /sys/bus/pci/devices/<device>/driver_override, echo <device> > /sys/bus/pci/devices/<device>/driver/unbind, echo <device> > /sys/bus/pci/drivers_probe (or move the device to a slot with its own group).");
+        throw VfioDeviceUnusableException.GroupNotViable(AttachOperation, device.Name, device.Bus, group.Number,
+            VfioSysfs.GetHostDriverMembers(Kernel, group.Number));
     }
 
     private LegacyContainer Connect(LegacyGroup group, DmaSpace space)

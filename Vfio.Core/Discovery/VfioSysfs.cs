@@ -100,6 +100,25 @@ public static class VfioSysfs
         return members;
     }
 
+    /// <summary>The members of IOMMU group <paramref name="group"/> that keep it from being viable: those bound to a
+    /// host driver that claims DMA ownership of the group (<see cref="VfioGroupMember.KeepsGroupViable"/> false), e.g.
+    /// a virtio device on <c>virtio-pci</c> behind the same conventional PCI bridge as the device.</summary>
+    /// <param name="kernel">The kernel port.</param>
+    /// <param name="group">The group number.</param>
+    /// <returns>Those members; empty when every member is bound to a VFIO driver, an allowed driver, or none.</returns>
+    public static IReadOnlyList<VfioGroupMember> GetHostDriverMembers(IKernel kernel, int group)
+    {
+        var offenders = new List<VfioGroupMember>();
+        foreach (VfioGroupMember member in GetGroupMembers(kernel, group))
+        {
+            if (!member.KeepsGroupViable)
+            {
+                offenders.Add(member);
+            }
+        }
+        return offenders;
+    }
+
     /// <summary>The group's <c>/dev/vfio</c> node: <c>/dev/vfio/N</c>, or <c>/dev/vfio/noiommu-N</c> for a no-IOMMU
     /// group; null when neither exists (no device of the group is bound to a VFIO driver).</summary>
     /// <param name="kernel">The kernel port.</param>

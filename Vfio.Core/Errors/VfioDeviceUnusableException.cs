@@ -17,4 +17,53 @@ public class VfioDeviceUnusableException : VfioException
         : base(errno, operation, device, hint, detail, innerException: null)
     {
     }
+
+    /// <summary>
+    /// The exception for a device whose IOMMU group is not viable: a member of the group is bound to a host driver,
+    /// which keeps DMA ownership of the whole group, so the kernel gives none of it to user space (legacy
+    /// <c>VFIO_GROUP_GET_STATUS</c> without <c>VIABLE</c> and <c>VFIO_GROUP_SET_CONTAINER</c> <c>EPERM</c>; iommufd
+    /// <c>VFIO_DEVICE_BIND_IOMMUFD</c> <c>EPERM</c>). The message names each such member and its driver, and the hint
+    /// says how to unbind it or bind it to the VFIO driver. Both backends build it here, so it reads the same on each.
+    /// </summary>
+    /// <param name="operation">The operation that found the problem.</param>
+    /// <param name="device">The device that was to be attached.</param>
+    /// <param name="bus">The bus of the group's devices (for the sysfs paths of the hint).</param>
+    /// <param name="group">The IOMMU group number.</param>
+    /// <param name="offenders">The members bound to a host driver (<see cref="VfioSysfs.GetHostDriverMembers"/>);
+    /// empty when sysfs shows none (then another user of the group is the likely cause).</param>
+    /// <param name="errno">The errno that revealed it, if any.</param>
+    /// <returns>The exception.</returns>
+    public static VfioDeviceUnusableException GroupNotViable(string operation, string device, VfioBus bus, int group,
+        IReadOnlyList<VfioGroupMember> offenders, Errno errno = Errno.None)
+    {
+        ArgumentNullException.ThrowIfNull(offenders);
+        string busName = bus == VfioBus.Pci ? "pci" : "platform";
+        string vfio = bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
+        string g = group.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (offenders.Count == 0)
+        {
+            return new VfioDeviceUnusableException(operation, device,
+                $"IOMMU group {g} is not viable, but no member of it is bound to a host driver, so another user (a VFIO container or iommufd of another process) may hold it",
+                $"Every device of IOMMU group {g} must be bound to a VFIO driver (or pci-stub) or to none, and the group can be used by one process at a time: see /sys/kernel/iommu_groups/{g}/devices.",
+                errno);
+        }
+        var detail = new System.Text.StringBuilder();
+        detail.Append("IOMMU group ").Append(g).Append(" is not viable: ");
+        var hint = new System.Text.StringBuilder();
+        hint.Append("Every device of IOMMU group ").Append(g).Append(" must be bound to ").Append(vfio)
+            .Append(" (or pci-stub) or to no driver.");
+        for (int i = 0; i < offenders.Count; i++)
+        {
+            VfioGroupMember m = offenders[i];
+            string dir = $"/sys/bus/{busName}/devices/{m.Name}";
+            detail.Append(i == 0 ? string.Empty : ", ").Append(m.Name).Append(" (bound to ").Append(m.Driver).Append(')');
+            hint.Append(" For ").Append(m.Name).Append(": unbind it from ").Append(m.Driver)
+                .Append(" (echo ").Append(m.Name).Append(" > ").Append(dir).Append("/driver/unbind), or bind it to ").Append(vfio)
+                .Append(" (echo ").Append(vfio).Append(" > ").Append(dir).Append("/driver_override; echo ").Append(m.Name).Append(" > ")
+                .Append(dir).Append("/driver/unbind; echo ").Append(m.Name).Append(" > /sys/bus/").Append(busName).Append("/drivers_probe).");
+        }
+        detail.Append(offenders.Count == 1 ? " is" : " are").Append(" bound to a host driver, which keeps DMA ownership of the group");
+        hint.Append(" Or move ").Append(device).Append(" to a slot with an IOMMU group of its own.");
+        return new VfioDeviceUnusableException(operation, device, detail.ToString(), hint.ToString(), errno);
+    }
 }

@@ -16,10 +16,13 @@ public enum SimulatedBus
 /// </summary>
 internal sealed class SimDevice
 {
-    internal SimDevice(SimulatedKernel kernel, string name, SimulatedBus bus, SimGroup group, string driver, VfioBusDriver? vfioDriver)
+    internal SimDevice(SimulatedKernel kernel, string name, SimulatedBus bus, SimGroup group, string driver, VfioBusDriver? vfioDriver,
+        string? parentSysfsPath = null)
     {
         Kernel = kernel;
         Name = name;
+        SysfsPath = parentSysfsPath is not null ? $"{parentSysfsPath}/{name}"
+            : bus == SimulatedBus.Pci ? $"/sys/devices/pci0000:00/{name}" : $"/sys/devices/platform/{name}";
         Bus = bus;
         Group = group;
         Driver = driver;
@@ -47,8 +50,9 @@ internal sealed class SimDevice
     /// <summary>The cdev index N of <c>/dev/vfio/devices/vfioN</c>, when the kernel has cdevs and the device is a VFIO one.</summary>
     internal int? CdevIndex { get; set; }
 
-    /// <summary>The sysfs directory, e.g. <c>/sys/devices/pci0000:00/0000:00:02.0</c>.</summary>
-    internal string SysfsPath => Bus == SimulatedBus.Pci ? $"/sys/devices/pci0000:00/{Name}" : $"/sys/devices/platform/{Name}";
+    /// <summary>The sysfs directory, e.g. <c>/sys/devices/pci0000:00/0000:00:02.0</c>, or below its bridge's
+    /// (<c>/sys/devices/pci0000:00/0000:00:05.0/0000:01:01.0</c>).</summary>
+    internal string SysfsPath { get; }
 
     /// <summary>How many device fds are open (from the group or the cdev); the bus driver's open/close run on the
     /// first open and the last close, as vfio_main.c's open_count does.</summary>

@@ -79,7 +79,8 @@ public sealed partial class SimulatedKernel
                 _groups[group.Id] = group;
             }
             VfioBusDriver? driver = vfio && group is not null ? spec.Model!.CreateVfioDriver() : null;
-            var device = new SimDevice(this, spec.Name, spec.Bus, group ?? new SimGroup(-1, noIommu: false), spec.Driver, driver);
+            string? parent = spec.Bridge is null ? null : _devices[spec.Bridge].SysfsPath;
+            var device = new SimDevice(this, spec.Name, spec.Bus, group ?? new SimGroup(-1, noIommu: false), spec.Driver, driver, parent);
             group?.Devices.Add(device);
             _devices[spec.Name] = device;
             if (driver is not null && Topology.DeviceCdev && !group!.NoIommu && Topology.Iommu != SimulatedIommu.SpaprTce)
@@ -127,15 +128,16 @@ public sealed partial class SimulatedKernel
         // /sys/bus/<bus>/devices/<name> -> ../../../devices/<...>/<name>
         string relativeDevice = path["/sys/".Length..];
         _fs.AddLink($"/sys/bus/{bus}/devices/{device.Name}", $"../../../{relativeDevice}");
+        // Links from the device's folder climb to /sys: ../../../ for /sys/devices/pci0000:00/<name>, one more per bridge.
+        string up = string.Concat(Enumerable.Repeat("../", relativeDevice.Count(static c => c == '/') + 1));
         if (!string.IsNullOrEmpty(spec.Driver))
         {
-            _fs.AddLink($"{path}/driver", $"../../../bus/{bus}/drivers/{spec.Driver}");
+            _fs.AddLink($"{path}/driver", $"{up}bus/{bus}/drivers/{spec.Driver}");
             _fs.AddLink($"/sys/bus/{bus}/drivers/{spec.Driver}/{device.Name}", $"../../../../{relativeDevice}");
         }
         if (group is not null)
         {
-            string depth = spec.Bus == SimulatedBus.Pci ? "../../../" : "../../../";
-            _fs.AddLink($"{path}/iommu_group", $"{depth}kernel/iommu_groups/{group.Id}");
+            _fs.AddLink($"{path}/iommu_group", $"{up}kernel/iommu_groups/{group.Id}");
             _fs.AddLink($"/sys/kernel/iommu_groups/{group.Id}/devices/{device.Name}", $"../../../../{relativeDevice}");
             _fs.AddText($"/sys/kernel/iommu_groups/{group.Id}/type", group.NoIommu ? "identity" : "DMA");
             if (group.NoIommu)

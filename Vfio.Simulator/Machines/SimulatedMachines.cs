@@ -17,10 +17,29 @@ public static class SimulatedMachines
     /// <summary>The second edu device (<c>addr=04.0</c>), alone in IOMMU group 4.</summary>
     public const string Edu2 = "0000:00:04.0";
 
+    /// <summary>The conventional PCI bridge (QEMU <c>-device pci-bridge,addr=05.0</c>, bus 01 behind it), bound to no
+    /// driver; with the devices behind it it makes IOMMU group 5.</summary>
+    public const string Bridge = "0000:00:05.0";
+
+    /// <summary>The third edu device, behind <see cref="Bridge"/> (<c>bus=br1,addr=01.0</c>), bound to vfio-pci in IOMMU
+    /// group 5, which is not viable: <see cref="VirtioRng"/> shares it.</summary>
+    public const string EduBehindBridge = "0000:01:01.0";
+
+    /// <summary>The virtio-rng device behind <see cref="Bridge"/> (<c>virtio-rng-pci,bus=br1,addr=02.0</c>), bound to the
+    /// host's <c>virtio-pci</c> driver: it keeps IOMMU group 5 from being viable. The simulator only shows it (no model).</summary>
+    public const string VirtioRng = "0000:01:02.0";
+
+    /// <summary>The driver <see cref="VirtioRng"/> is bound to.</summary>
+    public const string VirtioRngDriver = "virtio-pci";
+
     /// <summary>
     /// The testbed's <c>pci</c> shape: q35 with an emulated VT-d (interrupt remapping on), edu at 00:02.0, an MSI-X
-    /// device with 65 vectors at 00:03.0 and a second edu at 00:04.0, all bound to vfio-pci; iommufd, device cdevs
-    /// and the legacy container all available.
+    /// device with 65 vectors at 00:03.0 and a second edu at 00:04.0, all bound to vfio-pci, each alone in its IOMMU
+    /// group (2, 3, 4); and a conventional PCI bridge at 00:05.0 with a third edu (01:01.0, vfio-pci) and a virtio-rng
+    /// (01:02.0, bound to the host's virtio-pci) behind it, all three in IOMMU group 5, which is therefore not viable.
+    /// iommufd, device cdevs and the legacy container all available. Without an IOMMU (<see
+    /// cref="SimulatedTestbedOptions.NoIommu"/>) there are no real groups: each VFIO device gets its own no-IOMMU group
+    /// in the order the testbed binds them (noiommu-0 to noiommu-3).
     /// </summary>
     /// <param name="options">How this machine differs from the default shape; null for the default.</param>
     /// <returns>A new topology; add devices to it or change its kernel features before creating the kernel.</returns>
@@ -35,7 +54,10 @@ public static class SimulatedMachines
         return topology
             .AddPci(Edu, iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay })
             .AddPci(Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
-            .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver);
+            .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver)
+            .AddPci(Bridge, iommuGroup: 5, model: null, driver: string.Empty)
+            .AddPci(EduBehindBridge, iommuGroup: 5, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, bridge: Bridge)
+            .AddPci(VirtioRng, iommuGroup: 5, model: null, driver: VirtioRngDriver, bridge: Bridge);
     }
 }
 

@@ -80,10 +80,18 @@ public sealed class SimulatedTopology
     /// <param name="iommuGroup">Its IOMMU group number (ignored in no-IOMMU mode, where each device gets its own).</param>
     /// <param name="model">The device model; null for a device that is only seen, not usable (bound to another driver).</param>
     /// <param name="driver">The driver it is bound to: <c>vfio-pci</c> (default), another name (e.g. <c>nvme</c>), or empty for none.</param>
+    /// <param name="bridge">The PCI bridge it sits behind (a device added before it), which places its sysfs folder
+    /// below the bridge's as Linux does; null for a device on the root bus. The IOMMU group is still
+    /// <paramref name="iommuGroup"/>: give the devices behind a conventional PCI bridge the bridge's group, as Linux
+    /// does (they share its requester ID).</param>
     /// <returns>This topology.</returns>
-    public SimulatedTopology AddPci(string address, int iommuGroup, EmulatedDevice? model, string driver = "vfio-pci")
+    public SimulatedTopology AddPci(string address, int iommuGroup, EmulatedDevice? model, string driver = "vfio-pci", string? bridge = null)
     {
-        Add(new SimulatedDeviceSpec(address, SimulatedBus.Pci, iommuGroup, model, driver));
+        if (bridge is not null && !_devices.Any(d => d.Name == bridge && d.Bus == SimulatedBus.Pci))
+        {
+            throw new ArgumentException($"The bridge '{bridge}' of '{address}' is not a PCI device added before it.", nameof(bridge));
+        }
+        Add(new SimulatedDeviceSpec(address, SimulatedBus.Pci, iommuGroup, model, driver, bridge));
         return this;
     }
 
@@ -126,4 +134,5 @@ public sealed class SimulatedTopology
 /// <param name="IommuGroup">Its IOMMU group number.</param>
 /// <param name="Model">Its model, or null.</param>
 /// <param name="Driver">The driver it is bound to.</param>
-public sealed record SimulatedDeviceSpec(string Name, SimulatedBus Bus, int IommuGroup, EmulatedDevice? Model, string Driver);
+/// <param name="Bridge">The PCI bridge it sits behind, or null.</param>
+public sealed record SimulatedDeviceSpec(string Name, SimulatedBus Bus, int IommuGroup, EmulatedDevice? Model, string Driver, string? Bridge = null);

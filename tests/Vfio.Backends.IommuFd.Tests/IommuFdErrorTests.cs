@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -143,6 +144,57 @@ public sealed class IommuFdErrorTests
         space.Containers.ShouldBeEmpty();
         backend.Dispose();
         kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void GroupNotViable_BindEperm_NamesTheMemberOnAHostDriverAndHowToFreeIt()
+    {
+        // Edu1's group 3 also holds a device on a host driver (which claims DMA ownership of the group).
+        using SimulatedKernel kernel = Machine(t => t.AddPci("0000:00:03.1", 3, null, driver: "e1000e"));
+        using var backend = new IommuFdBackend(kernel);
+        using var space = new DmaSpace();
+        var e = Should.Throw<VfioDeviceUnusableException>(() => backend.AttachDevice(VfioDeviceSource.Pci(Edu1), space));
+        e.Operation.ShouldBe("VFIO_DEVICE_BIND_IOMMUFD");
+        e.Errno.ShouldBe(Errno.EPERM);
+        e.ObjectName.ShouldBe(Edu1);
+        e.Message.ShouldContain("IOMMU group 3 is not viable: 0000:00:03.1 (bound to e1000e) is bound to a host driver");
+        e.Hint!.ShouldContain("echo 0000:00:03.1 > /sys/bus/pci/devices/0000:00:03.1/driver/unbind");
+        e.Hint!.ShouldContain("echo vfio-pci > /sys/bus/pci/devices/0000:00:03.1/driver_override");
+        space.Containers.ShouldBeEmpty();
+        kernel.GetState().OpenFiles.ShouldBe(1);   // the iommufd; the cdev was closed
+        // The device in a viable group still attaches.
+        using (backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space))
+        {
+        }
+        backend.Dispose();
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void GroupNotViable_PassedCdevFd_StillNamesTheMember()
+    {
+        using SimulatedKernel kernel = Machine(t => t.AddPci("0000:00:03.1", 3, null, driver: "e1000e"));
+        VfioException.ThrowIfFailed(kernel.Open("/dev/vfio/devices/vfio1", OpenFlags.ReadWrite, out SafeFileHandle cdev), "open", "vfio1");
+        using (cdev)
+        {
+            using var backend = new IommuFdBackend(kernel);
+            using var space = new DmaSpace();
+            Should.Throw<VfioDeviceUnusableException>(() => backend.AttachDevice(VfioDeviceSource.FromDeviceFd(cdev, Edu1), space))
+                .Message.ShouldContain("0000:00:03.1 (bound to e1000e)");
+            cdev.IsClosed.ShouldBeFalse();   // borrowed
+        }
+    }
+
+    [Fact]
+    public void BindEperm_WithoutAMemberOnAHostDriver_IsTheGeneralOwnershipMessage()
+    {
+        using SimulatedKernel kernel = Machine(t => t.InterruptRemapping = false);
+        using var backend = new IommuFdBackend(kernel);
+        using var space = new DmaSpace();
+        var e = Should.Throw<VfioDeviceUnusableException>(() => backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space));
+        e.Errno.ShouldBe(Errno.EPERM);
+        e.Message.ShouldNotContain("not viable");
+        e.Hint!.ShouldContain("iommufd.allow_unsafe_interrupts=1");
     }
 
     [Fact]

@@ -79,6 +79,19 @@ public static class Target
     /// <summary>The second edu at 00:04.0, alone in its IOMMU group.</summary>
     internal static string Edu2 => Devices.Edu2;
 
+    /// <summary>The third edu at 01:01.0, behind the conventional PCI bridge at 00:05.0, bound to vfio-pci; its IOMMU
+    /// group (the bridge's) is not viable because <see cref="VirtioRng"/> shares it.</summary>
+    internal static string EduBehindBridge => Devices.EduBehindBridge;
+
+    /// <summary>The virtio-rng device at 01:02.0 behind the same bridge, left on the host's virtio-pci driver.</summary>
+    internal const string VirtioRng = Vfio.Simulator.SimulatedMachines.VirtioRng;
+
+    /// <summary>The driver <see cref="VirtioRng"/> is bound to.</summary>
+    internal const string VirtioRngDriver = Vfio.Simulator.SimulatedMachines.VirtioRngDriver;
+
+    /// <summary>The conventional PCI bridge at 00:05.0 (no driver).</summary>
+    internal const string Bridge = Vfio.Simulator.SimulatedMachines.Bridge;
+
     /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
     internal static string Nvme => Devices.Nvme;
 
@@ -90,7 +103,7 @@ public static class Target
 
     private static KernelDevices Devices => IsKernel
         ? s_kernel.Value ?? throw new InvalidOperationException("/run/results/testbed/bound is missing: not in the testbed guest?")
-        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", SimulatedRng);
+        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", Vfio.Simulator.SimulatedMachines.EduBehindBridge, SimulatedRng);
 
     /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
     public static TheoryData<Mode> IommuModes() => Data(IsIommu);
@@ -192,10 +205,11 @@ public static class Target
             Pci("0000:00:02.0") ?? "(edu 0000:00:02.0 not bound)",
             Pci("0000:00:04.0") ?? "(edu 0000:00:04.0 not bound)",
             Pci("0000:00:03.0") ?? "(nvme 0000:00:03.0 not bound)",
+            Pci("0000:01:01.0") ?? "(edu 0000:01:01.0 not bound)",
             rng);
     }
 
-    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string? Rng);
+    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng);
 }
 
 /// <summary>Where a DMA space's mappings come from: page-aligned process memory.</summary>

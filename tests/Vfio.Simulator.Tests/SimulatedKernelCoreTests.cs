@@ -142,4 +142,44 @@ public sealed class SimulatedKernelCoreTests
         kernel.ReadText("/sys/bus/pci/devices/0000:00:03.0/driver/0000:00:03.0/iommu_group/type", out string type).ShouldBe(0);
         type.ShouldBe("DMA");
     }
+
+    /// <summary>The testbed machine's bridge group as the real guest shows it (Linux 6.12, q35, pci-bridge at 00:05.0):
+    /// the devices behind the bridge live in its sysfs folder, their links climb one level more, and the bridge, the edu
+    /// on vfio-pci and the virtio-rng on virtio-pci are the members of group 5.</summary>
+    [Fact]
+    public void Sysfs_TestbedBridgeGroup_MatchesTheRealGuest()
+    {
+        using var kernel = new SimulatedKernel(SimulatedMachines.Testbed());
+        kernel.ReadLink("/sys/bus/pci/devices/0000:01:01.0", out string device).ShouldBe(0);
+        device.ShouldBe("../../../devices/pci0000:00/0000:00:05.0/0000:01:01.0");
+        kernel.ReadLink("/sys/bus/pci/devices/0000:01:01.0/iommu_group", out string group).ShouldBe(0);
+        group.ShouldBe("../../../../kernel/iommu_groups/5");
+        kernel.ReadLink("/sys/bus/pci/devices/0000:01:01.0/driver", out string driver).ShouldBe(0);
+        driver.ShouldBe("../../../../bus/pci/drivers/vfio-pci");
+        kernel.ReadLink("/sys/bus/pci/devices/0000:01:02.0/driver", out driver).ShouldBe(0);
+        driver.ShouldBe("../../../../bus/pci/drivers/virtio-pci");
+        kernel.ReadLink("/sys/bus/pci/devices/0000:00:05.0/driver", out _).ShouldBe(-(int)Errno.ENOENT);
+        kernel.ReadLink("/sys/bus/pci/devices/0000:00:05.0/iommu_group", out group).ShouldBe(0);
+        group.ShouldBe("../../../kernel/iommu_groups/5");
+        kernel.ListDirectory("/sys/kernel/iommu_groups/5/devices", out string[] members).ShouldBe(0);
+        members.Order(StringComparer.Ordinal).ShouldBe(["0000:00:05.0", "0000:01:01.0", "0000:01:02.0"]);
+        kernel.ListDirectory("/sys/bus/pci/devices/0000:01:01.0/vfio-dev", out string[] cdevs).ShouldBe(0);
+        cdevs.ShouldBe(["vfio3"]);   // bound last of the four
+        kernel.Exists("/dev/vfio/5").ShouldBeTrue();
+        kernel.ReadText("/sys/bus/pci/devices/0000:01:01.0/iommu_group/type", out string type).ShouldBe(0);
+        type.ShouldBe("DMA");
+        // The devices on the root bus keep their groups of one.
+        for (int g = 2; g <= 4; g++)
+        {
+            kernel.ListDirectory($"/sys/kernel/iommu_groups/{g}/devices", out members).ShouldBe(0);
+            members.ShouldBe([$"0000:00:0{g}.0"]);
+        }
+    }
+
+    [Fact]
+    public void Topology_BridgeMustBeAPciDeviceAddedBefore()
+    {
+        Should.Throw<ArgumentException>(() => new SimulatedTopology().AddPci("0000:01:00.0", 1, model: null, driver: "", bridge: "0000:00:05.0"))
+            .Message.ShouldContain("0000:00:05.0");
+    }
 }

@@ -9,7 +9,10 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
        run-guest.sh [options] -c 'SHELL CODE'            run SHELL CODE with bash -c
        run-guest.sh [options] --script FILE [ARG...]     run a host script with bash
 
-  --shape S          pci (default): q35 + intel-iommu + edu (02.0) + nvme (03.0) + edu (04.0)
+  --shape S          pci (default): q35 + intel-iommu + edu (02.0) + nvme (03.0) + edu (04.0), each alone in
+                     its IOMMU group (2, 3, 4); a conventional PCI bridge (05.0, no driver) with edu (01:01.0,
+                     bound to vfio-pci) and virtio-rng-pci (01:02.0, left on the host's virtio-pci driver)
+                     behind it: all three in IOMMU group 5, which is therefore not viable
                      pci-intremap-off: the same with intel-iommu,intremap=off
                      noiommu: q35 without IOMMU, vfio no-IOMMU mode, edu with a 64-bit DMA mask
                      platform: microvm + virtio-mmio rng, no IOMMU, vfio no-IOMMU mode
@@ -23,7 +26,8 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
   --env NAME         ... copying the host's value
   --bind LIST        devices to bind for VFIO, comma-separated: none | pci:BDF | platform:NAME |
                      virtio-mmio:ID (the transport carrying virtio device ID). Default: pci shapes
-                     pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0 (edu, nvme, edu); platform virtio-mmio:4 (rng)
+                     pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0 (edu, nvme, edu, edu
+                     behind the bridge); platform virtio-mmio:4 (rng)
   --share DIR[:ro|:rw]  also share host folder DIR at the same path in the guest (default ro; repeatable)
   --append ARGS      extra kernel command-line arguments
   --qemu-arg ARG     extra QEMU argument (repeatable)
@@ -82,7 +86,7 @@ esac
 [[ $smp =~ ^[0-9]+$ ]] || tb_die "--smp wants a number"
 [[ $cwd == /* ]] || tb_die "--cwd wants an absolute path"
 case "$shape" in
-  pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0}" ;;
+  pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0}" ;;
   platform) : "${bind:=virtio-mmio:4}" ;;
   *) tb_die "unknown shape '$shape' (pci, pci-intremap-off, noiommu, platform)" ;;
 esac
@@ -221,8 +225,14 @@ case "$shape" in
       noiommu) kargs="$kargs intel_iommu=off vfio.enable_unsafe_noiommu_mode=1" ;;
     esac
     # Two edus (00:02.0 and 00:04.0, each alone in its IOMMU group) so a DMA space can hold two devices.
+    # A group that is not viable: devices behind a conventional PCI bridge share its requester ID, so Linux puts the
+    # bridge and all of them in one IOMMU group (5). The edu there is bound to vfio-pci, the virtio-rng stays on
+    # virtio-pci (built in), which claims DMA ownership of the group. Without an IOMMU (noiommu) there are no groups
+    # and that edu gets a no-IOMMU group of its own. The 9p transports take the next free slots (00:01.0, 00:06.0...).
     edu_mask=; [ "$shape" = noiommu ] && edu_mask=,dma_mask=0xffffffffffffffff
     qemu+=(-device "edu,addr=02.0$edu_mask" -device "edu,addr=04.0$edu_mask"
+           -device pci-bridge,id=br1,chassis_nr=1,bus=pcie.0,addr=05.0
+           -device "edu,bus=br1,addr=01.0$edu_mask" -device virtio-rng-pci,bus=br1,addr=02.0
            -drive "file=$(qv "$nvme_img"),if=none,id=nv0,format=raw"
            -device nvme,addr=03.0,serial=vfiotestbed,drive=nv0
            -virtfs "local,path=/,mount_tag=hostroot,$P9,readonly=on,multidevs=remap"

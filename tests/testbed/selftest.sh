@@ -54,13 +54,16 @@ run_case() {
 }
 
 edu=/sys/bus/pci/devices/0000:00:02.0
-# Checks common to the PCI shapes: edu and nvme bound to vfio-pci, and the group node of edu.
+# Checks common to the PCI shapes: edu, nvme and the edu behind the bridge bound to vfio-pci, the virtio-rng behind
+# the bridge left on virtio-pci, and the group node of edu.
 pci_checks='
 set -euo pipefail
-for d in 0000:00:02.0 0000:00:03.0; do
+for d in 0000:00:02.0 0000:00:03.0 0000:01:01.0; do
   drv=$(basename "$(readlink /sys/bus/pci/devices/$d/driver)")
   [ "$drv" = vfio-pci ] || { echo "$d is bound to $drv"; exit 1; }
 done
+drv=$(basename "$(readlink /sys/bus/pci/devices/0000:01:02.0/driver)")
+[ "$drv" = virtio-pci ] || { echo "0000:01:02.0 (virtio-rng) is bound to $drv"; exit 1; }
 [ "$(cat '$edu'/vendor):$(cat '$edu'/device)" = 0x1234:0x11e8 ] || { echo "00:02.0 is not edu"; exit 1; }
 group=$(basename "$(readlink '$edu'/iommu_group)")
 test -c /dev/vfio/vfio
@@ -68,6 +71,9 @@ test -c /dev/vfio/vfio
 
 run_case pci 0 --shape pci --timeout 300 --cwd "$TESTBED_DIR" -c "$pci_checks"'
 ls -l /dev/vfio /dev/vfio/devices /dev/iommu
+members=$(ls /sys/kernel/iommu_groups/5/devices | tr "\n" " ")
+[ "$members" = "0000:00:05.0 0000:01:01.0 0000:01:02.0 " ] || { echo "IOMMU group 5 (the bridge group) holds $members"; exit 1; }
+test -c /dev/vfio/5
 test -c /dev/vfio/$group && test -c /dev/iommu
 cdev=$(ls '$edu'/vfio-dev)
 test -c /dev/vfio/devices/$cdev
