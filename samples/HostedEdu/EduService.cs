@@ -50,19 +50,19 @@ internal sealed partial class EduService(
         // vfio: the VfioManager from DI. The backend is the one Vfio:Backend names.
         using DmaSpace space = vfio.CreateDmaSpace("edu");
         using AttachedDevice edu = vfio.AttachDevice(device, space);      // bound to vfio-pci, e.g. "0000:00:02.0"
-        using var driver = new EduDriver(edu.Device, useMmap: true);      // edu's registers through BAR0, mmap'ed
+        using var driver = new EduDriver(edu.Device, useMmap: true);      // registers through BAR0, mmap'ed
         if (driver.ReadIdentification() != EduDriver.Identification)
         {
             throw new InvalidOperationException($"{device} is not an edu device.");
         }
-        driver.EnableBusMaster();                                         // DMA and MSI are memory writes by the device
+        driver.EnableBusMaster();                                         // DMA and MSI: memory writes by edu
 
         // DMA: page-aligned memory mapped into the space; the device reaches it at mapping.Iova.
         using var memory = new DmaMemory(2 * 4096);
         DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
         Random.Shared.NextBytes(memory.Span[..1024]);
-        driver.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);              // RAM page 0 -> edu's buffer
-        driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);     // edu's buffer -> RAM page 1
+        driver.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);             // RAM page 0 -> edu's buffer
+        driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);    // edu's buffer -> RAM page 1
         bool dmaIntact = memory.Span.Slice(4096, 1024).SequenceEqual(memory.Span[..1024]);
         space.Unmap(mapping);
 
