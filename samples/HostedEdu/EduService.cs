@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+using Microsoft.Extensions.Options;
+using Vfio.Core;
+using Vfio.Core.Interop;
+using Vfio.Samples.Edu;
+
+namespace Vfio.Samples.HostedEdu;
+
+/// <summary>
+/// Attaches edu through the configured backend, checks its registers, does a DMA round trip and takes an MSI, then
+/// stops the host: exit code 0 when every check passed, 1 when one did not (or anything failed).
+/// </summary>
+internal sealed partial class EduService(
+    VfioManager vfio, IOptions<EduSampleOptions> options, IHostApplicationLifetime lifetime, ILogger<EduService> logger)
+    : BackgroundService
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            LogStarting(logger, options.Value.Device, options.Value.Simulate ? "the simulator" : "the running kernel");
+            bool passed = await RunAsync(options.Value.Device, stoppingToken);
+            Environment.ExitCode = passed ? 0 : 1;
+            if (passed)
+            {
+                LogPassed(logger);
+            }
+            else
+            {
+                LogMismatch(logger);
+            }
+        }
+        catch (Exception e)
+        {
+            // A VfioException's message says what failed and how to fix it (bind the device, permissions, ...).
+            LogFailed(logger, e);
+            Environment.ExitCode = 1;
+        }
+        finally
+        {
+            lifetime.StopApplication();
+        }
+    }
+
+    private async Task<bool> RunAsync(string device, CancellationToken cancellationToken)
+    {
+        #region README: attach, DMA, interrupts
+        // vfio: the VfioManager from DI. The backend is the one Vfio:Backend names.
+        using DmaSpace space = vfio.CreateDmaSpace("edu");
+        using AttachedDevice edu = vfio.AttachDevice(device, space);      // bound to vfio-pci, e.g. "0000:00:02.0"
+        using var driver = new EduDriver(edu.Device, useMmap: true);      // registers through BAR0, mmap'ed
+        if (driver.ReadIdentification() != EduDriver.Identification)
+        {
+            throw new InvalidOperationException($"{device} is not an edu device.");
+        }
+        driver.EnableBusMaster();                                         // DMA and MSI: memory writes by edu
+
+        // DMA: page-aligned memory mapped into the space; the device reaches it at mapping.Iova.
+        using var memory = new DmaMemory(2 * 4096);
+        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        Random.Shared.NextBytes(memory.Span[..1024]);
+        driver.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);             // RAM page 0 -> edu's buffer
+        driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);    // edu's buffer -> RAM page 1
+        bool dmaIntact = memory.Span.Slice(4096, 1024).SequenceEqual(memory.Span[..1024]);
+        space.Unmap(mapping);
+
+        // Interrupts: one eventfd per MSI vector (VFIO_DEVICE_SET_IRQS), awaited without allocating.
+        using var msi = new InterruptEvent();
+        edu.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, start: 0, [msi]);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(s_timeout);
+        driver.RaiseInterrupt(1);
+        ulong interrupts = await msi.WaitAsync(timeout.Token);
+        driver.AcknowledgeInterrupt(1);
+        edu.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
+        #endregion
+
+        LogAttached(logger, edu.Name, edu.Backend.Name, edu.Container.Name, edu.IommuGroup);
+        uint factorial = driver.Factorial(10, s_timeout);
+        LogFactorial(logger, factorial);
+        LogDma(logger, mapping.Iova, dmaIntact ? "intact" : "CORRUPTED");
+        LogMsi(logger, interrupts);
+        return factorial == 3_628_800 && dmaIntact && interrupts == 1;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driving edu at {Device} on {Kernel}")]
+    private static partial void LogStarting(ILogger logger, string device, string kernel);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Attached {Device} through the {Backend} backend ({Container}), IOMMU group {Group}")]
+    private static partial void LogAttached(ILogger logger, string device, string backend, string container, int? group);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Factorial register: 10! = {Factorial} (expected 3628800)")]
+    private static partial void LogFactorial(ILogger logger, uint factorial);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "DMA round trip RAM -> edu -> RAM through IOVA {Iova:x}: 1024 bytes {Result}")]
+    private static partial void LogDma(ILogger logger, ulong iova, string result);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "MSI: {Count} interrupt(s) received (edu raised 1)")]
+    private static partial void LogMsi(ILogger logger, ulong count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "edu sample passed: registers, DMA and MSI as expected")]
+    private static partial void LogPassed(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "edu sample failed: a result above is not what edu computes")]
+    private static partial void LogMismatch(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "edu sample failed")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}
