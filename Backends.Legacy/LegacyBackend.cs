@@ -420,14 +420,7 @@ public class LegacyBackend : IIommuBackend, IDisposable
         {
             return;
         }
-        var offenders = new List<string>();
-        foreach (VfioGroupMember member in VfioSysfs.GetGroupMembers(Kernel, group.Number))
-        {
-            if (!member.KeepsGroupViable)
-            {
-                offenders.Add($"{member.Name} (bound to {member.Driver})");
-            }
-        }
+        List<string> offenders = [.. VfioSysfs.GetGroupBlockers(Kernel, group.Number).Select(static m => $"{m.Name} (bound to {m.Driver})")];
         string who = offenders.Count == 0
             ? "no member is bound to a host driver, so another user may hold it"
             : $"{string.Join(", ", offenders)} {(offenders.Count == 1 ? "is" : "are")} bound to a host driver";
