@@ -32,7 +32,7 @@ internal sealed record SparseAreaReport(ulong Offset, ulong Size);
 internal sealed record RegionReport(int Index, string Name, bool Present, ulong Size, ulong Offset, IReadOnlyList<string> Flags,
     IReadOnlyList<SparseAreaReport>? SparseMmapAreas, string? Type, bool MsixMappable, IReadOnlyList<string> Capabilities);
 
-internal sealed record IrqReport(int Index, string Name, int Count, IReadOnlyList<string> Flags);
+internal sealed record IrqReport(int Index, string Name, bool Present, int Count, IReadOnlyList<string> Flags);
 
 internal sealed record InfoReport(string Kernel, string Device, int? IommuGroup, IReadOnlyList<string> Flags, int RegionCount, int IrqCount,
     ContainerReport Container, IReadOnlyList<RegionReport> Regions, IReadOnlyList<IrqReport> Irqs);

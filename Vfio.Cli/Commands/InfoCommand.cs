@@ -44,8 +44,7 @@ internal static class InfoCommand
         var irqs = new List<IrqReport>();
         for (int i = 0; i < info.IrqCount; i++)
         {
-            VfioIrqInfo irq = device.GetIrq(i);
-            irqs.Add(new IrqReport(i, Name(info.IsPci ? s_pciIrqs : null, "IRQ", i), irq.Count, Flags(irq.Flags)));
+            irqs.Add(Irq(device, i, info.IsPci));
         }
         var capabilities = info.Capabilities.Select(static c => Capability(c.Id, c.Version, device: true)).ToList();
         List<string> flags = Flags(info.Flags);
@@ -71,6 +70,21 @@ internal static class InfoCommand
             region.SparseMmapAreas?.Select(static a => new SparseAreaReport(a.Offset, a.Size)).ToList(),
             region.Type is VfioRegionType t ? string.Create(CultureInfo.InvariantCulture, $"{t.Type:x}:{t.Subtype:x}") : null,
             region.IsMsixMappable, [.. region.Capabilities.Select(static c => Capability(c.Id, c.Version, device: false))]);
+    }
+
+    private static IrqReport Irq(VfioDevice device, int index, bool pci)
+    {
+        string name = Name(pci ? s_pciIrqs : null, "IRQ", index);
+        try
+        {
+            VfioIrqInfo irq = device.GetIrq(index);
+            return new IrqReport(index, name, irq.Count > 0, irq.Count, Flags(irq.Flags));
+        }
+        catch (VfioException e) when (e.Errno == Errno.EINVAL)
+        {
+            // vfio-pci refuses the ERR index of a device that is not PCI Express: the index does not exist.
+            return new IrqReport(index, name, false, 0, []);
+        }
     }
 
     private static ContainerReport Container(AttachedDevice attached)
@@ -162,7 +176,7 @@ internal static class InfoCommand
         var irqs = Output.Table("IRQ INDEX", "COUNT", "FLAGS");
         foreach (IrqReport irq in report.Irqs)
         {
-            Output.Row(irqs, $"{irq.Index} {irq.Name}", irq.Count.ToString(CultureInfo.InvariantCulture), irq.Flags.Count == 0 ? "-" : string.Join(", ", irq.Flags));
+            Output.Row(irqs, $"{irq.Index} {irq.Name}", irq.Count.ToString(CultureInfo.InvariantCulture), irq.Flags.Count == 0 ? "(none)" : string.Join(", ", irq.Flags));
         }
         console.Write(irqs);
     }
