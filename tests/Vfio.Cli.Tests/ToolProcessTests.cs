@@ -29,7 +29,7 @@ public sealed class ToolProcessTests
     [MemberData(nameof(Target))]
     public void List_ShowsTheEdu_UsableByBothBackends(string target)
     {
-        Result result = Run(target, "list");
+        CliResult result = Run(target, "list");
         result.ExitCode.ShouldBe(0, result.ToString());
         string row = result.Out.Split('\n').Single(l => l.TrimStart().StartsWith(Edu + " ", StringComparison.Ordinal));
         row.Split(' ', StringSplitOptions.RemoveEmptyEntries).ShouldBe([Edu, "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
@@ -41,9 +41,9 @@ public sealed class ToolProcessTests
     {
         foreach (string backend in (string[])["legacy", "iommufd"])
         {
-            Result result = Run(target, "info", Edu, "--backend", backend, "--json");
+            CliResult result = Run(target, "info", Edu, "--backend", backend, "--json");
             result.ExitCode.ShouldBe(0, result.ToString());
-            JsonElement info = JsonDocument.Parse(result.Out).RootElement;
+            JsonElement info = result.Json;
             info.GetProperty("iommuGroup").GetInt32().ShouldBe(2);
             JsonElement bar0 = info.GetProperty("regions")[0];
             (bar0.GetProperty("size").GetUInt64(), bar0.GetProperty("flags").GetArrayLength()).ShouldBe((1UL << 20, 3));
@@ -68,7 +68,7 @@ public sealed class ToolProcessTests
     [MemberData(nameof(Target))]
     public void Doctor_NoCheckFails(string target)
     {
-        Result result = Run(target, "doctor");
+        CliResult result = Run(target, "doctor");
         result.ExitCode.ShouldBe(0, result.ToString());
         result.Out.ShouldContain("[ok]   vfio container: /dev/vfio/vfio exists");
         result.Out.ShouldContain("[ok]   iommufd: /dev/iommu exists");
@@ -79,7 +79,7 @@ public sealed class ToolProcessTests
 
     private static void Demo(string target, string backend)
     {
-        Result result = Run(target, "demo", "--device", Edu, "--backend", backend);
+        CliResult result = Run(target, "demo", "--device", Edu, "--backend", backend);
         result.ExitCode.ShouldBe(0, result.ToString());
         string[] lines = result.Out.Split('\n');
         if (target == "kernel")
@@ -97,14 +97,9 @@ public sealed class ToolProcessTests
         result.Out.ShouldNotContain("FAIL");
     }
 
-    private sealed record Result(int ExitCode, string Out, string Error)
-    {
-        public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Out}\n--- stderr\n{Error}";
-    }
-
     /// <summary>Runs the built vfioctl.dll (Vfio.Cli's output, same configuration as this assembly) with the dotnet
     /// host running the tests; adds <c>--simulate</c> off the testbed.</summary>
-    private static Result Run(string target, params string[] args)
+    private static CliResult Run(string target, params string[] args)
     {
         string tool = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory.Replace("/tests/Vfio.Cli.Tests/", "/Vfio.Cli/", StringComparison.Ordinal), "vfioctl.dll"));
         File.Exists(tool).ShouldBeTrue($"the built tool {tool} (build Vfio.Cli first)");
@@ -126,6 +121,6 @@ public sealed class ToolProcessTests
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"vfioctl {string.Join(' ', args)} did not finish within 5 minutes.");
         }
-        return new Result(process.ExitCode, output.Result, error.Result);
+        return new CliResult(process.ExitCode, output.Result, error.Result);
     }
 }
