@@ -35,8 +35,8 @@ internal sealed class CliEnvironment
         OutIsTerminal = !Console.IsOutputRedirected,
     };
 
-    /// <summary>A console for tables over <see cref="Out"/>: plain text unless it is a terminal, and wide enough for a
-    /// table row per device when it is not.</summary>
+    /// <summary>A console for tables over <see cref="Out"/>: plain text unless it is a terminal, and wide enough when it
+    /// is not that no table row or line wraps (scripts and tests read them line by line).</summary>
     public IAnsiConsole CreateConsole()
     {
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -48,7 +48,7 @@ internal sealed class CliEnvironment
         });
         if (!OutIsTerminal)
         {
-            console.Profile.Width = 240;
+            console.Profile.Width = 4096;
         }
         return console;
     }

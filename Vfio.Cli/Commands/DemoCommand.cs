@@ -60,7 +60,7 @@ internal static class DemoCommand
         else if (code == ExitCode.Ok)
         {
             console!.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Demo passed on the {session.KernelName}: {steps.Count} steps in {Output.Milliseconds(steps.Sum(static s => s.Milliseconds))}."));
+                $"Demo passed on {(session.IsSimulated ? "the simulator" : "Linux")}: {steps.Count} steps in {Output.Milliseconds(steps.Sum(static s => s.Milliseconds))}."));
         }
         if (error is not null)
         {

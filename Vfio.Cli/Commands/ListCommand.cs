@@ -57,22 +57,22 @@ internal static class ListCommand
             {
                 reasons.Add($"IOMMU group {group} is not viable: {string.Join(", ", entry.GroupBlockers.Select(static b => $"{b.Name} is bound to {b.Driver}"))}");
             }
+            // The backends' own conditions (nodes, cdev, no-IOMMU opt-in) matter once the device itself is usable.
             var usable = new List<string>();
-            VfioDeviceSource source = entry.ToSource();
-            foreach (IIommuBackend backend in backends.All)
+            if (reasons.Count == 0)
             {
-                if (backend.CanAttach(source, out string reason))
+                VfioDeviceSource source = entry.ToSource();
+                foreach (IIommuBackend backend in backends.All)
                 {
-                    usable.Add(backend.Name);
+                    if (backend.CanAttach(source, out string reason))
+                    {
+                        usable.Add(backend.Name);
+                    }
+                    else
+                    {
+                        reasons.Add($"{backend.Name}: {reason}");
+                    }
                 }
-                else
-                {
-                    reasons.Add($"{backend.Name}: {reason}");
-                }
-            }
-            if (!entry.IsBoundToVfio || !entry.IsGroupViable)
-            {
-                usable.Clear();
             }
             devices.Add(new DeviceReport(entry.Name, entry.Bus == VfioBus.Pci ? "pci" : "platform",
                 entry.VendorId is ushort v && entry.DeviceId is ushort d ? $"{v:x4}:{d:x4}" : null,

@@ -93,7 +93,7 @@ public sealed class ToolProcessTests
         lines.ShouldContain(l => l.StartsWith("ok   attach", StringComparison.Ordinal) && l.Contains($"{Edu} through {backend} (", StringComparison.Ordinal));
         lines.ShouldContain(l => l.StartsWith("ok   DMA edu -> RAM + MSI", StringComparison.Ordinal) && l.Contains("1 MSI (status 0x100", StringComparison.Ordinal));
         lines.ShouldContain(l => l.StartsWith("ok   compare", StringComparison.Ordinal) && l.EndsWith("4096 bytes came back as sent", StringComparison.Ordinal));
-        lines.ShouldContain(l => l.StartsWith($"Demo passed on the {(target == "kernel" ? "linux" : "simulator")}: 9 steps in ", StringComparison.Ordinal));
+        lines.ShouldContain(l => l.StartsWith($"Demo passed on {(target == "kernel" ? "Linux" : "the simulator")}: 9 steps in ", StringComparison.Ordinal));
         result.Out.ShouldNotContain("FAIL");
     }
 
