@@ -20,6 +20,7 @@ internal static class DemoCommand
     private const ushort EduDevice = 0x11e8;
     private const int Transfer = EduDriver.BufferSize;
     private const ulong BufferBytes = 2 * Transfer;
+    private const int PageSize = 4096;
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
 
     /// <summary>What the demo maps, for <c>vfioctl doctor</c>'s default mapping plan.</summary>
@@ -79,7 +80,7 @@ internal static class DemoCommand
             "Give one with --device <address> (QEMU: -device edu, bound to vfio-pci), or run with --simulate.");
     }
 
-    private static unsafe string RunSteps(KernelSession session, string backendName, string device, List<StepReport> steps, IAnsiConsole? console)
+    private static string RunSteps(KernelSession session, string backendName, string device, List<StepReport> steps, IAnsiConsole? console)
     {
         VfioDeviceSource source = DeviceLookup.Find(session.Kernel, device);
         using CliBackends backends = CliBackends.Create(session.Kernel, backendName);
@@ -90,7 +91,12 @@ internal static class DemoCommand
             AttachedDevice a = backends.Manager.AttachDevice(source, space);
             return (a, $"{a.Name} through {a.Backend.Name} ({a.Container.Name}, IOMMU group {a.IommuGroup?.ToString(CultureInfo.InvariantCulture) ?? "-"})");
         });
-        void* memory = NativeMemory.AlignedAlloc((nuint)BufferBytes, 4096);
+        // The DMA buffer: page-aligned memory of the pinned object heap (never moved by the GC), kept alive until the
+        // space has unmapped it.
+        byte[] heap = GC.AllocateArray<byte>((int)BufferBytes + PageSize, pinned: true);
+        nint start = Marshal.UnsafeAddrOfPinnedArrayElement(heap, 0);
+        int alignment = (int)((PageSize - (start % PageSize)) % PageSize);
+        nint memory = start + alignment;
         try
         {
             using (space)
@@ -107,10 +113,10 @@ internal static class DemoCommand
                     Expect(answer == ~Probe, $"liveness check returned {Output.Hex(answer)}, expected {Output.Hex(~Probe)}");
                     return (0, $"edu {id >> 24}.{(id >> 16) & 0xff} (identification {Output.Hex(id)}), liveness {Output.Hex(Probe)} -> {Output.Hex(answer)}");
                 });
-                var buffer = new Span<byte>(memory, (int)BufferBytes);
+                Span<byte> buffer = heap.AsSpan(alignment, (int)BufferBytes);
                 DmaMapping mapping = recorder.Run("map", () =>
                 {
-                    DmaMapping m = space.Map((nint)memory, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+                    DmaMapping m = space.Map(memory, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
                     return (m, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(m.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
                 });
                 recorder.Run("enable MSI", () =>
@@ -136,7 +142,7 @@ internal static class DemoCommand
                 });
                 recorder.Run("compare", () =>
                 {
-                    ReadOnlySpan<byte> back = new ReadOnlySpan<byte>(memory, (int)BufferBytes)[Transfer..];
+                    ReadOnlySpan<byte> back = heap.AsSpan(alignment + Transfer, Transfer);
                     int diff = back.CommonPrefixLength(pattern);
                     if (diff != Transfer)
                     {
@@ -161,7 +167,7 @@ internal static class DemoCommand
         }
         finally
         {
-            NativeMemory.AlignedFree(memory);
+            GC.KeepAlive(heap);
         }
         return attached.Backend.Name;
     }
