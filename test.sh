@@ -108,6 +108,7 @@ run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
 run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
 mode_lines host-conformance "$RESULTS/host-conformance.xml"
 run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks
+run_host_tier host-cli tests/Vfio.Cli.Tests   # vfioctl in-process on the simulator, and the built tool with --simulate
 
 # --- Real-kernel tiers (inside the QEMU guest, Linux 6.12 with VFIO + iommufd) ----------------------------
 # The test executables are the host's build, seen read-only through the guest's host-root share; results come
@@ -167,7 +168,7 @@ PY
 # devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
 # simulator's host-conformance tier runs every case).
 run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off" \
-  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests
+  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests
 run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off" tests/Vfio.Conformance
 run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
 run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance

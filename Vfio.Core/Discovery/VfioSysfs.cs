@@ -139,6 +139,67 @@ public static class VfioSysfs
         return noIommu ? path : null;
     }
 
+    /// <summary>
+    /// The devices VFIO could use, from sysfs: every PCI and platform device that is in an IOMMU group or bound to a
+    /// VFIO driver, with its ids, driver, group (members, viability, node) and cdev. Devices without a group that no
+    /// VFIO driver holds (most platform devices, any device on a machine without an IOMMU) are left out.
+    /// </summary>
+    /// <param name="kernel">The kernel port.</param>
+    /// <returns>The devices, PCI first, each bus sorted by name.</returns>
+    /// <example>
+    /// <code>
+    /// foreach (VfioDeviceEntry device in VfioSysfs.ListDevices(LinuxKernel.Instance))
+    /// {
+    ///     Console.WriteLine($"{device.Name} group {device.IommuGroup} viable {device.IsGroupViable}");
+    /// }
+    /// </code>
+    /// </example>
+    public static IReadOnlyList<VfioDeviceEntry> ListDevices(IKernel kernel)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        var devices = new List<VfioDeviceEntry>();
+        foreach ((string bus, VfioBus kind) in (ReadOnlySpan<(string, VfioBus)>)[("pci", VfioBus.Pci), ("platform", VfioBus.Platform), ("amba", VfioBus.Platform)])
+        {
+            string root = "/sys/bus/" + bus + "/devices";
+            if (kernel.ListDirectory(root, out string[] names) < 0)
+            {
+                continue;
+            }
+            foreach (string name in names)
+            {
+                string path = root + "/" + name;
+                string? driver = GetDriver(kernel, path);
+                int? group = GetIommuGroup(kernel, path);
+                if (group is null && !IsVfioDriver(driver))
+                {
+                    continue;
+                }
+                IReadOnlyList<VfioGroupMember> members = group is int g ? GetGroupMembers(kernel, g) : [new VfioGroupMember(name, driver)];
+                bool noIommu = false;
+                string? node = group is int n ? GetGroupNode(kernel, n, out noIommu) : null;
+                devices.Add(new VfioDeviceEntry(name, kind, path,
+                    kind == VfioBus.Pci ? ReadHex16(kernel, path + "/vendor") : null,
+                    kind == VfioBus.Pci ? ReadHex16(kernel, path + "/device") : null,
+                    driver, group, noIommu, members, node, GetCdevPath(kernel, path)));
+            }
+        }
+        return devices;
+    }
+
+    private static ushort? ReadHex16(IKernel kernel, string path)
+    {
+        if (kernel.ReadText(path, out string text) < 0)
+        {
+            return null;
+        }
+        ReadOnlySpan<char> digits = text.AsSpan().Trim();
+        if (digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            digits = digits[2..];
+        }
+        return ushort.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ushort value) ? value : null;
+    }
+
     private static string LastComponent(string path)
     {
         int slash = path.TrimEnd('/').LastIndexOf('/');

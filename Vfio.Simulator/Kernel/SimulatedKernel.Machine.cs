@@ -25,6 +25,7 @@ public sealed partial class SimulatedKernel
         Topology = topology;
         IommuBackends = CreateBackends();
         Build();
+        AddHostFacts();
     }
 
     /// <summary>The machine's description.</summary>

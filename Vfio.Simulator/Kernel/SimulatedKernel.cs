@@ -11,8 +11,9 @@ namespace Vfio.Simulator;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The model owns <c>/dev/vfio/**</c>, <c>/dev/iommu</c>, <c>/sys/**</c> and <c>/proc/self/pagemap</c> (the machine's
-/// physical memory, see <see cref="MapAnonymous"/>); every other path, and every fd that is not
+/// The model owns <c>/dev/vfio/**</c>, <c>/dev/iommu</c>, <c>/sys/**</c>, <c>/proc/self/pagemap</c> (the machine's
+/// physical memory, see <see cref="MapAnonymous"/>) and the process facts it enforces (<c>/proc/self/limits</c> and
+/// <c>/proc/self/status</c>: RLIMIT_MEMLOCK and capabilities); every other path, and every fd that is not
 /// one of its files (eventfds, memfds, sockets), goes to the real kernel. Its files are real fds (one end of a
 /// socketpair), so dup, inheritance and SCM_RIGHTS work as for real files, and a file is released when its last
 /// fd is closed, observed at the start of the next call.
@@ -95,7 +96,8 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
 
     private static bool IsSimulatedPath(string path)
         => path.StartsWith("/sys/", StringComparison.Ordinal) || path == "/sys"
-        || path.StartsWith("/dev/vfio/", StringComparison.Ordinal) || path == "/dev/vfio" || path == "/dev/iommu";
+        || path.StartsWith("/dev/vfio/", StringComparison.Ordinal) || path == "/dev/vfio" || path == "/dev/iommu"
+        || IsSimulatedProcPath(path);
 
     /// <inheritdoc/>
     public int Open(string path, OpenFlags flags, out SafeFileHandle handle)

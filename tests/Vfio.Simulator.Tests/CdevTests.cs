@@ -38,7 +38,7 @@ public sealed class CdevTests
         Call(kernel, cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, ref bind).ShouldBe(-(int)Errno.EINVAL);
         bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = -1 };
         Call(kernel, cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, ref bind).ShouldBe(-(int)Errno.EINVAL);
-        bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = 999 };
+        bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = int.MaxValue };   // never open (999 could be, with tests running in parallel)
         Call(kernel, cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, ref bind).ShouldBe(-(int)Errno.EBADF);
         bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = Fd(cdev) };
         Call(kernel, cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, ref bind).ShouldBe(-(int)Errno.EBADFD);

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Spectre.Console;
+using Vfio.Core;
+using Vfio.Core.Interop;
+using Vfio.Samples.Edu;
+
+namespace Vfio.Cli.Commands;
+
+/// <summary>
+/// <c>vfioctl demo</c>: attach an edu device, map a DMA buffer, check the device, DMA RAM → edu → RAM with an MSI after
+/// each transfer, compare, unmap, detach — each step timed. On a machine without a VFIO device it runs on the simulator
+/// and says so.
+/// </summary>
+internal static class DemoCommand
+{
+    private const ushort EduVendor = 0x1234;
+    private const ushort EduDevice = 0x11e8;
+    private const int Transfer = EduDriver.BufferSize;
+    private const ulong BufferBytes = 2 * Transfer;
+    private const int PageSize = 4096;
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>What the demo maps, for <c>vfioctl doctor</c>'s default mapping plan.</summary>
+    internal const ulong MappedBytes = BufferBytes;
+
+    internal static int Run(CliEnvironment environment, string backend, string? device, bool simulate, bool json)
+    {
+        using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: true);
+        var steps = new List<StepReport>();
+        IAnsiConsole? console = json ? null : environment.CreateConsole();
+        if (console is not null)
+        {
+            Output.KernelLine(console, session);
+        }
+        string name = device ?? "(edu)";
+        string? usedBackend = null;
+        ExitCode code = ExitCode.Ok;
+        ErrorReport? error = null;
+        try
+        {
+            name = device ?? FindEdu(session);
+            usedBackend = RunSteps(session, backend, name, steps, console);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            (code, string? hint) = ExitCodes.For(e);
+            error = new ErrorReport(code.ToString(), (int)code, e.Message, hint == e.Message ? null : hint);
+            if (steps.Count == 0 || steps[^1].Ok)
+            {
+                steps.Add(new StepReport("setup", false, 0, e.Message));
+            }
+        }
+        var report = new DemoReport(session.KernelName, session.SimulatorReason, name, usedBackend, code == ExitCode.Ok, steps, error);
+        if (json)
+        {
+            JsonOutput.Write(environment.Out, report, static c => c.DemoReport);
+        }
+        else if (code == ExitCode.Ok)
+        {
+            console!.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Demo passed on {(session.IsSimulated ? "the simulator" : "Linux")}: {steps.Count} steps in {Output.Milliseconds(steps.Sum(static s => s.Milliseconds))}."));
+        }
+        if (error is not null)
+        {
+            Cli.WriteError(environment, error.Message, error.Fix);
+        }
+        return (int)code;
+    }
+
+    /// <summary>The first edu bound to a VFIO driver: the testbed's 0000:00:02.0 on the simulator.</summary>
+    private static string FindEdu(KernelSession session)
+    {
+        VfioDeviceEntry? edu = VfioSysfs.ListDevices(session.Kernel)
+            .FirstOrDefault(static d => d.IsBoundToVfio && d.VendorId == EduVendor && d.DeviceId == EduDevice);
+        return edu?.Name ?? throw new CliException(ExitCode.DeviceNotFound,
+            "No edu device (1234:11e8) is bound to a VFIO driver on this machine.",
+            "Give one with --device <address> (QEMU: -device edu, bound to vfio-pci), or run with --simulate.");
+    }
+
+    private static string RunSteps(KernelSession session, string backendName, string device, List<StepReport> steps, IAnsiConsole? console)
+    {
+        VfioDeviceSource source = DeviceLookup.Find(session.Kernel, device);
+        using CliBackends backends = CliBackends.Create(session.Kernel, backendName);
+        var recorder = new StepRecorder(steps, console);
+        DmaSpace space = backends.Manager.CreateDmaSpace("vfioctl-demo");
+        AttachedDevice attached = recorder.Run("attach", () =>
+        {
+            AttachedDevice a = backends.Manager.AttachDevice(source, space);
+            return (a, $"{a.Name} through {a.Backend.Name} ({a.Container.Name}, IOMMU group {a.IommuGroup?.ToString(CultureInfo.InvariantCulture) ?? "-"})");
+        });
+        // The DMA buffer: page-aligned memory of the pinned object heap (never moved by the GC), kept alive until the
+        // space has unmapped it.
+        byte[] heap = GC.AllocateArray<byte>((int)BufferBytes + PageSize, pinned: true);
+        nint start = Marshal.UnsafeAddrOfPinnedArrayElement(heap, 0);
+        int alignment = (int)((PageSize - (start % PageSize)) % PageSize);
+        nint memory = start + alignment;
+        try
+        {
+            using (space)
+            using (attached)
+            using (var edu = new EduDriver(attached.Device, useMmap: true))
+            using (var msi = new InterruptEvent())
+            {
+                recorder.Run("identify", () =>
+                {
+                    uint id = edu.ReadIdentification();
+                    Expect(id == EduDriver.Identification, $"identification register is {Output.Hex(id)}, not edu's {Output.Hex(EduDriver.Identification)}: is {device} an edu device?");
+                    const uint Probe = 0x5a5a_a5a5;
+                    uint answer = edu.CheckLiveness(Probe);
+                    Expect(answer == ~Probe, $"liveness check returned {Output.Hex(answer)}, expected {Output.Hex(~Probe)}");
+                    return (0, $"edu {id >> 24}.{(id >> 16) & 0xff} (identification {Output.Hex(id)}), liveness {Output.Hex(Probe)} -> {Output.Hex(answer)}");
+                });
+                Span<byte> buffer = heap.AsSpan(alignment, (int)BufferBytes);
+                DmaMapping mapping = recorder.Run("map", () =>
+                {
+                    DmaMapping m = space.Map(memory, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+                    return (m, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(m.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
+                });
+                recorder.Run("enable MSI", () =>
+                {
+                    edu.EnableBusMaster();
+                    attached.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, 0, [msi]);
+                    return (0, "bus master on, MSI vector 0 -> eventfd");
+                });
+                byte[] pattern = new byte[Transfer];
+                Random.Shared.NextBytes(pattern);
+                buffer.Clear();
+                pattern.CopyTo(buffer);
+                ulong iova = mapping.Iova;
+                recorder.Run("DMA RAM -> edu + MSI", () =>
+                {
+                    edu.DmaToDevice(iova, 0, Transfer, s_timeout, raiseInterrupt: true);
+                    return (0, WaitForMsi(edu, msi, $"{Transfer} bytes from IOVA {Output.Hex(iova)}"));
+                });
+                recorder.Run("DMA edu -> RAM + MSI", () =>
+                {
+                    edu.DmaFromDevice(0, iova + Transfer, Transfer, s_timeout, raiseInterrupt: true);
+                    return (0, WaitForMsi(edu, msi, $"{Transfer} bytes to IOVA {Output.Hex(iova + Transfer)}"));
+                });
+                recorder.Run("compare", () =>
+                {
+                    ReadOnlySpan<byte> back = heap.AsSpan(alignment + Transfer, Transfer);
+                    int diff = back.CommonPrefixLength(pattern);
+                    if (diff != Transfer)
+                    {
+                        Expect(false, $"the data that came back differs from what was sent, first at byte {diff} ({Output.Hex(back[diff])} instead of {Output.Hex(pattern[diff])})");
+                    }
+                    return (0, $"{Transfer} bytes came back as sent");
+                });
+                recorder.Run("unmap", () =>
+                {
+                    attached.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
+                    space.Unmap(iova);
+                    return (0, $"IOVA {Output.Hex(iova)} unmapped, MSI disabled");
+                });
+                recorder.Run("detach", () =>
+                {
+                    edu.Dispose();
+                    attached.Dispose();
+                    space.Dispose();
+                    return (0, $"{device} detached, DMA space released");
+                });
+            }
+        }
+        finally
+        {
+            GC.KeepAlive(heap);
+        }
+        return attached.Backend.Name;
+    }
+
+    private static string WaitForMsi(EduDriver edu, InterruptEvent msi, string what)
+    {
+        Expect(msi.TryWait(s_timeout, out ulong count), $"no MSI within {s_timeout.TotalSeconds:0} s after the DMA of {what}");
+        uint status = edu.ReadInterruptStatus();
+        Expect((status & EduDriver.DmaInterruptStatus) != 0, $"an MSI arrived but edu's interrupt status is {Output.Hex(status)}, not the DMA bit {Output.Hex(EduDriver.DmaInterruptStatus)}");
+        edu.AcknowledgeInterrupt(status);
+        return string.Create(CultureInfo.InvariantCulture, $"{what}, {count} MSI (status {Output.Hex(status)}, acknowledged)");
+    }
+
+    private static void Expect(bool condition, string failure)
+    {
+        if (!condition)
+        {
+            throw new CliException(ExitCode.Mismatch, "Demo check failed: " + failure + ".",
+                "On real hardware check the device's driver and IOMMU (vfioctl doctor); on the simulator this is a bug.");
+        }
+    }
+
+    /// <summary>Times each step and prints it as it completes; a failing step is recorded with its message.</summary>
+    private sealed class StepRecorder(List<StepReport> steps, IAnsiConsole? console)
+    {
+        public T Run<T>(string name, Func<(T Result, string Detail)> step)
+        {
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                (T result, string detail) = step();
+                Add(new StepReport(name, true, Stopwatch.GetElapsedTime(start).TotalMilliseconds, detail));
+                return result;
+            }
+            catch (Exception e)
+            {
+                Add(new StepReport(name, false, Stopwatch.GetElapsedTime(start).TotalMilliseconds, e.Message));
+                throw;
+            }
+        }
+
+        private void Add(StepReport step)
+        {
+            steps.Add(step);
+            console?.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{(step.Ok ? "ok  " : "FAIL")} {step.Name,-22} {Output.Milliseconds(step.Milliseconds),12}  {step.Detail}"));
+        }
+    }
+}

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+using System.Text.Json;
+using Shouldly;
+using Vfio.Simulator;
+
+namespace Vfio.Cli.Tests;
+
+[Trait("Tier", "host")]
+public sealed class InfoCommandTests
+{
+    [Fact]
+    public void Info_Legacy_Json_GivesRegionsIrqsAndTheContainersFacts_IncludingDmaAvail()
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Edu, "--backend", "legacy", "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement info = result.Json;
+        info.GetProperty("device").GetString().ShouldBe("0000:00:02.0");
+        info.GetProperty("iommuGroup").GetInt32().ShouldBe(2);
+        info.GetProperty("flags").EnumerateArray().Select(static f => f.GetString()).ShouldContain("Pci");
+        JsonElement bar0 = info.GetProperty("regions")[0];
+        (bar0.GetProperty("name").GetString(), bar0.GetProperty("size").GetUInt64(), bar0.GetProperty("present").GetBoolean()).ShouldBe(("BAR0", 1UL << 20, true));
+        bar0.GetProperty("flags").EnumerateArray().Select(static f => f.GetString()).ShouldBe(["Read", "Write", "Mmap"]);
+        info.GetProperty("regions")[7].GetProperty("offset").GetUInt64().ShouldBe(7UL << 40);
+        info.GetProperty("regions")[8].GetProperty("present").GetBoolean().ShouldBeFalse();   // no VGA: EINVAL
+        JsonElement msi = info.GetProperty("irqs")[1];
+        (msi.GetProperty("name").GetString(), msi.GetProperty("count").GetInt32()).ShouldBe(("MSI", 1));
+        JsonElement container = info.GetProperty("container");
+        container.GetProperty("backend").GetString().ShouldBe("legacy");
+        container.GetProperty("iommuType").GetString().ShouldBe("Type1 v2");
+        container.GetProperty("pageSizes").EnumerateArray().Select(static p => p.GetUInt64()).ShouldBe([4096UL, 2UL << 20, 1UL << 30]);
+        container.GetProperty("iovaRanges")[0].GetProperty("start").GetUInt64().ShouldBe(0UL);
+        container.GetProperty("dmaMappingsAvailable").GetInt32().ShouldBe(65535);
+        container.GetProperty("hardwareInfo").ValueKind.ShouldBe(JsonValueKind.Null);
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Fact]
+    public void Info_IommuFd_Table_ShowsTheIoasAndTheIommuHardwareInfo()
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Edu, "--backend", "iommufd", "--simulate"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        result.Out.ShouldContain("backend                  iommufd");
+        result.Out.ShouldMatch(@"IOAS\s+IOAS \d+");
+        result.Out.ShouldContain("IOMMU page sizes         4 KiB (mask 0x1000)");
+        result.Out.ShouldContain("DMA mappings available   no limit (iommufd counts no entries)");
+        result.Out.ShouldMatch(@"IOMMU hardware\s+intel-vtd, capabilities 0x\w+");
+        result.Out.ShouldMatch(@"0 BAR0\s+1 MiB\s+0x0\s+Read, Write, Mmap");
+        result.Out.ShouldMatch(@"1 MSI\s+1\s+EventFd, NoResize");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Fact]
+    public void Info_SparseMmapRegion_ListsItsAreas_AndTheMsixMappableCapability()
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology().AddPci("0000:00:03.0", iommuGroup: 3, new MsixTestDevice(vectors: 8, sparseMmap: true)));
+        CliResult result = CliRun.Run(kernel, ["info", "0000:00:03.0", "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement bar0 = result.Json.GetProperty("regions")[0];
+        bar0.GetProperty("sparseMmapAreas").GetArrayLength().ShouldBeGreaterThan(0);
+        bar0.GetProperty("capabilities").EnumerateArray().Select(static c => c.GetString()).ShouldContain("sparse mmap v1");
+        result.Json.GetProperty("irqs")[2].GetProperty("count").GetInt32().ShouldBe(8);
+
+        CliResult table = CliRun.Run(kernel, ["info", "0000:00:03.0", "--simulate"]);
+        table.Out.ShouldMatch(@"sparse mmap: 0x\w+\+0x\w+");
+    }
+
+    [Theory]
+    [InlineData(new[] { "info", "0000:00:09.0", "--simulate" }, 3, "There is no device 0000:00:09.0")]
+    [InlineData(new[] { "info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce" }, 6, "spapr-tce")]
+    [InlineData(new[] { "info", "0000:00:02.0", "--simulate", "--backend", "vfio-user" }, 2, "vfio-user")]
+    [InlineData(new[] { "info", "--simulate" }, 2, "Required argument missing")]
+    public void Info_Failures_HaveTheirExitCode_AndAMessage(string[] args, int exitCode, string message)
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, args);
+
+        result.ExitCode.ShouldBe(exitCode, result.ToString());
+        result.Error.ShouldContain(message);
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Info_Json_Failure_PrintsAnErrorObject_WithKindCodeAndFix()
+    {
+        using var kernel = new SimulatedKernel(SimulatedMachines.Testbed(new SimulatedTestbedOptions { Edu2Driver = "" }));
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Edu2, "--simulate", "--json", "--backend", "legacy"]);
+
+        result.ExitCode.ShouldBe(4, result.ToString());
+        JsonElement error = result.Json.GetProperty("error");
+        error.GetProperty("kind").GetString().ShouldBe("DeviceUnusable");
+        error.GetProperty("exitCode").GetInt32().ShouldBe(4);
+        error.GetProperty("message").GetString()!.ShouldContain("0000:00:04.0");
+        error.GetProperty("fix").GetString()!.ShouldContain("vfio-pci");
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+using System.Text.Json;
+using Shouldly;
+using Vfio.Simulator;
+
+namespace Vfio.Cli.Tests;
+
+[Trait("Tier", "host")]
+public sealed class ListCommandTests
+{
+    /// <summary>A machine of its own (the testbed's may grow): a usable edu, a group blocked by a NIC on its host
+    /// driver, an unbound device, and a device on a host driver alone in its group.</summary>
+    private static SimulatedKernel Machine() => new(new SimulatedTopology()
+        .AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice())
+        .AddPci("0000:00:05.0", iommuGroup: 5, new EduDevice())
+        .AddPci("0000:00:05.1", iommuGroup: 5, model: null, driver: "e1000e")
+        .AddPci("0000:00:06.0", iommuGroup: 6, new EduDevice(), driver: ""));
+
+    [Fact]
+    public void List_Table_ShowsEachDevice_AndNamesTheDeviceThatBlocksAGroup()
+    {
+        using SimulatedKernel kernel = Machine();
+        CliResult result = CliRun.Run(kernel, ["list", "--simulate"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        string[] lines = result.Out.Split('\n');
+        lines[0].ShouldStartWith("Kernel: simulator");
+        Row(lines, "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
+        Row(lines, "0000:00:05.0").ShouldBe(["0000:00:05.0", "1234:11e8", "vfio-pci", "5", "no:", "0000:00:05.1", "(e1000e)", "/dev/vfio/devices/vfio1", "none"]);
+        Row(lines, "0000:00:05.1").ShouldBe(["0000:00:05.1", "-", "e1000e", "5", "no:", "0000:00:05.1", "(e1000e)", "-", "none"]);
+        Row(lines, "0000:00:06.0").ShouldBe(["0000:00:06.0", "1234:11e8", "(none)", "6", "yes", "-", "none"]);
+        result.Out.ShouldContain("0000:00:05.0: not usable: IOMMU group 5 is not viable: 0000:00:05.1 is bound to e1000e");
+        result.Out.ShouldContain("0000:00:06.0: not usable: bound to no driver (bind it to vfio-pci)");
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void List_Json_GivesViabilityBlockersNodesAndBackends()
+    {
+        using SimulatedKernel kernel = Machine();
+        CliResult result = CliRun.Run(kernel, ["list", "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        result.Json.GetProperty("kernel").GetString().ShouldBe("simulator");
+        JsonElement[] devices = [.. result.Json.GetProperty("devices").EnumerateArray()];
+        devices.Length.ShouldBe(4);
+        JsonElement edu = devices[0];
+        edu.GetProperty("name").GetString().ShouldBe("0000:00:02.0");
+        edu.GetProperty("vendorDevice").GetString().ShouldBe("1234:11e8");
+        edu.GetProperty("iommuGroup").GetInt32().ShouldBe(2);
+        edu.GetProperty("viable").GetBoolean().ShouldBeTrue();
+        edu.GetProperty("groupNode").GetString().ShouldBe("/dev/vfio/2");
+        edu.GetProperty("backends").EnumerateArray().Select(static b => b.GetString()).ShouldBe(["legacy", "iommufd"]);
+        JsonElement blocked = devices[1];
+        blocked.GetProperty("viable").GetBoolean().ShouldBeFalse();
+        JsonElement blocker = blocked.GetProperty("blockers").EnumerateArray().ShouldHaveSingleItem();
+        (blocker.GetProperty("name").GetString(), blocker.GetProperty("driver").GetString()).ShouldBe(("0000:00:05.1", "e1000e"));
+        blocked.GetProperty("backends").GetArrayLength().ShouldBe(0);
+        blocked.GetProperty("notUsableBecause")[0].GetString()!.ShouldContain("IOMMU group 5 is not viable");
+    }
+
+    [Fact]
+    public void List_NoIommuMachine_ShowsNoIommuGroups_UsableByNoBackendWithoutOptIn()
+    {
+        using var kernel = new SimulatedKernel(SimulatedMachines.Testbed(new SimulatedTestbedOptions { NoIommu = true }));
+        CliResult result = CliRun.Run(kernel, ["list", "--simulate"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        Row(result.Out.Split('\n'), "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "noiommu-0", "yes", "-", "none"]);
+        result.Out.ShouldContain("no-IOMMU group and Vfio:AllowUnsafeNoIommu is not set");
+    }
+
+    [Fact]
+    public void List_EmptyMachine_SaysSo_AndPointsToDoctor()
+    {
+        using var kernel = new SimulatedKernel(new SimulatedTopology { IommuFd = false, LegacyContainer = false });
+        CliResult result = CliRun.Run(kernel, ["list"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        result.Out.ShouldContain("No device is in an IOMMU group or bound to a VFIO driver. Run 'vfioctl doctor' to see why.");
+    }
+
+    private static string[] Row(string[] lines, string device)
+        => lines.Single(l => l.TrimStart().StartsWith(device + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+}
