@@ -29,7 +29,10 @@ internal sealed class CliBackends : IDisposable
 
     /// <summary>Creates the backends with <paramref name="backend"/> selected.</summary>
     /// <exception cref="VfioBackendUnavailableException">spapr-tce: this build has no sPAPR TCE backend.</exception>
-    public static CliBackends Create(IKernel kernel, string backend = "auto")
+    /// <param name="kernel">The kernel.</param>
+    /// <param name="backend">auto, legacy, iommufd or spapr-tce.</param>
+    /// <param name="allowUnsafeNoIommu">Whether no-IOMMU groups may be attached (<c>--allow-unsafe-noiommu</c>).</param>
+    public static CliBackends Create(IKernel kernel, string backend = "auto", bool allowUnsafeNoIommu = false)
     {
         if (backend == "spapr-tce")
         {
@@ -37,7 +40,7 @@ internal sealed class CliBackends : IDisposable
                 "the sPAPR TCE backend, which this vfioctl does not include (the Vfio.Backends.SpaprTce package is not part of this build)",
                 hint: "Use --backend legacy or --backend iommufd (or auto) on this machine.");
         }
-        return new CliBackends(kernel, new VfioOptions { Backend = backend });
+        return new CliBackends(kernel, new VfioOptions { Backend = backend, AllowUnsafeNoIommu = allowUnsafeNoIommu });
     }
 
     public void Dispose()

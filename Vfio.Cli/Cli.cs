@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System.CommandLine;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Vfio.Cli.Commands;
 
 namespace Vfio.Cli;
@@ -45,6 +46,8 @@ internal static class Cli
     {
         (ExitCode code, string? hint) = ExitCodes.For(exception);
         string message = code == ExitCode.Unexpected ? $"{exception.GetType().Name}: {exception.Message}" : exception.Message;
+        message = WithFlags(message);
+        hint = hint is null ? null : WithFlags(hint);
         if (json)
         {
             JsonOutput.Write(environment.Out, new ErrorOutput(new ErrorReport(code.ToString(), (int)code, message, hint)), static c => c.ErrorOutput);
@@ -55,6 +58,20 @@ internal static class Cli
             environment.Error.WriteLine(exception.StackTrace);
         }
         return (int)code;
+    }
+
+    /// <summary>The library's messages and fixes name configuration settings; where vfioctl has a flag for one, the flag
+    /// is named beside it.</summary>
+    private static readonly (Regex Setting, string Flag)[] s_settingFlags =
+        [(new Regex(@"Vfio:AllowUnsafeNoIommu(=true)?", RegexOptions.CultureInvariant), "--allow-unsafe-noiommu")];
+
+    private static string WithFlags(string text)
+    {
+        foreach ((Regex setting, string flag) in s_settingFlags)
+        {
+            text = setting.Replace(text, $"$0 (vfioctl: {flag})");
+        }
+        return text;
     }
 
     private static RootCommand Build(CliEnvironment environment, out Option<bool> json)
@@ -86,12 +103,17 @@ internal static class Cli
         root.Subcommands.Add(list);
 
         var device = new Argument<string>("device") { Description = "The device: a PCI address (0000:00:02.0), a platform device name, or its /sys/bus/*/devices path." };
+        var allowNoIommu = new Option<bool>("--allow-unsafe-noiommu")
+        {
+            Description = "Allow a device in a no-IOMMU group (vfio.enable_unsafe_noiommu_mode=1; e.g. a platform device without an IOMMU): nothing then stops it from DMA anywhere in memory. As Vfio:AllowUnsafeNoIommu=true.",
+        };
         var info = new Command("info", "Attach a device through a backend and print its flags, regions (size, offset, flags, capabilities incl. sparse mmap areas), IRQ indexes (count, flags), and the container or IOAS (page sizes, IOVA ranges, DMA_AVAIL, IOMMU hardware info).")
         {
             device,
             backend,
+            allowNoIommu,
         };
-        info.SetAction(p => InfoCommand.Run(environment, p.GetValue(device)!, p.GetValue(backend)!, p.GetValue(simulate), p.GetValue(jsonOption)));
+        info.SetAction(p => InfoCommand.Run(environment, p.GetValue(device)!, p.GetValue(backend)!, p.GetValue(allowNoIommu), p.GetValue(simulate), p.GetValue(jsonOption)));
         root.Subcommands.Add(info);
 
         var dmaSize = new Option<string>("--dma-size")

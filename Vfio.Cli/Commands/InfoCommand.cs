@@ -15,11 +15,11 @@ internal static class InfoCommand
     private static readonly string[] s_pciRegions = ["BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA"];
     private static readonly string[] s_pciIrqs = ["INTx", "MSI", "MSI-X", "ERR", "REQ"];
 
-    internal static int Run(CliEnvironment environment, string device, string backend, bool simulate, bool json)
+    internal static int Run(CliEnvironment environment, string device, string backend, bool allowUnsafeNoIommu, bool simulate, bool json)
     {
         using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: false);
         VfioDeviceSource source = DeviceLookup.Find(session.Kernel, device);
-        InfoReport report = Collect(session, source, backend);
+        InfoReport report = Collect(session, source, backend, allowUnsafeNoIommu);
         if (json)
         {
             JsonOutput.Write(environment.Out, report, static c => c.InfoReport);
@@ -29,9 +29,9 @@ internal static class InfoCommand
         return 0;
     }
 
-    internal static InfoReport Collect(KernelSession session, VfioDeviceSource source, string backendName)
+    internal static InfoReport Collect(KernelSession session, VfioDeviceSource source, string backendName, bool allowUnsafeNoIommu = false)
     {
-        using CliBackends backends = CliBackends.Create(session.Kernel, backendName);
+        using CliBackends backends = CliBackends.Create(session.Kernel, backendName, allowUnsafeNoIommu);
         using DmaSpace space = backends.Manager.CreateDmaSpace("vfioctl-info");
         using AttachedDevice attached = backends.Manager.AttachDevice(source, space);
         VfioDevice device = attached.Device;

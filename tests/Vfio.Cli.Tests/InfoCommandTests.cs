@@ -37,6 +37,35 @@ public sealed class InfoCommandTests
     }
 
     [Fact]
+    public void Info_PlatformDeviceWithoutIommu_NeedsTheOptIn_ThenGivesItsRegionAndAutomaskedIrq()
+    {
+        // The testbed's platform shape: microvm's virtio-mmio rng on vfio-platform in no-IOMMU mode.
+        using var kernel = new SimulatedKernel(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
+            .AddPlatform("LNRO0005:00", 0, new VirtioRngDevice()));
+
+        CliResult refused = CliRun.Run(kernel, ["info", "LNRO0005:00", "--backend", "legacy", "--simulate"]);
+        refused.ExitCode.ShouldBe(4, refused.ToString());   // device unusable
+        refused.Error.ShouldContain("no-IOMMU");
+        refused.Error.ShouldContain("Vfio:AllowUnsafeNoIommu=true (vfioctl: --allow-unsafe-noiommu)");
+        CliResult auto = CliRun.Run(kernel, ["info", "LNRO0005:00", "--simulate"]);
+        auto.ExitCode.ShouldBe(6, auto.ToString());   // no backend can attach it: iommufd has no /dev/iommu, legacy needs the opt-in
+        auto.Error.ShouldContain("Vfio:AllowUnsafeNoIommu (vfioctl: --allow-unsafe-noiommu) is not set");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+
+        CliResult result = CliRun.Run(kernel, ["info", "LNRO0005:00", "--allow-unsafe-noiommu", "--simulate", "--json"]);
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement info = result.Json;
+        info.GetProperty("flags").EnumerateArray().Select(static f => f.GetString()).ShouldContain("Platform");
+        JsonElement region = info.GetProperty("regions")[0];
+        (region.GetProperty("size").GetUInt64(), region.GetProperty("present").GetBoolean()).ShouldBe((0x200UL, true));
+        JsonElement irq = info.GetProperty("irqs")[0];
+        irq.GetProperty("count").GetInt32().ShouldBe(1);
+        irq.GetProperty("flags").EnumerateArray().Select(static f => f.GetString()).ShouldContain("Automasked");
+        info.GetProperty("container").GetProperty("iommuType").GetString().ShouldBe("no-IOMMU");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Fact]
     public void Info_IommuFd_Table_ShowsTheIoasAndTheIommuHardwareInfo()
     {
         using SimulatedKernel kernel = CliRun.Testbed();
