@@ -357,7 +357,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             string? driver = VfioSysfs.GetDriver(_kernel, sysfs);
             if (!VfioSysfs.IsVfioDriver(driver))
             {
-                throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+                throw VfioDeviceUnusableException.PciBridge(_kernel, AttachOperation, device) ?? new VfioDeviceUnusableException(AttachOperation, device.Name,
                     driver is null ? "the device is bound to no driver, so it has no VFIO cdev" : $"the device is bound to {driver}, not to a VFIO driver, so it has no VFIO cdev",
                     BindHint(device));
             }

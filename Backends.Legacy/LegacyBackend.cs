@@ -365,7 +365,7 @@ public class LegacyBackend : IIommuBackend, IDisposable
         string bus = device.Bus == VfioBus.Pci ? "pci" : "platform";
         string vfio = device.Bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
         string unbind = driver is null ? string.Empty : $"echo {device.Name} > {sysfs}/driver/unbind; ";
-        throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+        throw VfioDeviceUnusableException.PciBridge(Kernel, AttachOperation, device) ?? new VfioDeviceUnusableException(AttachOperation, device.Name,
             driver is null ? "the device is bound to no driver, not to a VFIO driver" : $"the device is bound to {driver}, not to a VFIO driver",
             $"Bind it to {vfio}: echo {vfio} > {sysfs}/driver_override; {unbind}echo {device.Name} > /sys/bus/{bus}/drivers/{vfio}/bind (or driverctl set-override {device.Name} {vfio}).");
     }

@@ -13,7 +13,7 @@ internal sealed record ErrorOutput(ErrorReport Error);
 
 internal sealed record GroupMemberReport(string Name, string? Driver);
 
-internal sealed record DeviceReport(string Name, string Bus, string? VendorDevice, string? Driver, int? IommuGroup, bool Viable,
+internal sealed record DeviceReport(string Name, string Bus, string? VendorDevice, string? PciClass, bool PciBridge, string? Driver, int? IommuGroup, bool Viable,
     bool NoIommu, IReadOnlyList<GroupMemberReport> Blockers, string? GroupNode, string? Cdev, IReadOnlyList<string> Backends,
     IReadOnlyList<string> NotUsableBecause);
 

@@ -80,7 +80,7 @@ internal static class DoctorCommand
 
         IReadOnlyList<VfioDeviceEntry> devices = VfioSysfs.ListDevices(kernel);
         List<VfioDeviceEntry> bound = [.. devices.Where(static d => d.IsBoundToVfio)];
-        checks.Add(Devices(bound));
+        checks.Add(Devices(bound, devices));
         checks.Add(Cdevs(bound, iommuFd));
         checks.Add(Memlock(kernel, plan));
         checks.Add(DmaEntryLimit(kernel, plan, container));
@@ -143,7 +143,7 @@ internal static class DoctorCommand
             "Enable interrupt remapping (firmware, intremap=on, x2apic; QEMU: -device intel-iommu,intremap=on); or, accepting that a device can spoof MSIs: vfio_iommu_type1.allow_unsafe_interrupts=1 and iommufd.allow_unsafe_interrupts=1.");
     }
 
-    private static CheckReport Devices(List<VfioDeviceEntry> bound)
+    private static CheckReport Devices(List<VfioDeviceEntry> bound, IReadOnlyList<VfioDeviceEntry> devices)
     {
         const string Name = "VFIO devices";
         const string BindFix = "Bind a device to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/<address>/driver_override; echo <address> > /sys/bus/pci/devices/<address>/driver/unbind; echo <address> > /sys/bus/pci/drivers_probe.";
@@ -159,10 +159,18 @@ internal static class DoctorCommand
         }
         string why = string.Join("; ", blocked.Select(static d =>
             $"group {d.IommuGroup} of {d.Name}: {string.Join(", ", d.GroupBlockers.Select(static b => $"{b.Name} is bound to {b.Driver}"))}"));
+        // A PCI bridge of those groups (a conventional one shares its group with the devices behind it) cannot go to
+        // vfio-pci, which takes no bridge: say what it needs instead.
+        HashSet<int?> blockedGroups = [.. blocked.Select(static d => d.IommuGroup)];
+        string bridges = string.Concat(devices.Where(d => d.IsPciBridge && blockedGroups.Contains(d.IommuGroup)).Select(static d =>
+            d.GroupBlockers.Any(b => b.Name == d.Name)
+                ? $" PCI bridge {d.Name}: unbind it from {d.Driver}; do not bind it to vfio-pci, which takes no bridge."
+                : $" PCI bridge {d.Name} needs nothing: VFIO does not assign bridges, and one on no driver keeps its group viable."));
         // A machine where some VFIO device can be attached works; the others are reported with the fix. Only a machine
         // where none can is a failure.
         return new(Name, blocked.Count == bound.Count ? Fail : Warn, $"{blocked.Count} of {bound.Count} in a group that is not viable ({why})",
-            "Bind every device of those groups to vfio-pci (or pci-stub), or unbind them: " + BindFix[BindFix.IndexOf(':', StringComparison.Ordinal)..].TrimStart(':', ' '));
+            "Unbind the devices named from their host drivers, or bind them to vfio-pci (or pci-stub): "
+            + BindFix[BindFix.IndexOf(':', StringComparison.Ordinal)..].TrimStart(':', ' ') + bridges);
     }
 
     private static CheckReport Cdevs(List<VfioDeviceEntry> bound, bool iommuFd)

@@ -49,11 +49,19 @@ internal static class ListCommand
         foreach (VfioDeviceEntry entry in VfioSysfs.ListDevices(session.Kernel))
         {
             var reasons = new List<string>();
-            if (!entry.IsBoundToVfio)
+            string? pciClass = entry.PciClass is uint c ? $"0x{c:x6}" : null;
+            if (entry.IsPciBridge)
+            {
+                // vfio-pci refuses a bridge's type-1/2 header, so binding it is no fix: only its group matters (the
+                // VIABLE column names what blocks it).
+                reasons.Add($"a PCI bridge (class {pciClass}), which VFIO does not assign"
+                    + (entry.IommuGroup is int bridgeGroup ? $"; the viability of its IOMMU group {bridgeGroup} matters for the devices behind it" : string.Empty));
+            }
+            else if (!entry.IsBoundToVfio)
             {
                 reasons.Add(entry.Driver is null ? "bound to no driver (bind it to vfio-pci)" : $"bound to {entry.Driver}, not to a VFIO driver");
             }
-            if (entry.IommuGroup is int group && !entry.IsGroupViable)
+            if (entry.IommuGroup is int group && !entry.IsGroupViable && !entry.IsPciBridge)
             {
                 reasons.Add($"IOMMU group {group} is not viable: {string.Join(", ", entry.GroupBlockers.Select(static b => $"{b.Name} is bound to {b.Driver}"))}");
             }
@@ -75,7 +83,7 @@ internal static class ListCommand
                 }
             }
             devices.Add(new DeviceReport(entry.Name, entry.Bus == VfioBus.Pci ? "pci" : "platform",
-                entry.VendorId is ushort v && entry.DeviceId is ushort d ? $"{v:x4}:{d:x4}" : null,
+                entry.VendorId is ushort v && entry.DeviceId is ushort d ? $"{v:x4}:{d:x4}" : null, pciClass, entry.IsPciBridge,
                 entry.Driver, entry.IommuGroup, entry.IsGroupViable, entry.IsNoIommuGroup,
                 [.. entry.GroupBlockers.Select(static b => new GroupMemberReport(b.Name, b.Driver))],
                 entry.GroupNode, entry.CdevPath, usable, usable.Count == 0 ? reasons : []));

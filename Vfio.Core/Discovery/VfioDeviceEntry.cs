@@ -13,7 +13,7 @@ namespace Vfio.Core;
 /// </remarks>
 public sealed class VfioDeviceEntry
 {
-    internal VfioDeviceEntry(string name, VfioBus bus, string sysfsPath, ushort? vendorId, ushort? deviceId, string? driver,
+    internal VfioDeviceEntry(string name, VfioBus bus, string sysfsPath, ushort? vendorId, ushort? deviceId, uint? pciClass, string? driver,
         int? iommuGroup, bool isNoIommuGroup, IReadOnlyList<VfioGroupMember> groupMembers, string? groupNode, string? cdevPath)
     {
         Name = name;
@@ -21,6 +21,7 @@ public sealed class VfioDeviceEntry
         SysfsPath = sysfsPath;
         VendorId = vendorId;
         DeviceId = deviceId;
+        PciClass = pciClass;
         Driver = driver;
         IommuGroup = iommuGroup;
         IsNoIommuGroup = isNoIommuGroup;
@@ -44,6 +45,19 @@ public sealed class VfioDeviceEntry
 
     /// <summary>The PCI device id (sysfs <c>device</c>); null for a platform device.</summary>
     public ushort? DeviceId { get; }
+
+    /// <summary>The PCI class code (sysfs <c>class</c>, 24 bits: base class, subclass, programming interface, e.g.
+    /// <c>0x060400</c>); null for a platform device.</summary>
+    public uint? PciClass { get; }
+
+    /// <summary>
+    /// True for a PCI-to-PCI bridge (class 0x0604xx, or 0x0609xx semi-transparent) or a CardBus bridge (0x0607xx). VFIO
+    /// does not assign bridges: vfio-pci refuses any device whose configuration header is not the normal (type 0) one
+    /// (<c>vfio_pci_core_register_device</c>), and these classes have a type 1 or 2 header. A bridge matters to VFIO only
+    /// through its IOMMU group, which a conventional PCI bridge shares with the devices behind it: unbound (or on
+    /// <c>pcieport</c>) it keeps that group viable.
+    /// </summary>
+    public bool IsPciBridge => VfioSysfs.IsPciBridgeClass(PciClass);
 
     /// <summary>The driver the device is bound to, or null when unbound.</summary>
     public string? Driver { get; }

@@ -79,6 +79,25 @@ public static class VfioSysfs
         return null;
     }
 
+    /// <summary>The PCI class code of the device at <paramref name="sysfsPath"/> (its <c>class</c>, 24 bits, e.g.
+    /// <c>0x060400</c>), or null when it has none (not a PCI device, or no such device).</summary>
+    /// <param name="kernel">The kernel port.</param>
+    /// <param name="sysfsPath">The device's sysfs directory.</param>
+    /// <returns>The class code.</returns>
+    public static uint? GetPciClass(IKernel kernel, string sysfsPath)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        return ReadHex(kernel, sysfsPath + "/class", 0xffffff);
+    }
+
+    /// <summary>True for the class of a PCI-to-PCI bridge (0x0604xx, or 0x0609xx semi-transparent) or a CardBus bridge
+    /// (0x0607xx): the devices with a type 1 or 2 configuration header, which vfio-pci refuses
+    /// (<c>vfio_pci_core_register_device</c> takes only <c>PCI_HEADER_TYPE_NORMAL</c>). Host bridges (0x0600xx) and ISA
+    /// bridges (0x0601xx) have a normal header and are not among them.</summary>
+    /// <param name="pciClass">The class code, e.g. from <see cref="GetPciClass"/>.</param>
+    /// <returns>True for such a bridge.</returns>
+    public static bool IsPciBridgeClass(uint? pciClass) => (pciClass >> 8) is 0x0604 or 0x0607 or 0x0609;
+
     /// <summary>The members of IOMMU group <paramref name="group"/> with their drivers (from
     /// <c>/sys/kernel/iommu_groups/N/devices</c>).</summary>
     /// <param name="kernel">The kernel port.</param>
@@ -141,7 +160,7 @@ public static class VfioSysfs
 
     /// <summary>
     /// The devices VFIO could use, from sysfs: every PCI and platform device that is in an IOMMU group or bound to a
-    /// VFIO driver, with its ids, driver, group (members, viability, node) and cdev. Devices without a group that no
+    /// VFIO driver, with its ids and class, driver, group (members, viability, node) and cdev. Devices without a group that no
     /// VFIO driver holds (most platform devices, any device on a machine without an IOMMU) are left out.
     /// </summary>
     /// <param name="kernel">The kernel port.</param>
@@ -177,16 +196,19 @@ public static class VfioSysfs
                 IReadOnlyList<VfioGroupMember> members = group is int g ? GetGroupMembers(kernel, g) : [new VfioGroupMember(name, driver)];
                 bool noIommu = false;
                 string? node = group is int n ? GetGroupNode(kernel, n, out noIommu) : null;
+                bool pci = kind == VfioBus.Pci;
                 devices.Add(new VfioDeviceEntry(name, kind, path,
-                    kind == VfioBus.Pci ? ReadHex16(kernel, path + "/vendor") : null,
-                    kind == VfioBus.Pci ? ReadHex16(kernel, path + "/device") : null,
+                    pci ? (ushort?)ReadHex(kernel, path + "/vendor", ushort.MaxValue) : null,
+                    pci ? (ushort?)ReadHex(kernel, path + "/device", ushort.MaxValue) : null,
+                    pci ? GetPciClass(kernel, path) : null,
                     driver, group, noIommu, members, node, GetCdevPath(kernel, path)));
             }
         }
         return devices;
     }
 
-    private static ushort? ReadHex16(IKernel kernel, string path)
+    /// <summary>A sysfs attribute in hex (<c>0x1234</c>), or null when it is missing, malformed or above <paramref name="max"/>.</summary>
+    private static uint? ReadHex(IKernel kernel, string path, uint max)
     {
         if (kernel.ReadText(path, out string text) < 0)
         {
@@ -197,7 +219,7 @@ public static class VfioSysfs
         {
             digits = digits[2..];
         }
-        return ushort.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ushort value) ? value : null;
+        return uint.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out uint value) && value <= max ? value : null;
     }
 
     private static string LastComponent(string path)

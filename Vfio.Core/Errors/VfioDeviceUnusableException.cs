@@ -19,6 +19,28 @@ public class VfioDeviceUnusableException : VfioException
     }
 
     /// <summary>
+    /// The exception for a PCI device that is a bridge (<see cref="VfioSysfs.IsPciBridgeClass"/>), which no VFIO driver
+    /// takes, so the advice to bind it to vfio-pci would be wrong; null when the device is not one. Both backends ask
+    /// it before they say a device is not bound to a VFIO driver.
+    /// </summary>
+    /// <param name="kernel">The kernel port, for the device's sysfs <c>class</c>.</param>
+    /// <param name="operation">The operation that found the problem.</param>
+    /// <param name="device">The device that was to be attached.</param>
+    /// <returns>The exception, or null.</returns>
+    public static VfioDeviceUnusableException? PciBridge(IKernel kernel, string operation, VfioDeviceSource device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.Bus != VfioBus.Pci || device.SysfsPath is not string sysfs || VfioSysfs.GetPciClass(kernel, sysfs) is not uint pciClass
+            || !VfioSysfs.IsPciBridgeClass(pciClass))
+        {
+            return null;
+        }
+        return new VfioDeviceUnusableException(operation, device.Name,
+            $"the device is a PCI bridge (class 0x{pciClass:x6}), which VFIO does not assign: vfio-pci takes only devices with a normal (type 0) configuration header",
+            "Attach a device behind the bridge instead. The bridge needs no driver: unbound (or on pcieport) it keeps its IOMMU group viable for the devices that share it.");
+    }
+
+    /// <summary>
     /// The exception for a device whose IOMMU group is not viable: a member of the group is bound to a host driver,
     /// which keeps DMA ownership of the whole group, so the kernel gives none of it to user space (legacy
     /// <c>VFIO_GROUP_GET_STATUS</c> without <c>VIABLE</c> and <c>VFIO_GROUP_SET_CONTAINER</c> <c>EPERM</c>; iommufd

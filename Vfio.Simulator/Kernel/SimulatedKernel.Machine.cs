@@ -119,9 +119,10 @@ public sealed partial class SimulatedKernel
         string bus = spec.Bus == SimulatedBus.Pci ? "pci" : "platform";
         string path = device.SysfsPath;
         _fs.AddDirectory(path);
-        if (spec.Model is not null)
+        IReadOnlyDictionary<string, string>? attributes = spec.Model?.SysfsAttributes ?? spec.Identity?.ToSysfsAttributes();
+        if (attributes is not null)
         {
-            foreach ((string name, string value) in spec.Model.SysfsAttributes)
+            foreach ((string name, string value) in attributes)
             {
                 _fs.AddText($"{path}/{name}", value);
             }

@@ -17,8 +17,8 @@ public static class SimulatedMachines
     /// <summary>The second edu device (<c>addr=04.0</c>), alone in IOMMU group 4.</summary>
     public const string Edu2 = "0000:00:04.0";
 
-    /// <summary>The conventional PCI bridge (QEMU <c>-device pci-bridge,addr=05.0</c>, bus 01 behind it), bound to no
-    /// driver; with the devices behind it it makes IOMMU group 5.</summary>
+    /// <summary>The conventional PCI bridge (QEMU <c>-device pci-bridge,addr=05.0</c>, bus 01 behind it; 1b36:0001, class
+    /// 0x060400), bound to no driver (vfio-pci takes no bridge); with the devices behind it it makes IOMMU group 5.</summary>
     public const string Bridge = "0000:00:05.0";
 
     /// <summary>The third edu device, behind <see cref="Bridge"/> (<c>bus=br1,addr=01.0</c>), bound to vfio-pci in IOMMU
@@ -26,7 +26,8 @@ public static class SimulatedMachines
     public const string EduBehindBridge = "0000:01:01.0";
 
     /// <summary>The virtio-rng device behind <see cref="Bridge"/> (<c>virtio-rng-pci,bus=br1,addr=02.0</c>), bound to the
-    /// host's <c>virtio-pci</c> driver: it keeps IOMMU group 5 from being viable. The simulator only shows it (no model).</summary>
+    /// host's <c>virtio-pci</c> driver: it keeps IOMMU group 5 from being viable. The simulator only shows it (no model;
+    /// sysfs has QEMU's identity, 1af4:1005, class 0x00ff00).</summary>
     public const string VirtioRng = "0000:01:02.0";
 
     /// <summary>The driver <see cref="VirtioRng"/> is bound to.</summary>
@@ -55,9 +56,9 @@ public static class SimulatedMachines
             .AddPci(Edu, iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay })
             .AddPci(Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
             .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver)
-            .AddPci(Bridge, iommuGroup: 5, model: null, driver: string.Empty)
+            .AddPci(Bridge, iommuGroup: 5, model: null, driver: string.Empty, identity: SimulatedPciIdentity.QemuPciBridge)
             .AddPci(EduBehindBridge, iommuGroup: 5, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, bridge: Bridge)
-            .AddPci(VirtioRng, iommuGroup: 5, model: null, driver: VirtioRngDriver, bridge: Bridge);
+            .AddPci(VirtioRng, iommuGroup: 5, model: null, driver: VirtioRngDriver, bridge: Bridge, identity: SimulatedPciIdentity.QemuVirtioRng);
     }
 }
 

@@ -1,6 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Globalization;
-
 namespace Vfio.Simulator;
 
 /// <summary>
@@ -23,7 +21,7 @@ namespace Vfio.Simulator;
 public abstract class EmulatedPciDevice : EmulatedDevice
 {
     private VfioPciDriver? _driver;
-    private Dictionary<string, string>? _attributes;
+    private IReadOnlyDictionary<string, string>? _attributes;
 
     /// <summary>Creates the model.</summary>
     protected EmulatedPciDevice()
@@ -81,15 +79,8 @@ public abstract class EmulatedPciDevice : EmulatedDevice
 
     /// <summary>The sysfs attributes: <c>vendor</c>, <c>device</c>, <c>class</c>, <c>revision</c>,
     /// <c>subsystem_vendor</c>, <c>subsystem_device</c> (e.g. <c>0x1234</c>, <c>0x00ff00</c>).</summary>
-    public override IReadOnlyDictionary<string, string> SysfsAttributes => _attributes ??= new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        ["vendor"] = Hex(VendorId, 4),
-        ["device"] = Hex(DeviceId, 4),
-        ["class"] = Hex(ClassCode, 6),
-        ["revision"] = Hex(RevisionId, 2),
-        ["subsystem_vendor"] = Hex(SubsystemVendorId, 4),
-        ["subsystem_device"] = Hex(SubsystemId, 4),
-    };
+    public override IReadOnlyDictionary<string, string> SysfsAttributes => _attributes ??=
+        new SimulatedPciIdentity(VendorId, DeviceId, ClassCode, RevisionId, SubsystemVendorId, SubsystemId).ToSysfsAttributes();
 
     /// <summary>Bus mastering is enabled (COMMAND bit 2): without it the device can neither DMA nor send MSIs.</summary>
     protected bool BusMasterEnabled => _driver?.BusMaster ?? false;
@@ -174,6 +165,4 @@ public abstract class EmulatedPciDevice : EmulatedDevice
     internal void HardwareWrite(int bar, ulong offset, int width, ulong value) => WriteBar(bar, offset, width, value);
 
     internal void HardwareReset() => OnReset();
-
-    private static string Hex(uint value, int digits) => "0x" + value.ToString("x" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 }

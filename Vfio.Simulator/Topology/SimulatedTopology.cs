@@ -78,20 +78,28 @@ public sealed class SimulatedTopology
     /// <summary>Adds a PCI device.</summary>
     /// <param name="address">Its PCI address, <c>DDDD:BB:DD.F</c>.</param>
     /// <param name="iommuGroup">Its IOMMU group number (ignored in no-IOMMU mode, where each device gets its own).</param>
-    /// <param name="model">The device model; null for a device that is only seen, not usable (bound to another driver).</param>
+    /// <param name="model">The device model; null for a device that is only seen, not usable (bound to another driver, or
+    /// a bridge).</param>
     /// <param name="driver">The driver it is bound to: <c>vfio-pci</c> (default), another name (e.g. <c>nvme</c>), or empty for none.</param>
     /// <param name="bridge">The PCI bridge it sits behind (a device added before it), which places its sysfs folder
     /// below the bridge's as Linux does; null for a device on the root bus. The IOMMU group is still
     /// <paramref name="iommuGroup"/>: give the devices behind a conventional PCI bridge the bridge's group, as Linux
     /// does (they share its requester ID).</param>
+    /// <param name="identity">For a device without a model: what its sysfs <c>vendor</c>, <c>device</c>, <c>class</c>, ...
+    /// say (e.g. <see cref="SimulatedPciIdentity.QemuPciBridge"/>); null leaves them out. A model gives its own.</param>
     /// <returns>This topology.</returns>
-    public SimulatedTopology AddPci(string address, int iommuGroup, EmulatedDevice? model, string driver = "vfio-pci", string? bridge = null)
+    public SimulatedTopology AddPci(string address, int iommuGroup, EmulatedDevice? model, string driver = "vfio-pci", string? bridge = null,
+        SimulatedPciIdentity? identity = null)
     {
+        if (identity is not null && model is not null)
+        {
+            throw new ArgumentException($"'{address}' has a model, which gives its identity; pass an identity only for a device without one.", nameof(identity));
+        }
         if (bridge is not null && !_devices.Any(d => d.Name == bridge && d.Bus == SimulatedBus.Pci))
         {
             throw new ArgumentException($"The bridge '{bridge}' of '{address}' is not a PCI device added before it.", nameof(bridge));
         }
-        Add(new SimulatedDeviceSpec(address, SimulatedBus.Pci, iommuGroup, model, driver, bridge));
+        Add(new SimulatedDeviceSpec(address, SimulatedBus.Pci, iommuGroup, model, driver, bridge, identity));
         return this;
     }
 
@@ -135,4 +143,6 @@ public sealed class SimulatedTopology
 /// <param name="Model">Its model, or null.</param>
 /// <param name="Driver">The driver it is bound to.</param>
 /// <param name="Bridge">The PCI bridge it sits behind, or null.</param>
-public sealed record SimulatedDeviceSpec(string Name, SimulatedBus Bus, int IommuGroup, EmulatedDevice? Model, string Driver, string? Bridge = null);
+/// <param name="Identity">The sysfs identity of a PCI device without a model, or null.</param>
+public sealed record SimulatedDeviceSpec(string Name, SimulatedBus Bus, int IommuGroup, EmulatedDevice? Model, string Driver, string? Bridge = null,
+    SimulatedPciIdentity? Identity = null);

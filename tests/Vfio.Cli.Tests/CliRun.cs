@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Diagnostics;
 using System.Text.Json;
 using Vfio.Core;
 using Vfio.Simulator;
@@ -34,4 +35,29 @@ internal static class CliRun
     }
 
     internal static SimulatedKernel Testbed() => new(SimulatedMachines.Testbed());
+
+    /// <summary>Runs <paramref name="program"/> as a child process (after <paramref name="configure"/> adjusts its start)
+    /// and returns its exit code and output; kills it and throws after <paramref name="timeout"/>.</summary>
+    internal static CliResult Process(string program, IEnumerable<string> args, TimeSpan timeout, Action<ProcessStartInfo>? configure = null)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        configure?.Invoke(start);
+        using System.Diagnostics.Process process = System.Diagnostics.Process.Start(start)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        Task<string> error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{program} {string.Join(' ', start.ArgumentList)} did not finish within {timeout}.");
+        }
+        return new CliResult(process.ExitCode, output.Result, error.Result);
+    }
+
+    /// <summary>The cells of <paramref name="device"/>'s row in a table vfioctl printed (split at spaces).</summary>
+    internal static string[] Row(string[] lines, string device)
+        => lines.Single(l => l.TrimStart().StartsWith(device + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }

@@ -126,6 +126,28 @@ public sealed class DoctorCommandTests
         check.Detail.ShouldBe("1 of 1 in a group that is not viable (group 2 of 0000:00:02.0: 0000:00:02.1 is bound to e1000e)");
     }
 
+    /// <summary>The fix for a non-viable group names what to unbind or bind, and never sends the group's PCI bridge to
+    /// vfio-pci (which refuses bridges): unbound it needs nothing; on a host driver that claims the group, unbind it.</summary>
+    [Fact]
+    public void Doctor_NonViableGroupWithABridge_TheFixNeverBindsTheBridgeToVfioPci()
+    {
+        using SimulatedKernel testbed = CliRun.Testbed();
+        Check check = Run(testbed, "VFIO devices");
+        check.Status.ShouldBe("warn");
+        check.Fix.ShouldBe("Unbind the devices named from their host drivers, or bind them to vfio-pci (or pci-stub): "
+            + "echo vfio-pci > /sys/bus/pci/devices/<address>/driver_override; echo <address> > /sys/bus/pci/devices/<address>/driver/unbind; "
+            + "echo <address> > /sys/bus/pci/drivers_probe. "
+            + "PCI bridge 0000:00:05.0 needs nothing: VFIO does not assign bridges, and one on no driver keeps its group viable.");
+
+        using var onShpchp = new SimulatedKernel(new SimulatedTopology()
+            .AddPci("0000:00:05.0", iommuGroup: 5, model: null, driver: "shpchp", identity: SimulatedPciIdentity.QemuPciBridge)
+            .AddPci("0000:01:01.0", iommuGroup: 5, new EduDevice(), bridge: "0000:00:05.0"));
+        check = Run(onShpchp, "VFIO devices");
+        check.Status.ShouldBe("fail");
+        check.Detail.ShouldBe("1 of 1 in a group that is not viable (group 5 of 0000:01:01.0: 0000:00:05.0 is bound to shpchp)");
+        check.Fix!.ShouldEndWith(" PCI bridge 0000:00:05.0: unbind it from shpchp; do not bind it to vfio-pci, which takes no bridge.");
+    }
+
     [Fact]
     public void Doctor_MachineWithoutVfio_FailsEveryNodeCheck_Exit9()
     {

@@ -36,6 +36,25 @@ public sealed class InfoCommandTests
         kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
     }
 
+    /// <summary>The testbed's PCI bridge through either backend: unusable (exit 4) because it is a bridge, with no advice
+    /// to bind it to vfio-pci, which refuses bridges.</summary>
+    [Theory]
+    [InlineData("legacy")]
+    [InlineData("iommufd")]
+    public void Info_PciBridge_IsUnusableAsABridge_NotSentToVfioPci(string backend)
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Bridge, "--backend", backend, "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(4, result.ToString());
+        JsonElement error = result.Json.GetProperty("error");
+        error.GetProperty("message").GetString()!.ShouldContain(
+            "the device is a PCI bridge (class 0x060400), which VFIO does not assign: vfio-pci takes only devices with a normal (type 0) configuration header");
+        error.GetProperty("fix").GetString()!.ShouldStartWith("Attach a device behind the bridge instead.");
+        result.Error.ShouldNotContain("Bind it to vfio-pci");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
     [Fact]
     public void Info_PlatformDeviceWithoutIommu_NeedsTheOptIn_ThenGivesItsRegionAndAutomaskedIrq()
     {

@@ -25,10 +25,10 @@ public sealed class ListCommandTests
         result.ExitCode.ShouldBe(0, result.ToString());
         string[] lines = result.Out.Split('\n');
         lines[0].ShouldStartWith("Kernel: simulator");
-        Row(lines, "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
-        Row(lines, "0000:00:05.0").ShouldBe(["0000:00:05.0", "1234:11e8", "vfio-pci", "5", "no:", "0000:00:05.1", "(e1000e)", "/dev/vfio/devices/vfio1", "none"]);
-        Row(lines, "0000:00:05.1").ShouldBe(["0000:00:05.1", "-", "e1000e", "5", "no:", "0000:00:05.1", "(e1000e)", "-", "none"]);
-        Row(lines, "0000:00:06.0").ShouldBe(["0000:00:06.0", "1234:11e8", "(none)", "6", "yes", "-", "none"]);
+        CliRun.Row(lines, "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
+        CliRun.Row(lines, "0000:00:05.0").ShouldBe(["0000:00:05.0", "1234:11e8", "vfio-pci", "5", "no:", "0000:00:05.1", "(e1000e)", "/dev/vfio/devices/vfio1", "none"]);
+        CliRun.Row(lines, "0000:00:05.1").ShouldBe(["0000:00:05.1", "-", "e1000e", "5", "no:", "0000:00:05.1", "(e1000e)", "-", "none"]);
+        CliRun.Row(lines, "0000:00:06.0").ShouldBe(["0000:00:06.0", "1234:11e8", "(none)", "6", "yes", "-", "none"]);
         result.Out.ShouldContain("0000:00:05.0: not usable: IOMMU group 5 is not viable: 0000:00:05.1 is bound to e1000e");
         result.Out.ShouldContain("0000:00:06.0: not usable: bound to no driver (bind it to vfio-pci)");
         kernel.GetState().IsEmpty.ShouldBeTrue();
@@ -59,6 +59,32 @@ public sealed class ListCommandTests
         blocked.GetProperty("notUsableBecause")[0].GetString()!.ShouldContain("IOMMU group 5 is not viable");
     }
 
+    /// <summary>The testbed's conventional PCI bridge: vfio-pci refuses a bridge, so the advice to bind it is gone; what
+    /// the bridge means to VFIO is its group, shared with the devices behind it.</summary>
+    [Fact]
+    public void List_TestbedBridge_IsAPciBridgeVfioDoesNotAssign_NotAskedToBindToVfioPci()
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["list", "--simulate"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        string[] lines = result.Out.Split('\n');
+        CliRun.Row(lines, SimulatedMachines.Bridge).ShouldBe([SimulatedMachines.Bridge, "1b36:0001", "(none)", "5", "no:", "0000:01:02.0", "(virtio-pci)", "-", "none"]);
+        CliRun.Row(lines, SimulatedMachines.VirtioRng).ShouldBe([SimulatedMachines.VirtioRng, "1af4:1005", "virtio-pci", "5", "no:", "0000:01:02.0", "(virtio-pci)", "-", "none"]);
+        lines.ShouldContain("0000:00:05.0: not usable: a PCI bridge (class 0x060400), which VFIO does not assign; the viability of its IOMMU group 5 matters for the devices behind it");
+        lines.ShouldContain("0000:01:01.0: not usable: IOMMU group 5 is not viable: 0000:01:02.0 is bound to virtio-pci");
+        result.Out.ShouldNotContain("bind it to vfio-pci");
+
+        JsonElement[] devices = [.. CliRun.Run(kernel, ["list", "--simulate", "--json"]).Json.GetProperty("devices").EnumerateArray()];
+        JsonElement bridge = devices.Single(static d => d.GetProperty("name").GetString() == SimulatedMachines.Bridge);
+        (bridge.GetProperty("pciClass").GetString(), bridge.GetProperty("pciBridge").GetBoolean()).ShouldBe(("0x060400", true));
+        bridge.GetProperty("notUsableBecause").EnumerateArray().ShouldHaveSingleItem().GetString()!.ShouldStartWith("a PCI bridge (class 0x060400)");
+        devices.Where(static d => d.GetProperty("pciBridge").GetBoolean()).Select(static d => d.GetProperty("name").GetString()).ShouldBe([SimulatedMachines.Bridge]);
+        JsonElement edu = devices.Single(static d => d.GetProperty("name").GetString() == SimulatedMachines.Edu);
+        edu.GetProperty("pciClass").GetString().ShouldBe("0x00ff00");
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
     [Fact]
     public void List_NoIommuMachine_ShowsNoIommuGroups_UsableByNoBackendWithoutOptIn()
     {
@@ -66,7 +92,7 @@ public sealed class ListCommandTests
         CliResult result = CliRun.Run(kernel, ["list", "--simulate"]);
 
         result.ExitCode.ShouldBe(0, result.ToString());
-        Row(result.Out.Split('\n'), "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "noiommu-0", "yes", "-", "none"]);
+        CliRun.Row(result.Out.Split('\n'), "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "noiommu-0", "yes", "-", "none"]);
         result.Out.ShouldContain("no-IOMMU group and Vfio:AllowUnsafeNoIommu is not set");
     }
 
@@ -79,7 +105,4 @@ public sealed class ListCommandTests
         result.ExitCode.ShouldBe(0, result.ToString());
         result.Out.ShouldContain("No device is in an IOMMU group or bound to a VFIO driver. Run 'vfioctl doctor' to see why.");
     }
-
-    private static string[] Row(string[] lines, string device)
-        => lines.Single(l => l.TrimStart().StartsWith(device + " ", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }

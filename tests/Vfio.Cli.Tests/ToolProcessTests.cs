@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Diagnostics;
 using System.Text.Json;
 using Shouldly;
 
@@ -27,13 +26,18 @@ public sealed class ToolProcessTests
 
     [Theory]
     [MemberData(nameof(Target))]
-    public void List_ShowsTheEdu_UsableByBothBackends(string target)
+    public void List_ShowsTheEdu_UsableByBothBackends_AndTheBridgeAsNotAssigned(string target)
     {
         CliResult result = Run(target, "list");
         result.ExitCode.ShouldBe(0, result.ToString());
-        string row = result.Out.Split('\n').Single(l => l.TrimStart().StartsWith(Edu + " ", StringComparison.Ordinal));
-        row.Split(' ', StringSplitOptions.RemoveEmptyEntries).ShouldBe([Edu, "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
+        string[] lines = result.Out.Split('\n');
+        CliRun.Row(lines, Edu).ShouldBe([Edu, "1234:11e8", "vfio-pci", "2", "yes", "/dev/vfio/devices/vfio0", "legacy,", "iommufd"]);
+        // The pci-bridge at 00:05.0 and the virtio-rng-pci behind it, with QEMU's identities (the simulator copies them).
+        CliRun.Row(lines, "0000:00:05.0").ShouldBe(["0000:00:05.0", "1b36:0001", "(none)", "5", "no:", "0000:01:02.0", "(virtio-pci)", "-", "none"]);
+        CliRun.Row(lines, "0000:01:02.0").ShouldBe(["0000:01:02.0", "1af4:1005", "virtio-pci", "5", "no:", "0000:01:02.0", "(virtio-pci)", "-", "none"]);
+        lines.ShouldContain("0000:00:05.0: not usable: a PCI bridge (class 0x060400), which VFIO does not assign; the viability of its IOMMU group 5 matters for the devices behind it");
     }
+
 
     [Theory]
     [MemberData(nameof(Target))]
@@ -61,6 +65,19 @@ public sealed class ToolProcessTests
             {
                 container.GetProperty("hardwareInfo").GetProperty("type").GetString().ShouldBe("intel-vtd");
             }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Target))]
+    public void Info_TheBridge_IsUnusableAsAPciBridge_WithNoAdviceToBindIt(string target)
+    {
+        foreach (string backend in (string[])["legacy", "iommufd"])
+        {
+            CliResult result = Run(target, "info", "0000:00:05.0", "--backend", backend);
+            result.ExitCode.ShouldBe(4, result.ToString());
+            result.Error.ShouldContain("the device is a PCI bridge (class 0x060400), which VFIO does not assign");
+            result.Error.ShouldNotContain("Bind it to vfio-pci");
         }
     }
 
@@ -103,24 +120,6 @@ public sealed class ToolProcessTests
     {
         string tool = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory.Replace("/tests/Vfio.Cli.Tests/", "/Vfio.Cli/", StringComparison.Ordinal), "vfioctl.dll"));
         File.Exists(tool).ShouldBeTrue($"the built tool {tool} (build Vfio.Cli first)");
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(tool);
-        foreach (string arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-        if (target != "kernel")
-        {
-            start.ArgumentList.Add("--simulate");
-        }
-        using Process process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        Task<string> error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"vfioctl {string.Join(' ', args)} did not finish within 5 minutes.");
-        }
-        return new CliResult(process.ExitCode, output.Result, error.Result);
+        return CliRun.Process(Environment.ProcessPath!, [tool, .. args, .. target == "kernel" ? [] : (string[])["--simulate"]], TimeSpan.FromMinutes(5));
     }
 }

@@ -101,6 +101,34 @@ public sealed class HostFactsTests
         devices[3].GroupNode.ShouldBeNull();
     }
 
+    /// <summary>The class from sysfs <c>class</c>, and which classes are the bridges vfio-pci refuses (type 1/2 headers):
+    /// the real guest's host bridge (0x060000) and ISA bridge (0x060100) have normal headers and are not among them.</summary>
+    [Fact]
+    [Spec("§4.3")]
+    public void ListDevices_GivesThePciClass_AndTellsTheBridgesVfioPciRefuses()
+    {
+        var topology = SimulatedMachines.Testbed()
+            .AddPci("0000:00:00.0", iommuGroup: 0, model: null, driver: "", identity: new SimulatedPciIdentity(0x8086, 0x29c0, 0x060000))
+            .AddPci("0000:00:1f.0", iommuGroup: 7, model: null, driver: "", identity: new SimulatedPciIdentity(0x8086, 0x2918, 0x060100))
+            .AddPci("0000:00:1e.0", iommuGroup: 8, model: null, driver: "", identity: new SimulatedPciIdentity(0x8086, 0x244e, 0x060401))
+            .AddPci("0000:00:1c.0", iommuGroup: 9, model: null, driver: "", identity: new SimulatedPciIdentity(0x104c, 0xac56, 0x060700))
+            .AddPci("0000:00:1d.0", iommuGroup: 10, model: null, driver: "e1000e");
+        using var kernel = new SimulatedKernel(topology);
+
+        Dictionary<string, VfioDeviceEntry> devices = VfioSysfs.ListDevices(kernel).ToDictionary(d => d.Name);
+
+        VfioDeviceEntry bridge = devices[SimulatedMachines.Bridge];
+        (bridge.VendorId, bridge.DeviceId, bridge.PciClass, bridge.IsPciBridge).ShouldBe(((ushort?)0x1b36, (ushort?)0x0001, (uint?)0x060400, true));
+        VfioDeviceEntry rng = devices[SimulatedMachines.VirtioRng];
+        (rng.VendorId, rng.DeviceId, rng.PciClass, rng.IsPciBridge).ShouldBe(((ushort?)0x1af4, (ushort?)0x1005, (uint?)0x00ff00, false));
+        (devices[SimulatedMachines.Edu].PciClass, devices[SimulatedMachines.Edu].IsPciBridge).ShouldBe(((uint?)0x00ff00, false));
+        devices["0000:00:00.0"].IsPciBridge.ShouldBeFalse();   // host bridge
+        devices["0000:00:1f.0"].IsPciBridge.ShouldBeFalse();   // ISA bridge
+        devices["0000:00:1e.0"].IsPciBridge.ShouldBeTrue();    // subtractive-decode PCI-to-PCI bridge
+        devices["0000:00:1c.0"].IsPciBridge.ShouldBeTrue();    // CardBus bridge
+        (devices["0000:00:1d.0"].PciClass, devices["0000:00:1d.0"].IsPciBridge).ShouldBe((null, false));   // no class file
+    }
+
     [Fact]
     [Spec("§4.8")]
     public void ListDevices_NoIommu_ListsOnlyVfioBoundDevices_InNoIommuGroups()

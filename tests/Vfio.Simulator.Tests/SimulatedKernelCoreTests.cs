@@ -168,6 +168,14 @@ public sealed class SimulatedKernelCoreTests
         kernel.Exists("/dev/vfio/5").ShouldBeTrue();
         kernel.ReadText("/sys/bus/pci/devices/0000:01:01.0/iommu_group/type", out string type).ShouldBe(0);
         type.ShouldBe("DMA");
+        // The bridge and the virtio-rng have no model, yet sysfs gives their identity as QEMU 10 does in the guest.
+        string[] identity = ["vendor", "device", "class", "revision", "subsystem_vendor", "subsystem_device"];
+        identity.Select(a => Read(kernel, "/sys/bus/pci/devices/0000:00:05.0/" + a))
+            .ShouldBe(["0x1b36", "0x0001", "0x060400", "0x00", "0x0000", "0x0000"]);
+        identity.Select(a => Read(kernel, "/sys/bus/pci/devices/0000:01:02.0/" + a))
+            .ShouldBe(["0x1af4", "0x1005", "0x00ff00", "0x00", "0x1af4", "0x0004"]);
+        identity.Select(a => Read(kernel, "/sys/bus/pci/devices/0000:01:01.0/" + a))
+            .ShouldBe(["0x1234", "0x11e8", "0x00ff00", "0x10", "0x1af4", "0x1100"]);
         // The devices on the root bus keep their groups of one.
         for (int g = 2; g <= 4; g++)
         {
@@ -177,9 +185,24 @@ public sealed class SimulatedKernelCoreTests
     }
 
     [Fact]
+    public void Topology_IdentityIsForADeviceWithoutAModel_OneWithoutEitherHasNone()
+    {
+        Should.Throw<ArgumentException>(() => new SimulatedTopology().AddPci("0000:00:02.0", 2, new EduDevice(), identity: SimulatedPciIdentity.QemuPciBridge))
+            .ParamName.ShouldBe("identity");
+        using var kernel = new SimulatedKernel(new SimulatedTopology().AddPci("0000:00:03.0", iommuGroup: 3, model: null, driver: "nvme"));
+        kernel.ReadText("/sys/bus/pci/devices/0000:00:03.0/vendor", out _).ShouldBe(-(int)Errno.ENOENT);
+    }
+
+    [Fact]
     public void Topology_BridgeMustBeAPciDeviceAddedBefore()
     {
         Should.Throw<ArgumentException>(() => new SimulatedTopology().AddPci("0000:01:00.0", 1, model: null, driver: "", bridge: "0000:00:05.0"))
             .Message.ShouldContain("0000:00:05.0");
+    }
+
+    private static string Read(SimulatedKernel kernel, string path)
+    {
+        kernel.ReadText(path, out string text).ShouldBe(0, path);
+        return text;
     }
 }
