@@ -141,7 +141,10 @@ public sealed partial class SimulatedKernel
         {
             _fs.AddLink($"{path}/iommu_group", $"{up}kernel/iommu_groups/{group.Id}");
             _fs.AddLink($"/sys/kernel/iommu_groups/{group.Id}/devices/{device.Name}", $"../../../../{relativeDevice}");
-            _fs.AddText($"/sys/kernel/iommu_groups/{group.Id}/type", group.NoIommu ? "identity" : "DMA");
+            // iommu_group_show_type: the default domain's type. Debian's x86 kernels (and the testbed's) default to lazy
+            // invalidation (CONFIG_IOMMU_DEFAULT_DMA_LAZY), "DMA-FQ"; vfio's fake no-IOMMU groups have no default
+            // domain, "unknown".
+            _fs.AddText($"/sys/kernel/iommu_groups/{group.Id}/type", group.NoIommu ? "unknown" : "DMA-FQ");
             if (group.NoIommu)
             {
                 _fs.AddText($"/sys/kernel/iommu_groups/{group.Id}/name", "vfio-noiommu");

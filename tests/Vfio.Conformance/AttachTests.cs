@@ -21,6 +21,10 @@ public sealed class AttachTests
         }
         rig.Backend.CanAttach(VfioDeviceSource.Pci("0000:00:1e.7"), out string missing).ShouldBeFalse();
         missing.ShouldContain("0000:00:1e.7");
+        // The group's default domain (iommu_group_show_type): lazy DMA on the testbed's VT-d, none for vfio's fake
+        // no-IOMMU group.
+        rig.Kernel.ReadText($"/sys/bus/pci/devices/{Target.Edu}/iommu_group/type", out string type).ShouldBe(0);
+        type.Trim().ShouldBe(mode == Mode.NoIommu ? "unknown" : "DMA-FQ");
     }
 
     [Theory]
