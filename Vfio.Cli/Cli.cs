@@ -65,7 +65,7 @@ internal static class Cli
     private static readonly (Regex Setting, string Flag)[] s_settingFlags =
         [(new Regex(@"Vfio:AllowUnsafeNoIommu(=true)?", RegexOptions.CultureInvariant), "--allow-unsafe-noiommu")];
 
-    private static string WithFlags(string text)
+    internal static string WithFlags(string text)
     {
         foreach ((Regex setting, string flag) in s_settingFlags)
         {

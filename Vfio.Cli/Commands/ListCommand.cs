@@ -78,7 +78,7 @@ internal static class ListCommand
                     }
                     else
                     {
-                        reasons.Add($"{backend.Name}: {reason}");
+                        reasons.Add(Cli.WithFlags($"{backend.Name}: {reason}"));
                     }
                 }
             }

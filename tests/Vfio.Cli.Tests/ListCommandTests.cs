@@ -35,6 +35,25 @@ public sealed class ListCommandTests
     }
 
     [Fact]
+    public void List_PlatformDeviceInANoIommuGroup_ShowsItsGroupNode_AndTheOptInItNeeds()
+    {
+        // The testbed's platform shape: microvm's virtio-mmio rng on vfio-platform, vfio's no-IOMMU mode.
+        using var kernel = new SimulatedKernel(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
+            .AddPlatform("LNRO0005:00", 0, new VirtioRngDevice()));
+        CliResult result = CliRun.Run(kernel, ["list", "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement rng = result.Json.GetProperty("devices").EnumerateArray().Single(d => d.GetProperty("name").GetString() == "LNRO0005:00");
+        rng.GetProperty("bus").GetString().ShouldBe("platform");
+        rng.GetProperty("driver").GetString().ShouldBe("vfio-platform");
+        rng.GetProperty("groupNode").GetString().ShouldBe("/dev/vfio/noiommu-0");
+        rng.GetProperty("backends").GetArrayLength().ShouldBe(0);   // not without the opt-in, which list names
+        rng.GetProperty("notUsableBecause").EnumerateArray().Select(static r => r.GetString()).ShouldContain(
+            "legacy: IOMMU group 0 of LNRO0005:00 is a no-IOMMU group and Vfio:AllowUnsafeNoIommu (vfioctl: --allow-unsafe-noiommu) is not set");
+        kernel.GetState().IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
     public void List_Json_GivesViabilityBlockersNodesAndBackends()
     {
         using SimulatedKernel kernel = Machine();
