@@ -112,7 +112,7 @@ public sealed class ListCommandTests
 
         result.ExitCode.ShouldBe(0, result.ToString());
         CliRun.Row(result.Out.Split('\n'), "0000:00:02.0").ShouldBe(["0000:00:02.0", "1234:11e8", "vfio-pci", "noiommu-0", "yes", "-", "none"]);
-        result.Out.ShouldContain("no-IOMMU group and Vfio:AllowUnsafeNoIommu is not set");
+        result.Out.ShouldContain("no-IOMMU group and Vfio:AllowUnsafeNoIommu (vfioctl: --allow-unsafe-noiommu) is not set");
     }
 
     [Fact]
