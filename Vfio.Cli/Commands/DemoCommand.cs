@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Spectre.Console;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -20,7 +19,6 @@ internal static class DemoCommand
     private const ushort EduDevice = 0x11e8;
     private const int Transfer = EduDriver.BufferSize;
     private const ulong BufferBytes = 2 * Transfer;
-    private const int PageSize = 4096;
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
 
     /// <summary>What the demo maps, for <c>vfioctl doctor</c>'s default mapping plan.</summary>
@@ -91,83 +89,70 @@ internal static class DemoCommand
             AttachedDevice a = backends.Manager.AttachDevice(source, space);
             return (a, $"{a.Name} through {a.Backend.Name} ({a.Container.Name}, IOMMU group {a.IommuGroup?.ToString(CultureInfo.InvariantCulture) ?? "-"})");
         });
-        // The DMA buffer: page-aligned memory of the pinned object heap (never moved by the GC), kept alive until the
-        // space has unmapped it.
-        byte[] heap = GC.AllocateArray<byte>((int)BufferBytes + PageSize, pinned: true);
-        nint start = Marshal.UnsafeAddrOfPinnedArrayElement(heap, 0);
-        int alignment = (int)((PageSize - (start % PageSize)) % PageSize);
-        nint memory = start + alignment;
-        try
+        // The DMA buffer outlives the space, which unmaps it when disposed.
+        using var memory = new DmaMemory((int)BufferBytes);
+        using (space)
+        using (attached)
+        using (var edu = new EduDriver(attached.Device, useMmap: true))
+        using (var msi = new InterruptEvent())
         {
-            using (space)
-            using (attached)
-            using (var edu = new EduDriver(attached.Device, useMmap: true))
-            using (var msi = new InterruptEvent())
+            recorder.Run("identify", () =>
             {
-                recorder.Run("identify", () =>
+                uint id = edu.ReadIdentification();
+                Expect(id == EduDriver.Identification, $"identification register is {Output.Hex(id)}, not edu's {Output.Hex(EduDriver.Identification)}: is {device} an edu device?");
+                const uint Probe = 0x5a5a_a5a5;
+                uint answer = edu.CheckLiveness(Probe);
+                Expect(answer == ~Probe, $"liveness check returned {Output.Hex(answer)}, expected {Output.Hex(~Probe)}");
+                return (0, $"edu {id >> 24}.{(id >> 16) & 0xff} (identification {Output.Hex(id)}), liveness {Output.Hex(Probe)} -> {Output.Hex(answer)}");
+            });
+            DmaMapping mapping = recorder.Run("map", () =>
+            {
+                DmaMapping m = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+                return (m, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(m.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
+            });
+            recorder.Run("enable MSI", () =>
+            {
+                edu.EnableBusMaster();
+                attached.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, 0, [msi]);
+                return (0, "bus master on, MSI vector 0 -> eventfd");
+            });
+            byte[] pattern = new byte[Transfer];
+            Random.Shared.NextBytes(pattern);
+            pattern.CopyTo(memory.Span);
+            ulong iova = mapping.Iova;
+            recorder.Run("DMA RAM -> edu + MSI", () =>
+            {
+                edu.DmaToDevice(iova, 0, Transfer, s_timeout, raiseInterrupt: true);
+                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes from IOVA {Output.Hex(iova)}"));
+            });
+            recorder.Run("DMA edu -> RAM + MSI", () =>
+            {
+                edu.DmaFromDevice(0, iova + Transfer, Transfer, s_timeout, raiseInterrupt: true);
+                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes to IOVA {Output.Hex(iova + Transfer)}"));
+            });
+            recorder.Run("compare", () =>
+            {
+                ReadOnlySpan<byte> back = memory.Span.Slice(Transfer, Transfer);
+                int diff = back.CommonPrefixLength(pattern);
+                if (diff != Transfer)
                 {
-                    uint id = edu.ReadIdentification();
-                    Expect(id == EduDriver.Identification, $"identification register is {Output.Hex(id)}, not edu's {Output.Hex(EduDriver.Identification)}: is {device} an edu device?");
-                    const uint Probe = 0x5a5a_a5a5;
-                    uint answer = edu.CheckLiveness(Probe);
-                    Expect(answer == ~Probe, $"liveness check returned {Output.Hex(answer)}, expected {Output.Hex(~Probe)}");
-                    return (0, $"edu {id >> 24}.{(id >> 16) & 0xff} (identification {Output.Hex(id)}), liveness {Output.Hex(Probe)} -> {Output.Hex(answer)}");
-                });
-                Span<byte> buffer = heap.AsSpan(alignment, (int)BufferBytes);
-                DmaMapping mapping = recorder.Run("map", () =>
-                {
-                    DmaMapping m = space.Map(memory, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
-                    return (m, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(m.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
-                });
-                recorder.Run("enable MSI", () =>
-                {
-                    edu.EnableBusMaster();
-                    attached.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, 0, [msi]);
-                    return (0, "bus master on, MSI vector 0 -> eventfd");
-                });
-                byte[] pattern = new byte[Transfer];
-                Random.Shared.NextBytes(pattern);
-                buffer.Clear();
-                pattern.CopyTo(buffer);
-                ulong iova = mapping.Iova;
-                recorder.Run("DMA RAM -> edu + MSI", () =>
-                {
-                    edu.DmaToDevice(iova, 0, Transfer, s_timeout, raiseInterrupt: true);
-                    return (0, WaitForMsi(edu, msi, $"{Transfer} bytes from IOVA {Output.Hex(iova)}"));
-                });
-                recorder.Run("DMA edu -> RAM + MSI", () =>
-                {
-                    edu.DmaFromDevice(0, iova + Transfer, Transfer, s_timeout, raiseInterrupt: true);
-                    return (0, WaitForMsi(edu, msi, $"{Transfer} bytes to IOVA {Output.Hex(iova + Transfer)}"));
-                });
-                recorder.Run("compare", () =>
-                {
-                    ReadOnlySpan<byte> back = heap.AsSpan(alignment + Transfer, Transfer);
-                    int diff = back.CommonPrefixLength(pattern);
-                    if (diff != Transfer)
-                    {
-                        Expect(false, $"the data that came back differs from what was sent, first at byte {diff} ({Output.Hex(back[diff])} instead of {Output.Hex(pattern[diff])})");
-                    }
-                    return (0, $"{Transfer} bytes came back as sent");
-                });
-                recorder.Run("unmap", () =>
-                {
-                    attached.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
-                    space.Unmap(iova);
-                    return (0, $"IOVA {Output.Hex(iova)} unmapped, MSI disabled");
-                });
-                recorder.Run("detach", () =>
-                {
-                    edu.Dispose();
-                    attached.Dispose();
-                    space.Dispose();
-                    return (0, $"{device} detached, DMA space released");
-                });
-            }
-        }
-        finally
-        {
-            GC.KeepAlive(heap);
+                    Expect(false, $"the data that came back differs from what was sent, first at byte {diff} ({Output.Hex(back[diff])} instead of {Output.Hex(pattern[diff])})");
+                }
+                return (0, $"{Transfer} bytes came back as sent");
+            });
+            recorder.Run("unmap", () =>
+            {
+                attached.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
+                space.Unmap(iova);
+                return (0, $"IOVA {Output.Hex(iova)} unmapped, MSI disabled");
+            });
+            recorder.Run("detach", () =>
+            {
+                edu.Dispose();
+                attached.Dispose();
+                space.Dispose();
+                return (0, $"{device} detached, DMA space released");
+            });
         }
         return attached.Backend.Name;
     }

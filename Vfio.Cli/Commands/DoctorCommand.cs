@@ -146,7 +146,8 @@ internal static class DoctorCommand
     private static CheckReport Devices(List<VfioDeviceEntry> bound, IReadOnlyList<VfioDeviceEntry> devices)
     {
         const string Name = "VFIO devices";
-        const string BindFix = "Bind a device to vfio-pci: echo vfio-pci > /sys/bus/pci/devices/<address>/driver_override; echo <address> > /sys/bus/pci/devices/<address>/driver/unbind; echo <address> > /sys/bus/pci/drivers_probe.";
+        const string BindCommands = "echo vfio-pci > /sys/bus/pci/devices/<address>/driver_override; echo <address> > /sys/bus/pci/devices/<address>/driver/unbind; echo <address> > /sys/bus/pci/drivers_probe.";
+        const string BindFix = "Bind a device to vfio-pci: " + BindCommands;
         if (bound.Count == 0)
         {
             return new(Name, Fail, "no device is bound to a VFIO driver (vfio-pci, vfio-platform)", BindFix);
@@ -170,7 +171,7 @@ internal static class DoctorCommand
         // where none can is a failure.
         return new(Name, blocked.Count == bound.Count ? Fail : Warn, $"{blocked.Count} of {bound.Count} in a group that is not viable ({why})",
             "Unbind the devices named from their host drivers, or bind them to vfio-pci (or pci-stub): "
-            + BindFix[BindFix.IndexOf(':', StringComparison.Ordinal)..].TrimStart(':', ' ') + bridges);
+            + BindCommands + bridges);
     }
 
     private static CheckReport Cdevs(List<VfioDeviceEntry> bound, bool iommuFd)

@@ -192,16 +192,7 @@ public sealed partial class DmaSpace : IDisposable
                     "Unmap what is no longer needed, map less at once, or raise the DMA mask if the device can address more.");
             }
             var mapping = new DmaMapping(iova, size, hostAddress, access, DmaSectionKind.Ram);
-            try
-            {
-                MapInAllContainers(mapping);
-            }
-            catch
-            {
-                _iovas.Free(iova);
-                throw;
-            }
-            Record(mapping, start);
+            Commit(mapping, start);
             return mapping;
         }
     }
@@ -228,16 +219,7 @@ public sealed partial class DmaSpace : IDisposable
             CheckAligned(iova, hostAddress, size);
             ClaimFixed(iova, size);
             var mapping = new DmaMapping(iova, size, hostAddress, access, kind);
-            try
-            {
-                MapInAllContainers(mapping);
-            }
-            catch
-            {
-                _iovas.Free(iova);
-                throw;
-            }
-            Record(mapping, start);
+            Commit(mapping, start);
             return mapping;
         }
     }
@@ -598,6 +580,24 @@ public sealed partial class DmaSpace : IDisposable
         }
     }
 
+    /// <summary>Maps a mapping whose IOVA is claimed in every container and records it; on failure nothing stays
+    /// mapped and the IOVA is free again.</summary>
+    private void Commit(in DmaMapping mapping, long start)
+    {
+        try
+        {
+            MapInAllContainers(mapping);
+        }
+        catch
+        {
+            _iovas.Free(mapping.Iova);
+            throw;
+        }
+        _mappings.Add(mapping.Iova, mapping);
+        _mappedBytes += mapping.Size;
+        _metrics?.RecordMap(mapping.Size, start);
+    }
+
     private void MapInAllContainers(in DmaMapping mapping)
     {
         int done = 0;
@@ -686,13 +686,6 @@ public sealed partial class DmaSpace : IDisposable
         {
             _containers[i].ForgetSkipped(mapping.Iova);
         }
-    }
-
-    private void Record(in DmaMapping mapping, long start)
-    {
-        _mappings.Add(mapping.Iova, mapping);
-        _mappedBytes += mapping.Size;
-        _metrics?.RecordMap(mapping.Size, start);
     }
 
     private void RecomputeLimits()

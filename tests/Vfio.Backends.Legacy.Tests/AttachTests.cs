@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using Shouldly;
 using Vfio.Core;
+using Vfio.Samples.Edu;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
 
@@ -44,7 +45,7 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("edu");
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new DmaMemory(0x2000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
         kernel.GetState().DmaMappings.ShouldBe(1);
@@ -106,7 +107,7 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("replay");
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new DmaMemory(0x2000);
         DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
 
         using AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
@@ -132,7 +133,7 @@ public sealed class AttachTests
     {
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new DmaMemory(0x1000);
         var space = new DmaSpace("whole");
         AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         AttachedDevice b = backend.AttachDevice(Kit.Source(Kit.Edu3), space);
@@ -192,7 +193,7 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("dirty");
-        using var buffer = new DmaBuffer(0x4000);
+        using var buffer = new DmaMemory(0x4000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
         DmaContainer container = edu.Container;

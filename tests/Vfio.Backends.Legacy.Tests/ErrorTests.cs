@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
+using Vfio.Samples.Edu;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
 
@@ -176,7 +177,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new DmaMemory(0x1000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         long maps = kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_MAP_DMA);
         long unmaps = kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_UNMAP_DMA);
@@ -193,7 +194,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new DmaMemory(0x1000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         kernel.Faults.FailIoctl(VfioUapi.VFIO_IOMMU_MAP_DMA, 1, Errno.EFAULT);
         var e = Should.Throw<VfioDmaException>(() => space.Map(buffer.Address, buffer.Size));
@@ -209,7 +210,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus(t => t.DmaEntryLimit = 2);
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaBuffer(0x3000);
+        using var buffer = new DmaMemory(0x3000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         edu.Container.DmaMappingsAvailable.ShouldBe(2);
         space.MapAt(0x10000, buffer.Address, 0x1000);
@@ -229,7 +230,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus(t => t.MemlockLimit = 0x2000);
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaBuffer(0x4000);
+        using var buffer = new DmaMemory(0x4000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         var e = Should.Throw<VfioDmaException>(() => space.Map(buffer.Address, buffer.Size));
         e.Failure.ShouldBe(DmaMappingFailure.LimitReached);
@@ -261,7 +262,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new DmaMemory(0x1000);
         space.Map(buffer.Address, buffer.Size); // replayed at attach: MAP_DMA is on the path
         kernel.Faults.FailIoctl(request, 1, Errno.EIO);
         var e = Should.Throw<VfioException>(() => backend.AttachDevice(Kit.Source(Kit.Edu2), space));

@@ -11,31 +11,6 @@ using Vfio.Samples.Edu;
 
 namespace Vfio.Backends.Legacy.Tests;
 
-/// <summary>Page-aligned process memory used as a DMA buffer.</summary>
-internal sealed unsafe class DmaBuffer : IDisposable
-{
-    private void* _memory;
-
-    internal DmaBuffer(ulong size)
-    {
-        Size = size;
-        _memory = NativeMemory.AlignedAlloc((nuint)size, 4096);
-        NativeMemory.Clear(_memory, (nuint)size);
-    }
-
-    internal ulong Size { get; }
-
-    internal nint Address => (nint)_memory;
-
-    internal Span<byte> Span => new(_memory, checked((int)Size));
-
-    public void Dispose()
-    {
-        NativeMemory.AlignedFree(_memory);
-        _memory = null;
-    }
-}
-
 /// <summary>Machines and helpers for the legacy backend tests.</summary>
 internal static class Kit
 {
@@ -70,7 +45,7 @@ internal static class Kit
 
     /// <summary>Fills the first KiB of <paramref name="buffer"/> with a pattern and the second page's first KiB with
     /// zeros, runs the round trip page 0 → edu → page 1 and checks the bytes arrived.</summary>
-    internal static void RoundTripThrough(VfioDevice edu, DmaBuffer buffer, ulong iova)
+    internal static void RoundTripThrough(VfioDevice edu, DmaMemory buffer, ulong iova)
     {
         byte[] pattern = Pattern();
         pattern.CopyTo(buffer.Span);

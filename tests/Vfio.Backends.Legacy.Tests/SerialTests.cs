@@ -2,6 +2,7 @@
 using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
+using Vfio.Samples.Edu;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
 
@@ -19,7 +20,7 @@ public sealed class SerialTests
     public void Teardown_LeavesTheKernelEmpty_AndTheProcessFdCountWhereItStarted()
     {
         using SimulatedKernel kernel = Kit.TwoEdus();
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new DmaMemory(0x2000);
         int before = Kit.ProcessFdCount();
         var backend = new LegacyBackend(kernel);
         var space = new DmaSpace("teardown");
@@ -63,7 +64,7 @@ public sealed class SerialTests
             }
             var options = new VfioOptions { ContainerFd = "container" };
             options.GroupFds["2"] = "group2";
-            using var buffer = new DmaBuffer(0x2000);
+            using var buffer = new DmaMemory(0x2000);
             using (var backend = new LegacyBackend(kernel, options, store))
             using (var space = new DmaSpace("worker"))
             {
@@ -90,7 +91,7 @@ public sealed class SerialTests
     {
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel, new VfioOptions { IommuFdAsContainer = true });
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new DmaMemory(0x2000);
         using (var space = new DmaSpace("compat"))
         {
             using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
@@ -116,7 +117,7 @@ public sealed class SerialTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("alloc");
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new DmaMemory(0x1000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         space.EnsureCapacity(16);
         for (int i = 0; i < 100; i++)

@@ -3,6 +3,7 @@ using Shouldly;
 using Vfio.Backends.IommuFd;
 using Vfio.Backends.Legacy;
 using Vfio.Core;
+using Vfio.Samples.Edu;
 
 namespace Vfio.Conformance;
 
@@ -117,7 +118,7 @@ public sealed class AttachTests
                 throw new ShouldAssertException($"unexpected container {container.GetType()}");
         }
 
-        using var buffer = new DmaBuffer(4);
+        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
         DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         Edu.RoundTrip(first.Device, buffer, mapping.Iova, page: 0, seed: 1);
         Edu.RoundTrip(second.Device, buffer, mapping.Iova, page: 2, seed: 2);
@@ -155,7 +156,7 @@ public sealed class AttachTests
         }
 
         // The same buffer mapped in both spaces, each edu DMAs through its own.
-        using var buffer = new DmaBuffer(2);
+        using DmaMemory buffer = DmaMemoryPages.Allocate(2);
         DmaMapping a = first.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         DmaMapping b = second.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         Edu.RoundTrip(first.Device, buffer, a.Iova, page: 0, seed: 4);

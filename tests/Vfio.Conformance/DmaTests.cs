@@ -18,7 +18,7 @@ public sealed class DmaTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using var buffer = new DmaBuffer(4);
+        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
 
         DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
         mapping.Size.ShouldBe(buffer.Size);
@@ -45,7 +45,7 @@ public sealed class DmaTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using var buffer = new DmaBuffer(2);
+        using DmaMemory buffer = DmaMemoryPages.Allocate(2);
         using var edu = new EduDriver(attached.Device, useMmap: true);
         edu.EnableBusMaster();
 

@@ -35,7 +35,7 @@ public sealed class ErrorTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using var buffer = new DmaBuffer(4);
+        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
         DmaMapping mapping = space.MapAt(0x10_0000, buffer.Address, 2 * 4096);
 
         VfioDmaException exception = error switch

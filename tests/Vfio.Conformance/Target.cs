@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Core;
+using Vfio.Samples.Edu;
 
 // A VFIO group can be opened once at a time: on the real kernel the cases must take turns, and the simulator runs them
 // the same way so that both targets see the same order of events.
@@ -212,31 +213,15 @@ public static class Target
     private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng);
 }
 
-/// <summary>Where a DMA space's mappings come from: page-aligned process memory.</summary>
-internal sealed unsafe class DmaBuffer : IDisposable
+/// <summary>Pages of <see cref="DmaMemory"/> (the samples' page-aligned DMA memory), where a DMA space's mappings come
+/// from.</summary>
+internal static class DmaMemoryPages
 {
-    private void* _memory;
+    internal const int PageSize = 4096;
 
-    internal DmaBuffer(int pages)
-    {
-        Size = (ulong)pages * 4096;
-        _memory = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Size, 4096);
-        Span.Clear();
-    }
+    internal static DmaMemory Allocate(int pages) => new(pages * PageSize);
 
-    internal ulong Size { get; }
-
-    internal nint Address => (nint)_memory;
-
-    internal Span<byte> Span => new(_memory, checked((int)Size));
-
-    internal Span<byte> Page(int index) => Span.Slice(index * 4096, 4096);
-
-    public void Dispose()
-    {
-        System.Runtime.InteropServices.NativeMemory.AlignedFree(_memory);
-        _memory = null;
-    }
+    internal static Span<byte> Page(this DmaMemory memory, int index) => memory.Span.Slice(index * PageSize, PageSize);
 }
 
 /// <summary>Device-independent helpers.</summary>

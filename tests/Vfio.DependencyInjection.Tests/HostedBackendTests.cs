@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -119,31 +118,23 @@ public sealed class HostedBackendTests
     }
 
     /// <summary>RAM → edu → RAM through a mapping of the space, then a DMA after unmap is blocked.</summary>
-    private static unsafe void RoundTrip(SimulatedKernel kernel, DmaSpace space, AttachedDevice device)
+    private static void RoundTrip(SimulatedKernel kernel, DmaSpace space, AttachedDevice device)
     {
-        void* memory = NativeMemory.AlignedAlloc(8192, 4096);
-        try
-        {
-            var buffer = new Span<byte>(memory, 8192);
-            buffer.Clear();
-            Random.Shared.NextBytes(buffer[..1024]);
-            DmaMapping mapping = space.Map((nint)memory, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
-            using var edu = new EduDriver(device.Device, useMmap: true);
-            edu.EnableBusMaster();
-            edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
-            edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
-            buffer.Slice(4096, 1024).SequenceEqual(buffer[..1024]).ShouldBeTrue();
-            kernel.DmaFaults.ShouldBeEmpty();
+        using var memory = new DmaMemory(8192);
+        Span<byte> buffer = memory.Span;
+        Random.Shared.NextBytes(buffer[..1024]);
+        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        using var edu = new EduDriver(device.Device, useMmap: true);
+        edu.EnableBusMaster();
+        edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
+        edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
+        buffer.Slice(4096, 1024).SequenceEqual(buffer[..1024]).ShouldBeTrue();
+        kernel.DmaFaults.ShouldBeEmpty();
 
-            space.Unmap(mapping.Iova);
-            buffer.Slice(4096, 1024).Clear();
-            edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
-            buffer.Slice(4096, 1024).IndexOfAnyExcept((byte)0).ShouldBe(-1);
-            kernel.DmaFaults.ShouldNotBeEmpty();
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(memory);
-        }
+        space.Unmap(mapping.Iova);
+        buffer.Slice(4096, 1024).Clear();
+        edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
+        buffer.Slice(4096, 1024).IndexOfAnyExcept((byte)0).ShouldBe(-1);
+        kernel.DmaFaults.ShouldNotBeEmpty();
     }
 }

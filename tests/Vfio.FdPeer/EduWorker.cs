@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -33,7 +32,7 @@ public static class EduWorker
     /// <param name="kernel">The kernel.</param>
     /// <param name="socketFd">The inherited socket the launcher sends the fds on.</param>
     /// <param name="device">Edu's PCI address.</param>
-    public static unsafe string Run(IKernel kernel, int socketFd, string device)
+    public static string Run(IKernel kernel, int socketFd, string device)
     {
         ArgumentNullException.ThrowIfNull(kernel);
         var report = new StringBuilder();
@@ -54,42 +53,33 @@ public static class EduWorker
         services.AddSingleton(kernel);
         services.AddVfio(configuration.GetSection(VfioOptions.SectionName)).AddIommuFdBackend();
 
-        const int Size = 2 * 4096;
-        void* memory = NativeMemory.AlignedAlloc(Size, 4096);
-        try
+        using var memory = new DmaMemory(2 * 4096);
+        Span<byte> buffer = memory.Span;
+        using (ServiceProvider provider = services.BuildServiceProvider())
         {
-            var buffer = new Span<byte>(memory, Size);
-            buffer.Clear();
-            using (ServiceProvider provider = services.BuildServiceProvider())
-            {
-                VfioManager manager = provider.GetRequiredService<VfioManager>();
-                using DmaSpace space = manager.CreateDmaSpace("worker");
-                AttachedDevice edu = manager.AttachDevice(VfioDeviceSource.Pci(device), space);
-                report.AppendLine(CultureInfo.InvariantCulture, $"attached {edu.Name} group {edu.IommuGroup}");
-                DmaMapping mapping = space.Map((nint)memory, Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+            VfioManager manager = provider.GetRequiredService<VfioManager>();
+            using DmaSpace space = manager.CreateDmaSpace("worker");
+            AttachedDevice edu = manager.AttachDevice(VfioDeviceSource.Pci(device), space);
+            report.AppendLine(CultureInfo.InvariantCulture, $"attached {edu.Name} group {edu.IommuGroup}");
+            DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
 
-                using var driver = new EduDriver(edu.Device, useMmap: true);
-                driver.ReadIdentification().ToString("x8", CultureInfo.InvariantCulture).ShouldBeFor("identification", EduDriver.Identification.ToString("x8", CultureInfo.InvariantCulture));
-                driver.EnableBusMaster();
-                byte[] pattern = new byte[1024];
-                for (int i = 0; i < pattern.Length; i++)
-                {
-                    pattern[i] = (byte)((i * 13) + 5);
-                }
-                pattern.CopyTo(buffer);
-                TimeSpan timeout = TimeSpan.FromSeconds(10);
-                driver.DmaToDevice(mapping.Iova, 0, 1024, timeout);
-                driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, timeout);
-                if (!buffer.Slice(4096, 1024).SequenceEqual(pattern))
-                {
-                    throw new InvalidOperationException("The DMA round trip through the passed fds returned other bytes.");
-                }
-                report.AppendLine(Success);
+            using var driver = new EduDriver(edu.Device, useMmap: true);
+            driver.ReadIdentification().ToString("x8", CultureInfo.InvariantCulture).ShouldBeFor("identification", EduDriver.Identification.ToString("x8", CultureInfo.InvariantCulture));
+            driver.EnableBusMaster();
+            byte[] pattern = new byte[1024];
+            for (int i = 0; i < pattern.Length; i++)
+            {
+                pattern[i] = (byte)((i * 13) + 5);
             }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(memory);
+            pattern.CopyTo(buffer);
+            TimeSpan timeout = TimeSpan.FromSeconds(10);
+            driver.DmaToDevice(mapping.Iova, 0, 1024, timeout);
+            driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, timeout);
+            if (!buffer.Slice(4096, 1024).SequenceEqual(pattern))
+            {
+                throw new InvalidOperationException("The DMA round trip through the passed fds returned other bytes.");
+            }
+            report.AppendLine(Success);
         }
         return report.ToString();
     }
