@@ -544,7 +544,7 @@ public sealed partial class DmaSpace : IDisposable
             throw new VfioDmaException(DmaMappingFailure.Misaligned, MapOperation, Name,
                 string.Create(CultureInfo.InvariantCulture,
                     $"IOVA 0x{iova:x}, host address 0x{(ulong)hostAddress:x} and size 0x{size:x} must be non-zero multiples of the page size 0x{page:x}"),
-                "Allocate DMA buffers page-aligned (e.g. NativeMemory.AlignedAlloc or mmap) and round their size up to the page size.");
+                "Allocate DMA memory with DmaBuffer.Allocate (page-aligned, mapped in one call), or map page-aligned memory (mmap) in whole pages.");
         }
         if (iova > ulong.MaxValue - (size - 1))
         {
