@@ -8,8 +8,9 @@ namespace Vfio.Core;
 
 /// <summary>
 /// The memory a set of devices may reach by DMA: mappings of host memory at IOVAs, kept in every
-/// <see cref="DmaContainer"/> of the space, whatever backend made it. A user-space driver maps buffers with
-/// <see cref="Map"/> (the space picks the IOVA) or <see cref="MapAt"/>; a VMM adds and removes guest-memory
+/// <see cref="DmaContainer"/> of the space, whatever backend made it. A user-space driver allocates buffers mapped in one
+/// call with <see cref="DmaBuffer.Allocate"/>, or maps memory it owns with <see cref="Map"/> (the space picks the IOVA) or
+/// <see cref="MapAt"/>; a VMM adds and removes guest-memory
 /// sections with <see cref="AddSection"/>/<see cref="RemoveSection"/>, as QEMU's memory listener does.
 /// </summary>
 /// <remarks>

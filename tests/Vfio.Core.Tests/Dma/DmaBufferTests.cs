@@ -34,6 +34,7 @@ public sealed class DmaBufferTests
         container.MapCalls.ShouldBe([buffer.Mapping]);
         space.MappingCount.ShouldBe(1);
         ProcessMaps.Covers(buffer.Address, buffer.Size).ShouldBeTrue();
+        ProcessMaps.VmFlags(buffer.Address).ShouldContain("dc");   // MADV_DONTFORK: a fork does not copy it
 
         buffer.Span.ToArray().ShouldAllBe(b => b == 0);
         buffer.Memory.Write32(8, 0xdeadbeef);
@@ -204,6 +205,16 @@ public sealed class DmaBufferTests
         buffer.IsHugePages.ShouldBe(free > 0);
         buffer.Size.ShouldBe(free > 0 ? hugePageSize : 3 * Page);
         ProcessMaps.Covers(buffer.Address, buffer.Size).ShouldBeTrue();
+        string[] flags = ProcessMaps.VmFlags(buffer.Address);
+        flags.ShouldContain("dc");
+        if (free > 0)
+        {
+            flags.ShouldContain("ht");   // hugetlb
+        }
+        else if (Directory.Exists("/sys/kernel/mm/transparent_hugepage"))
+        {
+            flags.ShouldContain("hg");   // the MADV_HUGEPAGE hint (a kernel without THP refuses the hint, and the buffer works)
+        }
         buffer.Span.Fill(0x33);
         buffer.Memory.Read64(buffer.Size - 8).ShouldBe(0x3333_3333_3333_3333UL);
     }
@@ -258,6 +269,27 @@ public sealed class DmaBufferTests
         }
 
         internal static int CountOfLength(ulong length) => Read().Count(r => r.End - r.Start == length);
+
+        /// <summary>The <c>VmFlags</c> of the mapping that contains <paramref name="address"/>, from <c>/proc/self/smaps</c>.</summary>
+        internal static string[] VmFlags(nint address)
+        {
+            bool inside = false;
+            foreach (string line in File.ReadLines("/proc/self/smaps"))
+            {
+                int dash = line.IndexOf('-', StringComparison.Ordinal);
+                int space = line.IndexOf(' ', StringComparison.Ordinal);
+                if (dash > 0 && space > dash && ulong.TryParse(line[..dash], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong start)
+                    && ulong.TryParse(line[(dash + 1)..space], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong end))
+                {
+                    inside = start <= (ulong)address && (ulong)address < end;
+                }
+                else if (inside && line.StartsWith("VmFlags:", StringComparison.Ordinal))
+                {
+                    return line["VmFlags:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                }
+            }
+            throw new InvalidOperationException($"No mapping contains 0x{address:x}.");
+        }
 
         private static List<(ulong Start, ulong End)> Read()
         {
