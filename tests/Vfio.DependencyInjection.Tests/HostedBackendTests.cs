@@ -157,10 +157,10 @@ public sealed class HostedBackendTests
     /// <summary>RAM → edu → RAM through a mapping of the space, then a DMA after unmap is blocked.</summary>
     private static void RoundTrip(SimulatedKernel kernel, DmaSpace space, AttachedDevice device)
     {
-        using var memory = new DmaMemory(8192);
+        using DmaBuffer memory = DmaBuffer.Allocate(space, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        DmaMapping mapping = memory.Mapping;
         Span<byte> buffer = memory.Span;
         Random.Shared.NextBytes(buffer[..1024]);
-        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
         using var edu = new EduDriver(device.Device, useMmap: true);
         edu.EnableBusMaster();
         edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
@@ -169,7 +169,7 @@ public sealed class HostedBackendTests
         int faults = kernel.DmaFaults.Count(f => f.Device == device.Name);
         faults.ShouldBe(0);
 
-        space.Unmap(mapping.Iova);
+        space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         buffer.Slice(4096, 1024).Clear();
         edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
         buffer.Slice(4096, 1024).IndexOfAnyExcept((byte)0).ShouldBe(-1);
