@@ -14,7 +14,7 @@ namespace Vfio.Core.Interop;
 /// device id, <c>VFIO_PCI_DEVID_OWNED</c> or <c>VFIO_PCI_DEVID_NOT_OWNED</c>.
 /// </remarks>
 [StructLayout(LayoutKind.Explicit)]
-public struct vfio_pci_dependent_device
+internal struct vfio_pci_dependent_device
 {
     /// <summary>Output (group path): IOMMU group id of the device.</summary>
     [FieldOffset(0)]
@@ -44,7 +44,7 @@ public struct vfio_pci_dependent_device
 /// <c>ENOSPC</c> and <see cref="count"/> holds the number needed.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_pci_hot_reset_info
+internal struct vfio_pci_hot_reset_info
 {
     /// <summary>Offset of the flexible array <c>devices[]</c> from the start of the structure.</summary>
     public const int devices_offset = 12;
@@ -65,7 +65,7 @@ public struct vfio_pci_hot_reset_info
 /// <see cref="group_fds_offset"/>: on the group path the fds of every affected group, on the cdev path empty.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_pci_hot_reset
+internal struct vfio_pci_hot_reset
 {
     /// <summary>Offset of the flexible array <c>group_fds[]</c> from the start of the structure.</summary>
     public const int group_fds_offset = 12;
@@ -80,7 +80,7 @@ public struct vfio_pci_hot_reset
     public uint count;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary>vfio-pci region index of BAR0.</summary>
     public const uint VFIO_PCI_BAR0_REGION_INDEX = 0;

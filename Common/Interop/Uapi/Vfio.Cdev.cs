@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct vfio_device_bind_iommufd</c>, the argument of <c>VFIO_DEVICE_BIND_IOMMUFD</c> (16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_bind_iommufd
+internal struct vfio_device_bind_iommufd
 {
     /// <summary>Input: size of the structure (16).</summary>
     public uint argsz;
@@ -23,7 +23,7 @@ public struct vfio_device_bind_iommufd
 
 /// <summary><c>struct vfio_device_attach_iommufd_pt</c>, the argument of <c>VFIO_DEVICE_ATTACH_IOMMUFD_PT</c> (12 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_attach_iommufd_pt
+internal struct vfio_device_attach_iommufd_pt
 {
     /// <summary>Input: size of the structure (12).</summary>
     public uint argsz;
@@ -37,7 +37,7 @@ public struct vfio_device_attach_iommufd_pt
 
 /// <summary><c>struct vfio_device_detach_iommufd_pt</c>, the argument of <c>VFIO_DEVICE_DETACH_IOMMUFD_PT</c> (8 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_detach_iommufd_pt
+internal struct vfio_device_detach_iommufd_pt
 {
     /// <summary>Input: size of the structure (8).</summary>
     public uint argsz;
@@ -46,7 +46,7 @@ public struct vfio_device_detach_iommufd_pt
     public uint flags;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>VFIO_DEVICE_BIND_IOMMUFD</c> (device cdev fd; <c>struct vfio_device_bind_iommufd *</c>, in/out). Same number as <c>VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY</c>.</summary>
     public static readonly uint VFIO_DEVICE_BIND_IOMMUFD = IoctlEncoding.Io(IoctlEncoding.VFIO_BASE + 18);

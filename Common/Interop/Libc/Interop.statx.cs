@@ -42,4 +42,11 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int statx(int dirfd, string path, int flags, uint mask, statx_t* buffer);
+
+    /// <summary>The inode of an open fd (<c>statx</c> with <c>AT_EMPTY_PATH</c>), or <c>-errno</c>.</summary>
+    internal static long Inode(int fd)
+    {
+        statx_t stx;
+        return statx(fd, string.Empty, AT_EMPTY_PATH, STATX_INO, &stx) == 0 ? (long)stx.stx_ino : -LastErrno;
+    }
 }

@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct vfio_group_status</c>, the argument of <c>VFIO_GROUP_GET_STATUS</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_group_status
+internal struct vfio_group_status
 {
     /// <summary>Size of the structure as passed by the caller.</summary>
     public uint argsz;
@@ -15,7 +15,7 @@ public struct vfio_group_status
     public uint flags;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary>The group is viable: every device in it is bound to a VFIO driver or to none.</summary>
     public const uint VFIO_GROUP_FLAGS_VIABLE = 1u << 0;

@@ -21,4 +21,17 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "munmap", SetLastError = true)]
     internal static partial int munmap(nint address, nuint length);
+
+    /// <summary>A private anonymous read/write mapping of <paramref name="length"/> zeroed bytes. Returns 0 with the
+    /// <paramref name="address"/>, or <c>-errno</c> with <paramref name="address"/> 0.</summary>
+    internal static int MapAnonymous(nuint length, out nint address)
+    {
+        address = mmap(0, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (address == MAP_FAILED)
+        {
+            address = 0;
+            return -LastErrno;
+        }
+        return 0;
+    }
 }

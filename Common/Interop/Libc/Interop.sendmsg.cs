@@ -94,7 +94,7 @@ internal static unsafe partial class Libc
             {
                 rc = Result(sendmsg(socket, &message, flags | MSG_NOSIGNAL));
             }
-            while (rc == -EINTR);
+            while (rc == -(int)Errno.EINTR);
             return rc;
         }
     }
@@ -126,7 +126,7 @@ internal static unsafe partial class Libc
             {
                 rc = Result(recvmsg(socket, &message, flags | MSG_CMSG_CLOEXEC));
             }
-            while (rc == -EINTR);
+            while (rc == -(int)Errno.EINTR);
             if (rc < 0)
             {
                 return rc;

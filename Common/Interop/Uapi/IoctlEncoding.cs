@@ -13,7 +13,7 @@ namespace Vfio.Core.Interop;
 /// bit 29, so the number also has <c>0x20000000</c> set (include/uapi/asm-generic/ioctl.h and the per-arch
 /// overrides).
 /// </remarks>
-public static class IoctlEncoding
+internal static class IoctlEncoding
 {
     /// <summary>The ioctl type of VFIO and iommufd, <c>';'</c>.</summary>
     public const uint VFIO_TYPE = ';';

@@ -23,7 +23,7 @@ internal static unsafe partial class Libc
         {
             rc = Result(read(fd, (byte*)&buffer, sizeof(ulong)));
         }
-        while (rc == -EINTR);
+        while (rc == -(int)Errno.EINTR);
         value = rc == sizeof(ulong) ? buffer : 0;
         return (int)rc;
     }
@@ -36,7 +36,7 @@ internal static unsafe partial class Libc
         {
             rc = Result(write(fd, (byte*)&value, sizeof(ulong)));
         }
-        while (rc == -EINTR);
+        while (rc == -(int)Errno.EINTR);
         return (int)rc;
     }
 }

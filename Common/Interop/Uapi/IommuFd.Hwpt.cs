@@ -7,7 +7,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct iommu_hwpt_alloc</c>, the argument of <c>IOMMU_HWPT_ALLOC</c> (48 bytes; the kernel needs 24).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_alloc
+internal struct iommu_hwpt_alloc
 {
     /// <summary>Input: size of the structure (48).</summary>
     public uint size;
@@ -45,7 +45,7 @@ public struct iommu_hwpt_alloc
 
 /// <summary><c>struct iommu_hwpt_vtd_s1</c>: data of <c>IOMMU_HWPT_DATA_VTD_S1</c>, an Intel VT-d stage-1 page table owned by the user.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_vtd_s1
+internal struct iommu_hwpt_vtd_s1
 {
     /// <summary>Input: <c>IOMMU_VTD_S1_*</c>.</summary>
     public ulong flags;
@@ -62,7 +62,7 @@ public struct iommu_hwpt_vtd_s1
 
 /// <summary><c>struct iommu_hw_info_vtd</c>: data of <c>IOMMU_HW_INFO_TYPE_INTEL_VTD</c> returned by <c>IOMMU_GET_HW_INFO</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hw_info_vtd
+internal struct iommu_hw_info_vtd
 {
     /// <summary>Output: <c>IOMMU_HW_INFO_VTD_*</c>.</summary>
     public uint flags;
@@ -79,7 +79,7 @@ public struct iommu_hw_info_vtd
 
 /// <summary><c>struct iommu_hw_info</c>, the argument of <c>IOMMU_GET_HW_INFO</c> (40 bytes; the kernel needs 32).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct iommu_hw_info
+internal unsafe struct iommu_hw_info
 {
     /// <summary>Input: size of the structure (40).</summary>
     public uint size;
@@ -111,7 +111,7 @@ public unsafe struct iommu_hw_info
 
 /// <summary><c>struct iommu_hwpt_set_dirty_tracking</c>, the argument of <c>IOMMU_HWPT_SET_DIRTY_TRACKING</c> (16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_set_dirty_tracking
+internal struct iommu_hwpt_set_dirty_tracking
 {
     /// <summary>Input: size of the structure (16).</summary>
     public uint size;
@@ -128,7 +128,7 @@ public struct iommu_hwpt_set_dirty_tracking
 
 /// <summary><c>struct iommu_hwpt_get_dirty_bitmap</c>, the argument of <c>IOMMU_HWPT_GET_DIRTY_BITMAP</c> (48 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_get_dirty_bitmap
+internal struct iommu_hwpt_get_dirty_bitmap
 {
     /// <summary>Input: size of the structure (48).</summary>
     public uint size;
@@ -157,7 +157,7 @@ public struct iommu_hwpt_get_dirty_bitmap
 
 /// <summary><c>struct iommu_hwpt_vtd_s1_invalidate</c>: one entry of <c>IOMMU_HWPT_INVALIDATE_DATA_VTD_S1</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_vtd_s1_invalidate
+internal struct iommu_hwpt_vtd_s1_invalidate
 {
     /// <summary>Input: 4 KiB-aligned first address (0 with <see cref="npages"/> = 2^64−1 means everything).</summary>
     public ulong addr;
@@ -174,7 +174,7 @@ public struct iommu_hwpt_vtd_s1_invalidate
 
 /// <summary><c>struct iommu_hwpt_invalidate</c>, the argument of <c>IOMMU_HWPT_INVALIDATE</c> (32 bytes): flush caches of a nested HWPT.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_invalidate
+internal struct iommu_hwpt_invalidate
 {
     /// <summary>Input: size of the structure (32).</summary>
     public uint size;
@@ -198,7 +198,7 @@ public struct iommu_hwpt_invalidate
     public uint __reserved;
 }
 
-public static partial class IommuUapi
+internal static partial class IommuUapi
 {
     /// <summary><c>iommu_hwpt_alloc.flags</c>: the paging HWPT may be the parent of nested HWPTs.</summary>
     public const uint IOMMU_HWPT_ALLOC_NEST_PARENT = 1u << 0;

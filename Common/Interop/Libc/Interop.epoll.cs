@@ -14,6 +14,7 @@ internal static unsafe partial class Libc
     internal const uint EPOLLIN = 0x001;
     internal const uint EPOLLERR = 0x008;
     internal const uint EPOLLHUP = 0x010;
+    internal const uint EPOLLRDHUP = 0x2000;
     internal const uint EPOLLONESHOT = 1u << 30;
 
     // struct epoll_event is packed on x86-64 only (12 bytes, data at 4); elsewhere it is 16 bytes, data at 8.

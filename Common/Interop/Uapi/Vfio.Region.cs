@@ -7,7 +7,7 @@ namespace Vfio.Core.Interop;
 /// <summary><c>struct vfio_region_info</c>, the argument of <c>VFIO_DEVICE_GET_REGION_INFO</c> (32 bytes).</summary>
 /// <remarks>A capability chain may follow the structure; see <see cref="cap_offset"/> and <c>VFIO_REGION_INFO_FLAG_CAPS</c>.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_region_info
+internal struct vfio_region_info
 {
     /// <summary>In/out: size of the caller's buffer; the kernel raises it when the capabilities do not fit.</summary>
     public uint argsz;
@@ -30,7 +30,7 @@ public struct vfio_region_info
 
 /// <summary><c>struct vfio_region_sparse_mmap_area</c>: one element of <c>vfio_region_info_cap_sparse_mmap.areas[]</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_region_sparse_mmap_area
+internal struct vfio_region_sparse_mmap_area
 {
     /// <summary>Offset of the mmap-able area within the region.</summary>
     public ulong offset;
@@ -46,7 +46,7 @@ public struct vfio_region_sparse_mmap_area
 /// 8-byte alignment; this declaration is 4-byte aligned, which only matters if it is embedded in another struct.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_region_info_cap_sparse_mmap
+internal struct vfio_region_info_cap_sparse_mmap
 {
     /// <summary>Offset of the flexible array <c>areas[]</c> from the start of the capability.</summary>
     public const int areas_offset = 16;
@@ -63,7 +63,7 @@ public struct vfio_region_info_cap_sparse_mmap
 
 /// <summary>Region capability <c>VFIO_REGION_INFO_CAP_TYPE</c> (<c>struct vfio_region_info_cap_type</c>): identifies a device-specific region.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_region_info_cap_type
+internal struct vfio_region_info_cap_type
 {
     /// <summary>Capability header; <c>id</c> is <c>VFIO_REGION_INFO_CAP_TYPE</c>.</summary>
     public vfio_info_cap_header header;
@@ -80,7 +80,7 @@ public struct vfio_region_info_cap_type
 /// <c>VFIO_REGION_SUBTYPE_GFX_EDID</c> region (virtual display EDID of an mdev GPU).
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_region_gfx_edid
+internal struct vfio_region_gfx_edid
 {
     /// <summary>Read-only: offset of the EDID blob within the region.</summary>
     public uint edid_offset;
@@ -101,7 +101,7 @@ public struct vfio_region_gfx_edid
     public uint link_state;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_region_info.flags</c>: the region supports read (pread).</summary>
     public const uint VFIO_REGION_INFO_FLAG_READ = 1u << 0;

@@ -11,4 +11,10 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "pwrite64", SetLastError = true)]
     internal static partial nint pwrite(SafeHandle fd, byte* buffer, nuint count, long offset);
+
+    /// <summary><c>preadv2</c> flag: fail with <c>EAGAIN</c> instead of blocking, even on a blocking fd.</summary>
+    internal const int RWF_NOWAIT = 0x8;
+
+    [LibraryImport(Name, EntryPoint = "preadv2", SetLastError = true)]
+    internal static partial nint preadv2(SafeHandle fd, iovec* iov, int count, long offset, int flags);
 }

@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct vfio_iommu_spapr_tce_ddw_info</c>: dynamic DMA window limits, inside <see cref="vfio_iommu_spapr_tce_info"/>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_spapr_tce_ddw_info
+internal struct vfio_iommu_spapr_tce_ddw_info
 {
     /// <summary>Output: bitmap of supported IOMMU page sizes (4K, 64K, 16M…).</summary>
     public ulong pgsizes;
@@ -20,7 +20,7 @@ public struct vfio_iommu_spapr_tce_ddw_info
 
 /// <summary><c>struct vfio_iommu_spapr_tce_info</c>, the argument of <c>VFIO_IOMMU_SPAPR_TCE_GET_INFO</c> (32 bytes; the kernel needs 16).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_spapr_tce_info
+internal struct vfio_iommu_spapr_tce_info
 {
     /// <summary>Input: size of the structure; <see cref="ddw"/> is written only if it is at least 32.</summary>
     public uint argsz;
@@ -40,7 +40,7 @@ public struct vfio_iommu_spapr_tce_info
 
 /// <summary><c>struct vfio_eeh_pe_err</c>: error to inject with <c>VFIO_EEH_PE_INJECT_ERR</c>, inside <see cref="vfio_eeh_pe_op"/>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_eeh_pe_err
+internal struct vfio_eeh_pe_err
 {
     /// <summary>Input: 0 = 32-bit error, 1 = 64-bit error.</summary>
     public uint type;
@@ -58,7 +58,7 @@ public struct vfio_eeh_pe_err
 /// <summary><c>struct vfio_eeh_pe_op</c>, the argument of <c>VFIO_EEH_PE_OP</c> (40 bytes; the kernel needs 12).</summary>
 /// <remarks>In C <see cref="err"/> sits in a one-member anonymous union; the layout is the same.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_eeh_pe_op
+internal struct vfio_eeh_pe_op
 {
     /// <summary>Input: size of the structure (at least 40 for <c>VFIO_EEH_PE_INJECT_ERR</c>).</summary>
     public uint argsz;
@@ -75,7 +75,7 @@ public struct vfio_eeh_pe_op
 
 /// <summary><c>struct vfio_iommu_spapr_register_memory</c>, the argument of <c>VFIO_IOMMU_SPAPR_REGISTER_MEMORY</c> and <c>VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY</c> (v2).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_spapr_register_memory
+internal struct vfio_iommu_spapr_register_memory
 {
     /// <summary>Input: size of the structure (24).</summary>
     public uint argsz;
@@ -92,7 +92,7 @@ public struct vfio_iommu_spapr_register_memory
 
 /// <summary><c>struct vfio_iommu_spapr_tce_create</c>, the argument of <c>VFIO_IOMMU_SPAPR_TCE_CREATE</c> (v2, 40 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_spapr_tce_create
+internal struct vfio_iommu_spapr_tce_create
 {
     /// <summary>Input: size of the structure (40).</summary>
     public uint argsz;
@@ -121,7 +121,7 @@ public struct vfio_iommu_spapr_tce_create
 
 /// <summary><c>struct vfio_iommu_spapr_tce_remove</c>, the argument of <c>VFIO_IOMMU_SPAPR_TCE_REMOVE</c> (v2, 16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_spapr_tce_remove
+internal struct vfio_iommu_spapr_tce_remove
 {
     /// <summary>Input: size of the structure (16).</summary>
     public uint argsz;
@@ -133,7 +133,7 @@ public struct vfio_iommu_spapr_tce_remove
     public ulong start_addr;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_iommu_spapr_tce_info.flags</c>: dynamic DMA windows are supported; <c>ddw</c> is valid.</summary>
     public const uint VFIO_IOMMU_SPAPR_INFO_DDW = 1u << 0;

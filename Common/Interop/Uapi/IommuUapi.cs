@@ -12,7 +12,7 @@ namespace Vfio.Core.Interop;
 /// running architecture by <see cref="IoctlEncoding"/>; the ABI tests compare every value with what gcc computes
 /// from the kernel headers.
 /// </remarks>
-public static partial class IommuUapi
+internal static partial class IommuUapi
 {
     /// <summary><c>IOMMUFD_TYPE</c>, the ioctl type of iommufd (<c>';'</c>, shared with VFIO).</summary>
     public const uint IOMMUFD_TYPE = ';';

@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct vfio_irq_info</c>, the argument of <c>VFIO_DEVICE_GET_IRQ_INFO</c> (16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_irq_info
+internal struct vfio_irq_info
 {
     /// <summary>Input: size of the structure (16).</summary>
     public uint argsz;
@@ -28,7 +28,7 @@ public struct vfio_irq_info
 /// nothing for <c>VFIO_IRQ_SET_DATA_NONE</c>. <see cref="argsz"/> covers the data.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_irq_set
+internal struct vfio_irq_set
 {
     /// <summary>Offset of the flexible array <c>data[]</c> from the start of the structure.</summary>
     public const int data_offset = 20;
@@ -49,7 +49,7 @@ public struct vfio_irq_set
     public uint count;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_irq_info.flags</c>: the interrupt can signal an eventfd.</summary>
     public const uint VFIO_IRQ_INFO_EVENTFD = 1u << 0;

@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct iommu_ioas_alloc</c>, the argument of <c>IOMMU_IOAS_ALLOC</c> (12 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_alloc
+internal struct iommu_ioas_alloc
 {
     /// <summary>Input: size of the structure (12).</summary>
     public uint size;
@@ -20,7 +20,7 @@ public struct iommu_ioas_alloc
 
 /// <summary><c>struct iommu_iova_range</c>: an inclusive IOVA interval, element of the arrays of <c>IOMMU_IOAS_IOVA_RANGES</c> and <c>IOMMU_IOAS_ALLOW_IOVAS</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_iova_range
+internal struct iommu_iova_range
 {
     /// <summary>First IOVA.</summary>
     public ulong start;
@@ -32,7 +32,7 @@ public struct iommu_iova_range
 /// <summary><c>struct iommu_ioas_iova_ranges</c>, the argument of <c>IOMMU_IOAS_IOVA_RANGES</c> (32 bytes).</summary>
 /// <remarks>Fails with <c>EMSGSIZE</c> after writing the required <see cref="num_iovas"/> when the array is too short.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_iova_ranges
+internal struct iommu_ioas_iova_ranges
 {
     /// <summary>Input: size of the structure (32).</summary>
     public uint size;
@@ -55,7 +55,7 @@ public struct iommu_ioas_iova_ranges
 
 /// <summary><c>struct iommu_ioas_allow_iovas</c>, the argument of <c>IOMMU_IOAS_ALLOW_IOVAS</c> (24 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_allow_iovas
+internal struct iommu_ioas_allow_iovas
 {
     /// <summary>Input: size of the structure (24).</summary>
     public uint size;
@@ -75,7 +75,7 @@ public struct iommu_ioas_allow_iovas
 
 /// <summary><c>struct iommu_ioas_map</c>, the argument of <c>IOMMU_IOAS_MAP</c> (40 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_map
+internal struct iommu_ioas_map
 {
     /// <summary>Input: size of the structure (40).</summary>
     public uint size;
@@ -101,7 +101,7 @@ public struct iommu_ioas_map
 
 /// <summary><c>struct iommu_ioas_copy</c>, the argument of <c>IOMMU_IOAS_COPY</c> (40 bytes): map pages already mapped in one IOAS into another.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_copy
+internal struct iommu_ioas_copy
 {
     /// <summary>Input: size of the structure (40).</summary>
     public uint size;
@@ -127,7 +127,7 @@ public struct iommu_ioas_copy
 
 /// <summary><c>struct iommu_ioas_unmap</c>, the argument of <c>IOMMU_IOAS_UNMAP</c> (24 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_ioas_unmap
+internal struct iommu_ioas_unmap
 {
     /// <summary>Input: size of the structure (24).</summary>
     public uint size;
@@ -144,7 +144,7 @@ public struct iommu_ioas_unmap
 
 /// <summary><c>struct iommu_vfio_ioas</c>, the argument of <c>IOMMU_VFIO_IOAS</c> (12 bytes): get or set the IOAS used by the VFIO container compatibility layer.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_vfio_ioas
+internal struct iommu_vfio_ioas
 {
     /// <summary>Input: size of the structure (12).</summary>
     public uint size;
@@ -159,7 +159,7 @@ public struct iommu_vfio_ioas
     public ushort __reserved;
 }
 
-public static partial class IommuUapi
+internal static partial class IommuUapi
 {
     /// <summary><c>iommu_ioas_map.flags</c>: map at the given <c>iova</c> instead of letting the kernel choose.</summary>
     public const uint IOMMU_IOAS_MAP_FIXED_IOVA = 1u << 0;

@@ -5,11 +5,10 @@ namespace Vfio.Core.Interop;
 
 internal static unsafe partial class Libc
 {
+    // Errno names live in one place, the public Vfio.Core.Errno enum: compare with -(int)Errno.EINTR.
+
     /// <summary>The errno of the last libc call on this thread, as a positive number.</summary>
     internal static int LastErrno => Marshal.GetLastPInvokeError();
-
-    internal const int EINTR = 4;
-    internal const int EAGAIN = 11;
 
     /// <summary>Folds a libc result into the port's convention: the non-negative result, or <c>-errno</c>.</summary>
     internal static int Result(int rc) => rc >= 0 ? rc : -LastErrno;

@@ -12,7 +12,7 @@ namespace Vfio.Core.Interop;
 /// covers it.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature
+internal struct vfio_device_feature
 {
     /// <summary>Offset of the flexible array <c>data[]</c> from the start of the structure.</summary>
     public const int data_offset = 8;
@@ -26,7 +26,7 @@ public struct vfio_device_feature
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_MIGRATION</c> (GET): <c>struct vfio_device_feature_migration</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_migration
+internal struct vfio_device_feature_migration
 {
     /// <summary>Output: <c>VFIO_MIGRATION_*</c>.</summary>
     public ulong flags;
@@ -34,7 +34,7 @@ public struct vfio_device_feature_migration
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE</c> (GET/SET): <c>struct vfio_device_feature_mig_state</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_mig_state
+internal struct vfio_device_feature_mig_state
 {
     /// <summary>In (SET) / out (GET): a <c>VFIO_DEVICE_STATE_*</c> migration state.</summary>
     public uint device_state;
@@ -45,7 +45,7 @@ public struct vfio_device_feature_mig_state
 
 /// <summary><c>struct vfio_precopy_info</c>, the argument of <c>VFIO_MIG_GET_PRECOPY_INFO</c> on a migration data fd.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_precopy_info
+internal struct vfio_precopy_info
 {
     /// <summary>Input: size of the structure (24).</summary>
     public uint argsz;
@@ -62,7 +62,7 @@ public struct vfio_precopy_info
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP</c> (SET): <c>struct vfio_device_low_power_entry_with_wakeup</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_low_power_entry_with_wakeup
+internal struct vfio_device_low_power_entry_with_wakeup
 {
     /// <summary>Input: eventfd signalled when the device wakes up.</summary>
     public int wakeup_eventfd;
@@ -73,7 +73,7 @@ public struct vfio_device_low_power_entry_with_wakeup
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_DMA_LOGGING_START</c> (SET): <c>struct vfio_device_feature_dma_logging_control</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_dma_logging_control
+internal struct vfio_device_feature_dma_logging_control
 {
     /// <summary>In/out: requested tracking granularity; the kernel writes the one it uses.</summary>
     public ulong page_size;
@@ -90,7 +90,7 @@ public struct vfio_device_feature_dma_logging_control
 
 /// <summary><c>struct vfio_device_feature_dma_logging_range</c>: an IOVA range to track (element of <c>ranges</c>).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_dma_logging_range
+internal struct vfio_device_feature_dma_logging_range
 {
     /// <summary>First IOVA of the range.</summary>
     public ulong iova;
@@ -101,7 +101,7 @@ public struct vfio_device_feature_dma_logging_range
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT</c> (GET): <c>struct vfio_device_feature_dma_logging_report</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_dma_logging_report
+internal struct vfio_device_feature_dma_logging_report
 {
     /// <summary>Input: first IOVA to report.</summary>
     public ulong iova;
@@ -118,7 +118,7 @@ public struct vfio_device_feature_dma_logging_report
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_MIG_DATA_SIZE</c> (GET): <c>struct vfio_device_feature_mig_data_size</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_mig_data_size
+internal struct vfio_device_feature_mig_data_size
 {
     /// <summary>Output: estimated size of the STOP_COPY data.</summary>
     public ulong stop_copy_length;
@@ -126,13 +126,13 @@ public struct vfio_device_feature_mig_data_size
 
 /// <summary>Payload of <c>VFIO_DEVICE_FEATURE_BUS_MASTER</c> (SET, CDX only): <c>struct vfio_device_feature_bus_master</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_feature_bus_master
+internal struct vfio_device_feature_bus_master
 {
     /// <summary>Input: <c>VFIO_DEVICE_FEATURE_CLEAR_MASTER</c> or <c>VFIO_DEVICE_FEATURE_SET_MASTER</c>.</summary>
     public uint op;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary>Mask of the feature index in <c>vfio_device_feature.flags</c>.</summary>
     public const uint VFIO_DEVICE_FEATURE_MASK = 0xFFFF;

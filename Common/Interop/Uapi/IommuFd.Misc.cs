@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 
 /// <summary><c>struct iommu_destroy</c>, the argument of <c>IOMMU_DESTROY</c> (8 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_destroy
+internal struct iommu_destroy
 {
     /// <summary>Input: size of the structure (8).</summary>
     public uint size;
@@ -17,7 +17,7 @@ public struct iommu_destroy
 
 /// <summary><c>struct iommu_option</c>, the argument of <c>IOMMU_OPTION</c> (24 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_option
+internal struct iommu_option
 {
     /// <summary>Input: size of the structure (24).</summary>
     public uint size;
@@ -40,7 +40,7 @@ public struct iommu_option
 
 /// <summary><c>struct iommu_fault_alloc</c>, the argument of <c>IOMMU_FAULT_QUEUE_ALLOC</c> (16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_fault_alloc
+internal struct iommu_fault_alloc
 {
     /// <summary>Input: size of the structure (16).</summary>
     public uint size;
@@ -57,7 +57,7 @@ public struct iommu_fault_alloc
 
 /// <summary><c>struct iommu_hwpt_pgfault</c>: one I/O page fault record read from a fault queue fd (40 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_pgfault
+internal struct iommu_hwpt_pgfault
 {
     /// <summary><c>IOMMU_PGFAULT_FLAGS_*</c>.</summary>
     public uint flags;
@@ -89,7 +89,7 @@ public struct iommu_hwpt_pgfault
 
 /// <summary><c>struct iommu_hwpt_page_response</c>: the response to a fault group, written to a fault queue fd (8 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct iommu_hwpt_page_response
+internal struct iommu_hwpt_page_response
 {
     /// <summary>The cookie of the last fault of the group.</summary>
     public uint cookie;
@@ -98,7 +98,7 @@ public struct iommu_hwpt_page_response
     public uint code;
 }
 
-public static partial class IommuUapi
+internal static partial class IommuUapi
 {
     /// <summary><c>iommu_option.option_id</c>: locked-memory accounting mode (0 = per user, 1 = per process); iommufd-wide.</summary>
     public const uint IOMMU_OPTION_RLIMIT_MODE = 0;

@@ -10,7 +10,7 @@ namespace Vfio.Core.Interop;
 /// assemblies share one definition. Ioctl numbers are computed for the running architecture by
 /// <see cref="IoctlEncoding"/>; the ABI tests compare every value with what gcc computes from the kernel headers.
 /// </remarks>
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>VFIO_API_VERSION</c>, the value <c>VFIO_GET_API_VERSION</c> returns.</summary>
     public const int VFIO_API_VERSION = 0;

@@ -2,7 +2,7 @@
 // include/uapi/linux/vfio.h (Linux 6.12): the container fd (/dev/vfio/vfio) and its extensions.
 namespace Vfio.Core.Interop;
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary>Extension / IOMMU type 1: Type1 IOMMU, v1 unmap semantics (<c>VFIO_CHECK_EXTENSION</c>, <c>VFIO_SET_IOMMU</c>).</summary>
     public const uint VFIO_TYPE1_IOMMU = 1;

@@ -8,7 +8,7 @@ namespace Vfio.Core.Interop;
 /// <summary><c>struct vfio_iommu_type1_info</c>, the argument of <c>VFIO_IOMMU_GET_INFO</c> (24 bytes; the kernel needs 16).</summary>
 /// <remarks>The capability chain (<c>VFIO_IOMMU_TYPE1_INFO_CAP_*</c>) follows the structure; see <see cref="cap_offset"/>.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_info
+internal struct vfio_iommu_type1_info
 {
     /// <summary>In/out: size of the caller's buffer; the kernel raises it when the capabilities do not fit.</summary>
     public uint argsz;
@@ -28,7 +28,7 @@ public struct vfio_iommu_type1_info
 
 /// <summary><c>struct vfio_iova_range</c>: one element of <c>vfio_iommu_type1_info_cap_iova_range.iova_ranges[]</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iova_range
+internal struct vfio_iova_range
 {
     /// <summary>First usable IOVA.</summary>
     public ulong start;
@@ -44,7 +44,7 @@ public struct vfio_iova_range
 /// aligned, which only matters if it is embedded in another struct.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_info_cap_iova_range
+internal struct vfio_iommu_type1_info_cap_iova_range
 {
     /// <summary>Offset of the flexible array <c>iova_ranges[]</c> from the start of the capability.</summary>
     public const int iova_ranges_offset = 16;
@@ -61,7 +61,7 @@ public struct vfio_iommu_type1_info_cap_iova_range
 
 /// <summary>Type1 info capability <c>VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION</c> (<c>struct vfio_iommu_type1_info_cap_migration</c>): dirty page tracking support.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_info_cap_migration
+internal struct vfio_iommu_type1_info_cap_migration
 {
     /// <summary>Capability header; <c>id</c> is <c>VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION</c>.</summary>
     public vfio_info_cap_header header;
@@ -78,7 +78,7 @@ public struct vfio_iommu_type1_info_cap_migration
 
 /// <summary>Type1 info capability <c>VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL</c> (<c>struct vfio_iommu_type1_info_dma_avail</c>).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_info_dma_avail
+internal struct vfio_iommu_type1_info_dma_avail
 {
     /// <summary>Capability header; <c>id</c> is <c>VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL</c>.</summary>
     public vfio_info_cap_header header;
@@ -89,7 +89,7 @@ public struct vfio_iommu_type1_info_dma_avail
 
 /// <summary><c>struct vfio_iommu_type1_dma_map</c>, the argument of <c>VFIO_IOMMU_MAP_DMA</c> (32 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_dma_map
+internal struct vfio_iommu_type1_dma_map
 {
     /// <summary>Input: size of the structure (32).</summary>
     public uint argsz;
@@ -110,7 +110,7 @@ public struct vfio_iommu_type1_dma_map
 /// <summary><c>struct vfio_bitmap</c>: a user dirty bitmap, used by <c>VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP</c> and <c>VFIO_IOMMU_DIRTY_PAGES</c>.</summary>
 /// <remarks><see cref="data"/> is a real pointer in C (<c>__u64 *</c>); it is declared as a 64-bit integer.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_bitmap
+internal struct vfio_bitmap
 {
     /// <summary>Input: bytes covered by one bit (the minimum IOMMU page size).</summary>
     public ulong pgsize;
@@ -128,7 +128,7 @@ public struct vfio_bitmap
 /// <c>data[]</c> at <see cref="data_offset"/> and <see cref="argsz"/> covers it.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_dma_unmap
+internal struct vfio_iommu_type1_dma_unmap
 {
     /// <summary>Offset of the flexible array <c>data[]</c> from the start of the structure.</summary>
     public const int data_offset = 24;
@@ -152,7 +152,7 @@ public struct vfio_iommu_type1_dma_unmap
 /// the flexible array <c>data[]</c> at <see cref="data_offset"/>.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_dirty_bitmap
+internal struct vfio_iommu_type1_dirty_bitmap
 {
     /// <summary>Offset of the flexible array <c>data[]</c> from the start of the structure.</summary>
     public const int data_offset = 8;
@@ -166,7 +166,7 @@ public struct vfio_iommu_type1_dirty_bitmap
 
 /// <summary><c>struct vfio_iommu_type1_dirty_bitmap_get</c>: the data of <c>VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_iommu_type1_dirty_bitmap_get
+internal struct vfio_iommu_type1_dirty_bitmap_get
 {
     /// <summary>Input: first IOVA of the range.</summary>
     public ulong iova;
@@ -178,7 +178,7 @@ public struct vfio_iommu_type1_dirty_bitmap_get
     public vfio_bitmap bitmap;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_iommu_type1_info.flags</c>: <c>iova_pgsizes</c> is valid.</summary>
     public const uint VFIO_IOMMU_INFO_PGSIZES = 1u << 0;

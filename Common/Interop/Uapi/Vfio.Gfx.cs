@@ -7,7 +7,7 @@ namespace Vfio.Core.Interop;
 /// <summary><c>struct vfio_device_gfx_plane_info</c>, the argument of <c>VFIO_DEVICE_QUERY_GFX_PLANE</c> (mdev GPUs only).</summary>
 /// <remarks><see cref="region_index"/> and <see cref="dmabuf_id"/> share offset 56 (an anonymous union in C).</remarks>
 [StructLayout(LayoutKind.Explicit)]
-public struct vfio_device_gfx_plane_info
+internal struct vfio_device_gfx_plane_info
 {
     /// <summary>Input: size of the structure (64).</summary>
     [FieldOffset(0)]
@@ -74,7 +74,7 @@ public struct vfio_device_gfx_plane_info
     public uint reserved;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_device_gfx_plane_info.flags</c>: only probe whether the given plane type is supported.</summary>
     public const uint VFIO_GFX_PLANE_TYPE_PROBE = 1u << 0;

@@ -13,7 +13,7 @@ namespace Vfio.Core.Interop;
 /// The kernel rounds each capability up to a multiple of 8 bytes.
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_info_cap_header
+internal struct vfio_info_cap_header
 {
     /// <summary>Output: capability id; its meaning depends on the info ioctl (<c>VFIO_*_CAP_*</c>).</summary>
     public ushort id;
@@ -28,7 +28,7 @@ public struct vfio_info_cap_header
 /// <summary><c>struct vfio_device_info</c>, the argument of <c>VFIO_DEVICE_GET_INFO</c> (24 bytes; the kernel needs 16).</summary>
 /// <remarks>A capability chain may follow the structure; see <see cref="cap_offset"/> and <c>VFIO_DEVICE_FLAGS_CAPS</c>.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_info
+internal struct vfio_device_info
 {
     /// <summary>In/out: size of the caller's buffer; the kernel raises it when the capabilities do not fit.</summary>
     public uint argsz;
@@ -54,7 +54,7 @@ public struct vfio_device_info
 /// <c>VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP</c> (AtomicOp completer widths that are usable end to end).
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_info_cap_pci_atomic_comp
+internal struct vfio_device_info_cap_pci_atomic_comp
 {
     /// <summary>Capability header; <c>id</c> is <c>VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP</c>.</summary>
     public vfio_info_cap_header header;
@@ -71,7 +71,7 @@ public struct vfio_device_info_cap_pci_atomic_comp
 /// is signalled the kernel writes <see cref="data"/> at <see cref="offset"/> of the device fd.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct vfio_device_ioeventfd
+internal struct vfio_device_ioeventfd
 {
     /// <summary>Input: size of the structure (32).</summary>
     public uint argsz;
@@ -92,7 +92,7 @@ public struct vfio_device_ioeventfd
     public uint reserved;
 }
 
-public static partial class VfioUapi
+internal static partial class VfioUapi
 {
     /// <summary><c>vfio_device_info.flags</c>: <c>VFIO_DEVICE_RESET</c> is supported.</summary>
     public const uint VFIO_DEVICE_FLAGS_RESET = 1u << 0;
