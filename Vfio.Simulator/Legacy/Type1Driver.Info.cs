@@ -17,7 +17,8 @@ internal sealed partial class Type1Driver
     private static int InfoSize => Unsafe.SizeOf<vfio_iommu_type1_info>();
     private const int InfoMinSize = 16;
     private static int MigrationCapSize => Unsafe.SizeOf<vfio_iommu_type1_info_cap_migration>();
-    private static int DmaAvailCapSize => Unsafe.SizeOf<vfio_iommu_type1_info_dma_avail>();
+    // 12 bytes of struct; vfio_info_cap_add keeps each capability 8-byte aligned, so it takes 16 in the chain.
+    private static int DmaAvailCapSize => (Unsafe.SizeOf<vfio_iommu_type1_info_dma_avail>() + 7) & ~7;
     private static int IovaRangeCapHeaderSize => Unsafe.SizeOf<vfio_iommu_type1_info_cap_iova_range>();
     private static int IovaRangeSize => Unsafe.SizeOf<vfio_iova_range>();
 
