@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
@@ -286,7 +287,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
 
     private static unsafe int DetachPt(SafeFileHandle cdev, IKernel kernel)
     {
-        var detach = new vfio_device_detach_iommufd_pt { argsz = 8 };
+        var detach = new vfio_device_detach_iommufd_pt { argsz = (uint)Unsafe.SizeOf<vfio_device_detach_iommufd_pt>() };
         return kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
     }
 
@@ -464,7 +465,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     private unsafe uint Bind(SafeFileHandle cdev, SafeFileHandle iommufd, VfioDeviceSource source)
     {
         string name = source.Name;
-        var bind = new vfio_device_bind_iommufd { argsz = 16, iommufd = (int)iommufd.DangerousGetHandle() };
+        var bind = new vfio_device_bind_iommufd { argsz = (uint)Unsafe.SizeOf<vfio_device_bind_iommufd>(), iommufd = (int)iommufd.DangerousGetHandle() };
         int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, &bind);
         if (rc >= 0)
         {
@@ -503,7 +504,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             created = false;
             return existing;
         }
-        var alloc = new iommu_ioas_alloc { size = 12 };
+        var alloc = new iommu_ioas_alloc { size = (uint)Unsafe.SizeOf<iommu_ioas_alloc>() };
         int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_IOAS_ALLOC, &alloc);
         if (rc < 0)
         {
@@ -518,7 +519,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
 
     private unsafe IommuHardwareInfo GetHardwareInfo(SafeFileHandle iommufd, uint devid, string name)
     {
-        var info = new iommu_hw_info { size = 40, dev_id = devid };
+        var info = new iommu_hw_info { size = (uint)Unsafe.SizeOf<iommu_hw_info>(), dev_id = devid };
         int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_GET_HW_INFO, &info);
         if (rc < 0)
         {
@@ -572,7 +573,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
 
     private unsafe int AttachPt(SafeFileHandle cdev, uint ptId, out uint attachedTo)
     {
-        var attach = new vfio_device_attach_iommufd_pt { argsz = 12, pt_id = ptId };
+        var attach = new vfio_device_attach_iommufd_pt { argsz = (uint)Unsafe.SizeOf<vfio_device_attach_iommufd_pt>(), pt_id = ptId };
         int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
         attachedTo = attach.pt_id;
         return rc;
@@ -582,7 +583,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     {
         var alloc = new iommu_hwpt_alloc
         {
-            size = 48,
+            size = (uint)Unsafe.SizeOf<iommu_hwpt_alloc>(),
             flags = IommuUapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
             dev_id = devid,
             pt_id = container.IoasId,

@@ -27,12 +27,7 @@ namespace Vfio.Backends.IommuFd;
 /// </remarks>
 public sealed class IommuFdContainer : DmaContainer
 {
-    private const uint MapStructSize = 40;
-    private const uint UnmapStructSize = 24;
     private const int MaxRangeAttempts = 4;
-
-    /// <summary><c>EMSGSIZE</c>: the range array of <c>IOMMU_IOAS_IOVA_RANGES</c> was too short.</summary>
-    private const int Emsgsize = 90;
 
     private readonly IommuFdBackend _backend;
     private readonly IKernel _kernel;
@@ -107,7 +102,7 @@ public sealed class IommuFdContainer : DmaContainer
             {
                 var get = new iommu_hwpt_get_dirty_bitmap
                 {
-                    size = 48,
+                    size = (uint)Unsafe.SizeOf<iommu_hwpt_get_dirty_bitmap>(),
                     hwpt_id = hwpt,
                     iova = iova,
                     length = size,
@@ -137,7 +132,7 @@ public sealed class IommuFdContainer : DmaContainer
         }
         var map = new iommu_ioas_map
         {
-            size = MapStructSize,
+            size = (uint)Unsafe.SizeOf<iommu_ioas_map>(),
             flags = flags,
             ioas_id = IoasId,
             user_va = (ulong)mapping.HostAddress,
@@ -158,7 +153,7 @@ public sealed class IommuFdContainer : DmaContainer
     /// redundant unmaps; the space never issues one).</remarks>
     protected override unsafe void UnmapCore(in DmaMapping mapping)
     {
-        var unmap = new iommu_ioas_unmap { size = UnmapStructSize, ioas_id = IoasId, iova = mapping.Iova, length = mapping.Size };
+        var unmap = new iommu_ioas_unmap { size = (uint)Unsafe.SizeOf<iommu_ioas_unmap>(), ioas_id = IoasId, iova = mapping.Iova, length = mapping.Size };
         int rc = _kernel.Ioctl(_iommufd, IommuUapi.IOMMU_IOAS_UNMAP, &unmap);
         if (rc < 0)
         {
@@ -276,18 +271,18 @@ public sealed class IommuFdContainer : DmaContainer
     /// <exception cref="VfioException">The kernel refused.</exception>
     internal unsafe void RefreshLimits()
     {
-        var probe = new iommu_ioas_iova_ranges { size = 32, ioas_id = IoasId };
+        var probe = new iommu_ioas_iova_ranges { size = (uint)Unsafe.SizeOf<iommu_ioas_iova_ranges>(), ioas_id = IoasId };
         int rc = _kernel.Ioctl(_iommufd, IommuUapi.IOMMU_IOAS_IOVA_RANGES, &probe);
         iommu_iova_range[] ranges = [];
         ulong alignment = probe.out_iova_alignment;
-        for (int attempt = 0; rc == -Emsgsize && attempt < MaxRangeAttempts; attempt++)
+        for (int attempt = 0; rc == -(int)Errno.EMSGSIZE && attempt < MaxRangeAttempts; attempt++)
         {
             ranges = new iommu_iova_range[probe.num_iovas];
             fixed (iommu_iova_range* buffer = ranges)
             {
                 probe = new iommu_ioas_iova_ranges
                 {
-                    size = 32,
+                    size = (uint)Unsafe.SizeOf<iommu_ioas_iova_ranges>(),
                     ioas_id = IoasId,
                     num_iovas = (uint)ranges.Length,
                     allowed_iovas = (ulong)buffer,
@@ -327,7 +322,7 @@ public sealed class IommuFdContainer : DmaContainer
 
     private unsafe void Destroy(uint id, string kind)
     {
-        var destroy = new iommu_destroy { size = 8, id = id };
+        var destroy = new iommu_destroy { size = (uint)Unsafe.SizeOf<iommu_destroy>(), id = id };
         int rc = _kernel.Ioctl(_iommufd, IommuUapi.IOMMU_DESTROY, &destroy);
         if (rc < 0)
         {
@@ -373,7 +368,7 @@ public sealed class IommuFdContainer : DmaContainer
         {
             var set = new iommu_hwpt_set_dirty_tracking
             {
-                size = 16,
+                size = (uint)Unsafe.SizeOf<iommu_hwpt_set_dirty_tracking>(),
                 flags = enable ? IommuUapi.IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
                 hwpt_id = hwpt,
             };

@@ -260,7 +260,7 @@ public class LegacyBackend : IIommuBackend, IDisposable
     /// <param name="containerFd">The new container's fd (no group set yet).</param>
     /// <param name="containerName">The container's name for messages.</param>
     /// <param name="noIommu">True when the first group is a no-IOMMU group.</param>
-    /// <returns>The IOMMU type (a <c>VFIO_*_IOMMU</c> value of <see cref="VfioUapi"/>).</returns>
+    /// <returns>The IOMMU type (a <c>VFIO_*_IOMMU</c> value of <c>linux/vfio.h</c>).</returns>
     /// <exception cref="VfioBackendUnavailableException">The container offers no usable IOMMU type.</exception>
     protected virtual uint ChooseIommuType(SafeFileHandle containerFd, string containerName, bool noIommu)
     {

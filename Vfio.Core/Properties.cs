@@ -7,3 +7,5 @@ using System.Runtime.CompilerServices;
 // Test assemblies only; product assemblies see each other through public API alone.
 [assembly: InternalsVisibleTo("Vfio.Core.Tests")]
 [assembly: InternalsVisibleTo("Vfio.Benchmarks")]
+// The ABI tests measure the uAPI as Vfio.Core compiles it (Common/Interop is internal in every assembly).
+[assembly: InternalsVisibleTo("Vfio.Abi.Tests")]

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
 using Vfio.Core;
-using Vfio.Core.Interop;
 using Vfio.Samples.Edu;
 
 namespace Vfio.Cli.Commands;
@@ -113,7 +112,7 @@ internal static class DemoCommand
             recorder.Run("enable MSI", () =>
             {
                 edu.EnableBusMaster();
-                attached.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, 0, [msi]);
+                attached.Device.SetIrqEventFds(VfioPciIrq.Msi, 0, [msi]);
                 return (0, "bus master on, MSI vector 0 -> eventfd");
             });
             byte[] pattern = new byte[Transfer];
@@ -142,7 +141,7 @@ internal static class DemoCommand
             });
             recorder.Run("unmap", () =>
             {
-                attached.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
+                attached.Device.DisableIrq(VfioPciIrq.Msi);
                 buffer.Dispose();
                 return (0, $"IOVA {Output.Hex(iova)} unmapped and the buffer freed, MSI disabled");
             });

@@ -364,14 +364,14 @@ public sealed partial class VfioDevice
         VfioSparseMmapArea[]? sparse = null;
         if (VfioCapabilityChain.Find(capabilities, VfioUapi.VFIO_REGION_INFO_CAP_SPARSE_MMAP) is { } sparseCap)
         {
-            const int AreaSize = 16;
+            int areaSize = Unsafe.SizeOf<vfio_region_sparse_mmap_area>();
             ReadOnlySpan<byte> bytes = VfioCapabilityChain.Require(sparseCap, vfio_region_info_cap_sparse_mmap.areas_offset, "SPARSE_MMAP", operation, name);
             uint count = VfioCapabilityChain.ReadUInt32(bytes, 8);
-            VfioCapabilityChain.Require(sparseCap, vfio_region_info_cap_sparse_mmap.areas_offset + ((ulong)count * AreaSize), $"SPARSE_MMAP ({count} areas)", operation, name);
+            VfioCapabilityChain.Require(sparseCap, vfio_region_info_cap_sparse_mmap.areas_offset + ((ulong)count * (ulong)areaSize), $"SPARSE_MMAP ({count} areas)", operation, name);
             sparse = new VfioSparseMmapArea[count];
             for (int i = 0; i < sparse.Length; i++)
             {
-                int at = vfio_region_info_cap_sparse_mmap.areas_offset + (i * AreaSize);
+                int at = vfio_region_info_cap_sparse_mmap.areas_offset + (i * areaSize);
                 var area = new VfioSparseMmapArea(VfioCapabilityChain.ReadUInt64(bytes, at), VfioCapabilityChain.ReadUInt64(bytes, at + 8));
                 if (area.Offset > info.size || area.Size > info.size - area.Offset)
                 {

@@ -229,7 +229,7 @@ public static class FdPassing
             {
                 return (int)rc;
             }
-            if (rc != -Libc.EAGAIN)
+            if (rc != -(int)Errno.EAGAIN)
             {
                 VfioException.Throw((int)rc, "sendmsg(SCM_RIGHTS)", "fd-passing socket");
             }
@@ -242,7 +242,7 @@ public static class FdPassing
     private static void Poll(SafeHandle socket, short events, int timeoutMilliseconds)
     {
         int rc = Libc.PollOne(socket, events, timeoutMilliseconds);
-        if (rc < 0 && rc != -Libc.EINTR)
+        if (rc < 0 && rc != -(int)Errno.EINTR)
         {
             VfioException.Throw(rc, "poll", "fd-passing socket");
         }
@@ -290,7 +290,7 @@ public static class FdPassing
                     return true;
                 }
                 int rc = ReceiveSome();
-                if (rc == -Libc.EAGAIN)
+                if (rc == -(int)Errno.EAGAIN)
                 {
                     return false;
                 }
@@ -327,7 +327,7 @@ public static class FdPassing
                     _fds.Add(new SafeFileHandle(fd, ownsHandle: true));
                 }
             }
-            if (rc < 0 && rc != -Libc.EAGAIN)
+            if (rc < 0 && rc != -(int)Errno.EAGAIN)
             {
                 VfioException.Throw((int)rc, "recvmsg(SCM_RIGHTS)", "fd-passing socket");
             }

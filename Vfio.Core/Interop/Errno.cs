@@ -73,8 +73,12 @@ public enum Errno
     EBADFD = 77,
     /// <summary>Socket operation on a non-socket.</summary>
     ENOTSOCK = 88,
+    /// <summary>Message too long (iommufd: the caller's array is too small; the count needed was written back).</summary>
+    EMSGSIZE = 90,
     /// <summary>Operation not supported.</summary>
     EOPNOTSUPP = 95,
+    /// <summary>Address already in use (iommufd: an IOVA range is already mapped or reserved).</summary>
+    EADDRINUSE = 98,
     /// <summary>Connection refused.</summary>
     ECONNREFUSED = 111,
     /// <summary>Operation canceled.</summary>

@@ -19,8 +19,6 @@ namespace Vfio.Core;
 /// </example>
 public sealed class LinuxKernel : IKernel
 {
-    private const int EINTR = (int)Errno.EINTR;
-
     private LinuxKernel()
     {
     }
@@ -54,7 +52,7 @@ public sealed class LinuxKernel : IKernel
             }
             int errno = Libc.LastErrno;
             handle.Dispose();
-            if (errno != EINTR)
+            if (errno != (int)Errno.EINTR)
             {
                 return -errno;
             }
@@ -69,7 +67,7 @@ public sealed class LinuxKernel : IKernel
         {
             rc = Libc.Result(Libc.ioctl(fd, request, argument));
         }
-        while (rc == -EINTR);
+        while (rc == -(int)Errno.EINTR);
         return rc;
     }
 
@@ -81,7 +79,7 @@ public sealed class LinuxKernel : IKernel
         {
             rc = Libc.Result(Libc.ioctl(fd, request, argument));
         }
-        while (rc == -EINTR);
+        while (rc == -(int)Errno.EINTR);
         return rc;
     }
 
@@ -104,7 +102,7 @@ public sealed class LinuxKernel : IKernel
             {
                 rc = Libc.Result(Libc.pread(fd, p, (nuint)buffer.Length, offset));
             }
-            while (rc == -EINTR);
+            while (rc == -(int)Errno.EINTR);
         }
         return rc;
     }
@@ -119,7 +117,7 @@ public sealed class LinuxKernel : IKernel
             {
                 rc = Libc.Result(Libc.pwrite(fd, p, (nuint)buffer.Length, offset));
             }
-            while (rc == -EINTR);
+            while (rc == -(int)Errno.EINTR);
         }
         return rc;
     }
@@ -148,13 +146,12 @@ public sealed class LinuxKernel : IKernel
     {
         ArgumentOutOfRangeException.ThrowIfZero(length);
         var owner = new LinuxMemoryMapping();
-        nint address = Libc.mmap(0, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
-        if (address == Libc.MAP_FAILED)
+        int rc = Libc.MapAnonymous((nuint)length, out nint address);
+        if (rc < 0)
         {
-            int errno = Libc.LastErrno;
             owner.Dispose();
             mapping = null;
-            return -errno;
+            return rc;
         }
         owner.Attach(address, length, 0);
         mapping = owner;
@@ -233,7 +230,7 @@ public sealed class LinuxKernel : IKernel
                 {
                     n = Libc.Result(Libc.read(handle, p, (nuint)(buffer.Length - used)));
                 }
-                if (n == -EINTR)
+                if (n == -(int)Errno.EINTR)
                 {
                     continue;
                 }

@@ -120,7 +120,7 @@ internal sealed class FdPoller : IDisposable
             int n = Libc.EpollWait(_epoll, events, -1);
             if (n < 0)
             {
-                if (n == -Libc.EINTR)
+                if (n == -(int)Errno.EINTR)
                 {
                     continue;
                 }

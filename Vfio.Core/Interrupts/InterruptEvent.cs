@@ -170,7 +170,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 }
                 // PollOne keeps the fd number valid while blocked, even if Dispose runs meanwhile.
                 int rc = Libc.PollOne(_fd, Libc.POLLIN, (int)Math.Min(remaining, int.MaxValue));
-                if (rc < 0 && rc != -Libc.EINTR)
+                if (rc < 0 && rc != -(int)Errno.EINTR)
                 {
                     VfioException.Throw(rc, "poll", "interrupt eventfd");
                 }
@@ -272,7 +272,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         {
             return true;
         }
-        if (rc == -Libc.EAGAIN)
+        if (rc == -(int)Errno.EAGAIN)
         {
             return false;
         }

@@ -34,7 +34,7 @@ public interface IKernel
 
     /// <summary>Issues <paramref name="request"/> with an integer argument passed by value.</summary>
     /// <param name="fd">The file descriptor.</param>
-    /// <param name="request">The request number (<see cref="Interop.VfioUapi"/>, <see cref="Interop.IoctlEncoding"/>).</param>
+    /// <param name="request">The request number (<c>_IO(';', nr)</c> for the running architecture, as <c>linux/vfio.h</c> and <c>linux/iommufd.h</c> define it).</param>
     /// <param name="argument">The value, e.g. the extension id of <c>VFIO_CHECK_EXTENSION</c>.</param>
     /// <returns>The ioctl's non-negative result, or <c>-errno</c>.</returns>
     int Ioctl(SafeHandle fd, uint request, nint argument);

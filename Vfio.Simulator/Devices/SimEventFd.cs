@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
+using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
-using Vfio.Simulator.Interop;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -11,15 +12,28 @@ namespace Vfio.Simulator;
 /// </summary>
 internal sealed class SimEventFd : IDisposable
 {
-    private int _fd;
+    private readonly SafeFileHandle _fd;
 
-    private SimEventFd(int fd) => _fd = fd;
+    private SimEventFd(SafeFileHandle fd) => _fd = fd;
 
     /// <summary>Takes a reference to the eventfd <paramref name="fd"/>, as <c>eventfd_ctx_fdget</c> does: <c>-EBADF</c>
     /// when it is not an open fd, <c>-EINVAL</c> when it is not an eventfd.</summary>
     internal static int Get(int fd, out SimEventFd? eventFd)
     {
         eventFd = null;
+        int copy = Duplicate(fd);
+        if (copy < 0)
+        {
+            return copy;
+        }
+        eventFd = new SimEventFd(new SafeFileHandle(copy, ownsHandle: true));
+        return 0;
+    }
+
+    /// <summary>A private close-on-exec duplicate of the eventfd <paramref name="fd"/> (owned by the caller), or
+    /// <see cref="Get"/>'s <c>-errno</c>.</summary>
+    internal static int Duplicate(int fd)
+    {
         if (fd < 0)
         {
             return -(int)Errno.EBADF;
@@ -33,33 +47,39 @@ internal sealed class SimEventFd : IDisposable
         {
             return -(int)Errno.EINVAL;
         }
-        int copy = Libc.fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0);
-        if (copy < 0)
-        {
-            return -Libc.LastErrno;
-        }
-        eventFd = new SimEventFd(copy);
-        return 0;
+        return Libc.Result(Libc.fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0));
     }
 
     /// <summary>True when both refer to the same eventfd (the same open file).</summary>
-    internal bool SameAs(int fd) => _fd >= 0 && Libc.Inode(fd) == Libc.Inode(_fd);
+    internal bool SameAs(int fd)
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            return Libc.Inode(fd) == Libc.Inode((int)_fd.DangerousGetHandle());
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
 
     /// <summary>Signals the eventfd (adds 1), as the kernel's <c>eventfd_signal</c>.</summary>
     internal void Signal()
     {
-        if (_fd >= 0)
+        if (!_fd.IsClosed)
         {
-            _ = Libc.SignalEventFd(_fd, 1);
+            _ = Libc.EventFdWrite(_fd, 1);
         }
     }
 
-    public void Dispose()
-    {
-        int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0)
-        {
-            _ = Libc.close(fd);
-        }
-    }
+    public void Dispose() => _fd.Dispose();
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Runtime.CompilerServices;
+using Vfio.Core;
 
 namespace Vfio.Simulator.Interop;
 
@@ -10,14 +11,12 @@ namespace Vfio.Simulator.Interop;
 /// </summary>
 internal static unsafe class UserMemory
 {
-    internal const int EFAULT = 14;
-
     /// <summary>Copies <paramref name="destination"/>.Length bytes from <paramref name="address"/>. Returns 0 or <c>-EFAULT</c>.</summary>
     internal static int CopyFrom(nint address, Span<byte> destination)
     {
         if (address == 0 && destination.Length > 0)
         {
-            return -EFAULT;
+            return -(int)Errno.EFAULT;
         }
         new ReadOnlySpan<byte>((void*)address, destination.Length).CopyTo(destination);
         return 0;
@@ -28,7 +27,7 @@ internal static unsafe class UserMemory
     {
         if (address == 0 && source.Length > 0)
         {
-            return -EFAULT;
+            return -(int)Errno.EFAULT;
         }
         source.CopyTo(new Span<byte>((void*)address, source.Length));
         return 0;
@@ -42,7 +41,7 @@ internal static unsafe class UserMemory
         value = default;
         if (address == 0)
         {
-            return -EFAULT;
+            return -(int)Errno.EFAULT;
         }
         int n = Math.Min(length, sizeof(T));
         new ReadOnlySpan<byte>((void*)address, n).CopyTo(new Span<byte>(Unsafe.AsPointer(ref value), n));
@@ -55,7 +54,7 @@ internal static unsafe class UserMemory
     {
         if (address == 0)
         {
-            return -EFAULT;
+            return -(int)Errno.EFAULT;
         }
         int n = Math.Min(length, sizeof(T));
         fixed (T* p = &value)
@@ -75,7 +74,7 @@ internal static unsafe class UserMemory
         length = -1;
         if (address == 0)
         {
-            return -EFAULT;
+            return -(int)Errno.EFAULT;
         }
         byte* p = (byte*)address;
         for (int i = 0; i < buffer.Length; i++)

@@ -139,7 +139,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     {
         if (IntersectsArea(start, last) || IntersectsAllowed(start, last))
         {
-            return -IommuFdErrno.EADDRINUSE;
+            return -(int)Errno.EADDRINUSE;
         }
         int index = 0;
         while (index < _reserved.Count && _reserved[index].Start <= start)
@@ -155,7 +155,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     /// <summary>Fails with <c>EADDRINUSE</c> when an area is not aligned to <paramref name="alignment"/> (iopt_check_iova_alignment).</summary>
     private int CheckAreasAligned(ulong alignment)
         => Areas.Exists(a => a.Iova % alignment != 0 || a.Length % alignment != 0 || a.UserVa % SimulatedVtd.PageSize % alignment != 0)
-            ? -IommuFdErrno.EADDRINUSE
+            ? -(int)Errno.EADDRINUSE
             : 0;
 
     /// <summary>Pins every area's pages into a domain: the first page of the address space is never readable (EFAULT).</summary>
@@ -270,7 +270,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     {
         if (ranges.Exists(r => IntersectsReserved(r.Start, r.Last)))
         {
-            return -IommuFdErrno.EADDRINUSE;
+            return -(int)Errno.EADDRINUSE;
         }
         ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
         Allowed = ranges;

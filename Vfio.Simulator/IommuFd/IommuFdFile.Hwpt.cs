@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
@@ -89,7 +90,7 @@ internal sealed partial class IommuFdFile
         }
         var info = new iommu_hw_info_vtd { cap_reg = SimulatedVtd.CapReg, ecap_reg = SimulatedVtd.EcapReg };
         ReadOnlySpan<byte> data = MemoryMarshal.AsBytes(MemoryMarshal.CreateReadOnlySpan(ref info, 1));
-        int copy = (int)Math.Min(cmd.data_len, (uint)SimulatedVtd.HwInfoLength);
+        int copy = (int)Math.Min(cmd.data_len, (uint)Unsafe.SizeOf<iommu_hw_info_vtd>());
         rc = UserMemory.CopyTo((nint)cmd.data_uptr, data[..copy]);
         if (rc < 0)
         {
@@ -107,7 +108,7 @@ internal sealed partial class IommuFdFile
             }
             offset += (ulong)n;
         }
-        cmd.data_len = SimulatedVtd.HwInfoLength;
+        cmd.data_len = (uint)Unsafe.SizeOf<iommu_hw_info_vtd>();
         cmd.out_data_type = IommuUapi.IOMMU_HW_INFO_TYPE_INTEL_VTD;
         cmd.out_capabilities = Kernel.IommuDirtyTracking ? IommuUapi.IOMMU_HW_CAP_DIRTY_TRACKING : 0;
         cmd.out_max_pasid_log2 = 0;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using Vfio.Core;
 using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
 
@@ -73,7 +74,7 @@ internal sealed partial class IommuFdFile
         {
             return rc;
         }
-        return cmd.num_iovas > capacity ? -IommuFdErrno.EMSGSIZE : 0;
+        return cmd.num_iovas > capacity ? -(int)Errno.EMSGSIZE : 0;
     }
 
     /// <summary>IOMMU_IOAS_MAP (§8.5), checked in the table's order.</summary>

@@ -32,14 +32,4 @@ internal static class SimulatedVtd
 
     /// <summary>QEMU 10 intel-iommu's extended capability register ("ecap f00f4a").</summary>
     internal const ulong EcapReg = 0xf00f4a;
-
-    /// <summary>Size of struct iommu_hw_info_vtd.</summary>
-    internal const int HwInfoLength = 24;
-}
-
-/// <summary>errno values iommufd uses that <see cref="Errno"/> does not list.</summary>
-internal static class IommuFdErrno
-{
-    internal const int EMSGSIZE = 90;
-    internal const int EADDRINUSE = 98;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Vfio.Simulator.Interop;
+using Vfio.Core;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -13,19 +14,21 @@ namespace Vfio.Simulator;
 /// </summary>
 internal sealed class FdTable : IDisposable
 {
-    private readonly int _epoll;
+    private readonly SafeFileHandle _epoll;
     private readonly Dictionary<long, Entry> _byInode = [];
     private readonly Dictionary<ulong, Entry> _byToken = [];
     private ulong _nextToken;
 
-    private sealed record Entry(SimFile File, long Inode, int Peer, ulong Token);
+    private sealed record Entry(SimFile File, long Inode, SafeFileHandle Peer, ulong Token);
 
     internal FdTable()
     {
         _epoll = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
-        if (_epoll < 0)
+        if (_epoll.IsInvalid)
         {
-            throw new Vfio.Core.VfioException((Vfio.Core.Errno)Libc.LastErrno, "epoll_create1", "simulated kernel");
+            var errno = (Errno)Libc.LastErrno;
+            _epoll.Dispose();
+            throw new VfioException(errno, "epoll_create1", "simulated kernel");
         }
     }
 
@@ -47,18 +50,22 @@ internal sealed class FdTable : IDisposable
     /// <summary>Creates an fd for <paramref name="file"/> and returns its raw number, owned by the caller.</summary>
     internal int Install(SimFile file)
     {
-        int rc = Libc.SocketPair(out int user, out int peer);
+        int rc = Libc.SocketPair(Libc.SOCK_SEQPACKET, out int user, out int peerFd);
         if (rc < 0)
         {
             return rc;
         }
+#pragma warning disable CA2000 // The entry owns the peer from here on (closed on hang-up or dispose); failure closes it below.
+        var peer = new SafeFileHandle(peerFd, ownsHandle: true);
+#pragma warning restore CA2000
         long inode = Libc.Inode(user);
         ulong token = ++_nextToken;
-        if (inode < 0 || Libc.WatchHangUp(_epoll, peer, token) < 0)
+        rc = inode < 0 ? (int)inode : Libc.EpollControl(_epoll, Libc.EPOLL_CTL_ADD, peer, Libc.EPOLLRDHUP | Libc.EPOLLHUP, token);
+        if (rc < 0)
         {
             _ = Libc.close(user);
-            _ = Libc.close(peer);
-            return inode < 0 ? (int)inode : -Libc.LastErrno;
+            peer.Dispose();
+            return rc;
         }
         var entry = new Entry(file, inode, peer, token);
         _byInode[inode] = entry;
@@ -100,20 +107,20 @@ internal sealed class FdTable : IDisposable
     /// <summary>Runs <see cref="SimFile.Release"/> for every file whose last fd was closed since the last call.</summary>
     internal void DrainReleases()
     {
-        Span<ulong> tokens = stackalloc ulong[64];
+        Span<byte> events = stackalloc byte[Libc.EpollBufferSize(64)];
         while (true)
         {
-            int n = Libc.PollHangUps(_epoll, tokens);
+            int n = Libc.EpollWait(_epoll, events, 0);
             if (n <= 0)
             {
                 return;
             }
             for (int i = 0; i < n; i++)
             {
-                if (_byToken.Remove(tokens[i], out Entry? entry))
+                if (_byToken.Remove(Libc.EpollEventData(events, i), out Entry? entry))
                 {
                     _byInode.Remove(entry.Inode);
-                    _ = Libc.close(entry.Peer);
+                    entry.Peer.Dispose();
                     entry.File.Release();
                 }
             }
@@ -124,10 +131,10 @@ internal sealed class FdTable : IDisposable
     {
         foreach (Entry entry in _byToken.Values)
         {
-            _ = Libc.close(entry.Peer);
+            entry.Peer.Dispose();
         }
         _byToken.Clear();
         _byInode.Clear();
-        _ = Libc.close(_epoll);
+        _epoll.Dispose();
     }
 }

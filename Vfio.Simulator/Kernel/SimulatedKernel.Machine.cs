@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System.Globalization;
 using Vfio.Core;
-using Vfio.Simulator.Interop;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -168,7 +168,7 @@ public sealed partial class SimulatedKernel
     internal int InstallFd(SimFile file) => _fds.Install(file);
 
     /// <summary>Whether <paramref name="fd"/> is an open fd of this process.</summary>
-    internal static bool IsOpenFd(int fd) => fd >= 0 && Libc.fcntl(fd, 1 /* F_GETFD */, 0) >= 0;
+    internal static bool IsOpenFd(int fd) => fd >= 0 && Libc.fcntl(fd, Libc.F_GETFD, 0) >= 0;
 
     /// <summary>The device named <paramref name="name"/>, for tests and device models.</summary>
     internal SimDevice? FindDevice(string name) => _devices.GetValueOrDefault(name);

@@ -139,7 +139,7 @@ internal sealed class GroupFile : SimFile
     {
         if (argument == 0)
         {
-            return -UserMemory.EFAULT;
+            return -(int)Errno.EFAULT;
         }
         Span<byte> buffer = stackalloc byte[PageSize];
         _ = UserMemory.CopyFromString(argument, buffer, out int length);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -12,12 +13,14 @@ internal sealed partial class Type1Driver
     /// <summary>The largest dirty bitmap one request may use: bytes for 2^31−1 pages, 64-bit aligned.</summary>
     internal const ulong MaxDirtyBitmapSize = 268435456;
 
-    private const int InfoSize = 24;
+    // vfio_iommu_type1_info's size; the kernel needs its first 16 bytes (up to pgsize_bitmap, its minsz).
+    private static int InfoSize => Unsafe.SizeOf<vfio_iommu_type1_info>();
     private const int InfoMinSize = 16;
-    private const int MigrationCapSize = 32;
-    private const int DmaAvailCapSize = 16;
-    private const int IovaRangeCapHeaderSize = 16;
-    private const int IovaRangeSize = 16;
+    private static int MigrationCapSize => Unsafe.SizeOf<vfio_iommu_type1_info_cap_migration>();
+    // 12 bytes of struct; vfio_info_cap_add keeps each capability 8-byte aligned, so it takes 16 in the chain.
+    private static int DmaAvailCapSize => (Unsafe.SizeOf<vfio_iommu_type1_info_dma_avail>() + 7) & ~7;
+    private static int IovaRangeCapHeaderSize => Unsafe.SizeOf<vfio_iommu_type1_info_cap_iova_range>();
+    private static int IovaRangeSize => Unsafe.SizeOf<vfio_iova_range>();
 
     /// <summary>The minimum IOMMU page size (lowest bit of <c>pgsize_bitmap</c>).</summary>
     private ulong MinPageSize => 1UL << BitOperations.TrailingZeroCount(_pageSizes);
@@ -56,7 +59,7 @@ internal sealed partial class Type1Driver
             {
                 return rc;
             }
-            info.cap_offset = InfoSize;
+            info.cap_offset = (uint)InfoSize;
         }
         return UserMemory.Write(argument, copyBack, info);
     }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Core;
-using Vfio.Simulator.Interop;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -36,6 +36,6 @@ internal sealed class SimulatedAnonymousMapping : MemoryMapping
     protected override bool ReleaseHandle()
     {
         _kernel.ReleaseAnonymous(this);
-        return AnonymousMemory.Unmap(handle, Length);
+        return Libc.munmap(handle, (nuint)Length) == 0;
     }
 }

@@ -2,6 +2,7 @@
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
+using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
 
 namespace Vfio.Simulator;
@@ -42,10 +43,10 @@ public sealed partial class SimulatedKernel
         lock (_lock)
         {
             Enter();
-            nint address = AnonymousMemory.Map(length, out int errno);
-            if (address == 0)
+            int rc = Libc.MapAnonymous((nuint)length, out nint address);
+            if (rc < 0)
             {
-                return -errno;
+                return rc;
             }
             var anonymous = new SimulatedAnonymousMapping(this, address, length);
             _anonymous.Add(anonymous);

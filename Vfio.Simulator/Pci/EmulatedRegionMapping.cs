@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Core;
-using Vfio.Simulator.Interop;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -42,10 +42,10 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
     internal static int Create(IMappedRegion region, ulong regionOffset, ulong length, long fileOffset, out MemoryMapping? mapping)
     {
         mapping = null;
-        nint address = AnonymousMemory.Map(length, out int errno);
-        if (address == 0)
+        int rc = Libc.MapAnonymous((nuint)length, out nint address);
+        if (rc < 0)
         {
-            return -errno;
+            return rc;
         }
         mapping = new EmulatedRegionMapping(region, regionOffset, address, length, fileOffset);
         return 0;
@@ -88,5 +88,5 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
             (Region: _region, Offset: _regionOffset + offset, Width: width, Value: value));
     }
 
-    protected override bool ReleaseHandle() => AnonymousMemory.Unmap(handle, _mappedLength);
+    protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)_mappedLength) == 0;
 }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+using Microsoft.Win32.SafeHandles;
+using Vfio.Core.Interop;
 using Vfio.Simulator.Interop;
 
 namespace Vfio.Simulator;
@@ -11,11 +13,11 @@ namespace Vfio.Simulator;
 /// </summary>
 internal sealed class VirqFd : IDisposable
 {
-    private readonly int _fd;
-    private readonly int _cancel;
+    private readonly SafeFileHandle _fd;
+    private readonly SafeFileHandle _cancel;
     private bool _disposed;
 
-    private VirqFd(int fd, int cancel)
+    private VirqFd(SafeFileHandle fd, SafeFileHandle cancel)
     {
         _fd = fd;
         _cancel = cancel;
@@ -26,33 +28,21 @@ internal sealed class VirqFd : IDisposable
     internal static int Create(SimulatedKernel kernel, int userFd, Action handler, out VirqFd? virqfd)
     {
         virqfd = null;
-        // Validation only (eventfd_ctx_fileget's errors); the watcher holds its own duplicate.
-        SimEventFd? check = null;
-        int rc;
-        try
-        {
-            rc = SimEventFd.Get(userFd, out check);
-        }
-        finally
-        {
-            check?.Dispose();
-        }
-        if (rc < 0)
-        {
-            return rc;
-        }
-        int fd = Libc.fcntl(userFd, Libc.F_DUPFD_CLOEXEC, 0);
+        // eventfd_ctx_fileget's errors; the watcher holds its own duplicate.
+        int fd = SimEventFd.Duplicate(userFd);
         if (fd < 0)
         {
-            return -Libc.LastErrno;
+            return fd;
         }
-        int cancel = EventFdWait.Create();
-        if (cancel < 0)
+        SafeFileHandle cancel = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (cancel.IsInvalid)
         {
+            int errno = Libc.LastErrno;
+            cancel.Dispose();
             _ = Libc.close(fd);
-            return cancel;
+            return -errno;
         }
-        var created = new VirqFd(fd, cancel);
+        var created = new VirqFd(new SafeFileHandle(fd, ownsHandle: true), cancel);
         var thread = new Thread(() => created.Run(kernel, handler)) { IsBackground = true, Name = "vfio-virqfd" };
         thread.Start();
         virqfd = created;
@@ -86,8 +76,8 @@ internal sealed class VirqFd : IDisposable
         }
         finally
         {
-            _ = Libc.close(_fd);
-            _ = Libc.close(_cancel);
+            _fd.Dispose();
+            _cancel.Dispose();
         }
     }
 
@@ -100,6 +90,13 @@ internal sealed class VirqFd : IDisposable
             return;
         }
         _disposed = true;
-        _ = Libc.SignalEventFd(_cancel, 1);
+        try
+        {
+            _ = Libc.EventFdWrite(_cancel, 1);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The watcher already stopped (its kernel is gone) and closed the cancel eventfd.
+        }
     }
 }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Diagnostics;
 using Vfio.Core;
-using Vfio.Core.Interop;
 
 namespace Vfio.Samples.Edu;
 
@@ -111,7 +110,7 @@ public sealed class EduDriver : IDisposable
     /// <summary>Sets Bus Master Enable in the command register (an MSI and every DMA are memory writes by the device).</summary>
     public void EnableBusMaster()
     {
-        int config = (int)VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX;
+        int config = VfioPciRegion.Config;
         _device.WriteRegion16(config, 4, (ushort)(_device.ReadRegion16(config, 4) | 0x4));
     }
 

@@ -3,7 +3,6 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
-using Vfio.Core.Interop;
 using Vfio.Samples.Edu;
 
 namespace Vfio.Samples.FdPassing;
@@ -15,7 +14,7 @@ namespace Vfio.Samples.FdPassing;
 internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel, IOptions<FdPassingOptions> options,
     IHostApplicationLifetime lifetime, ILogger<EduWorkerService> logger) : BackgroundService
 {
-    private const int Msi = (int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX;
+    private const int Msi = VfioPciIrq.Msi;
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

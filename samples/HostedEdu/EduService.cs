@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Microsoft.Extensions.Options;
 using Vfio.Core;
-using Vfio.Core.Interop;
 using Vfio.Samples.Edu;
 
 namespace Vfio.Samples.HostedEdu;
@@ -67,13 +66,13 @@ internal sealed partial class EduService(
 
         // Interrupts: one eventfd per MSI vector (VFIO_DEVICE_SET_IRQS), awaited without allocating.
         using var msi = new InterruptEvent();
-        edu.Device.SetIrqEventFds((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX, start: 0, [msi]);
+        edu.Device.SetIrqEventFds(VfioPciIrq.Msi, start: 0, [msi]);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(s_timeout);
         driver.RaiseInterrupt(1);
         ulong interrupts = await msi.WaitAsync(timeout.Token);
         driver.AcknowledgeInterrupt(1);
-        edu.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
+        edu.Device.DisableIrq(VfioPciIrq.Msi);
         #endregion
 
         LogAttached(logger, edu.Name, edu.Backend.Name, edu.Container.Name, edu.IommuGroup);

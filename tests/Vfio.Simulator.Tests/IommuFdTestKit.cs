@@ -47,8 +47,6 @@ internal static class IommuFdTestKit
 {
     internal const string Dev0 = "0000:00:02.0";
     internal const string Dev1 = "0000:00:03.0";
-    internal const int EMSGSIZE = 90;
-    internal const int EADDRINUSE = 98;
 
     /// <summary>One VFIO device per IOMMU group (2 and 3), or both in group 2.</summary>
     internal static SimulatedKernel Machine(bool sameGroup = false, Action<SimulatedTopology>? configure = null)
@@ -128,7 +126,7 @@ internal static class IommuFdTestKit
         int rc = Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_IOVA_RANGES, ref probe);
         ranges = GC.AllocateArray<iommu_iova_range>((int)probe.num_iovas, pinned: true);
         alignment = probe.out_iova_alignment;
-        if (rc != -EMSGSIZE)
+        if (rc != -(int)Errno.EMSGSIZE)
         {
             return rc;
         }

@@ -111,7 +111,7 @@ public sealed class IommuFdTests
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         uint ioas = IoasAlloc(kernel, iommufd);
         var probe = new iommu_ioas_iova_ranges { size = 32, ioas_id = ioas };
-        Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_IOVA_RANGES, ref probe).ShouldBe(-EMSGSIZE);
+        Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_IOVA_RANGES, ref probe).ShouldBe(-(int)Errno.EMSGSIZE);
         probe.num_iovas.ShouldBe(1u);
         probe.out_iova_alignment.ShouldBe(1ul);
         IovaRanges(kernel, iommufd, ioas, out iommu_iova_range[] ranges, out _).ShouldBe(0);
@@ -257,7 +257,7 @@ public sealed class IommuFdTests
             allow.num_iovas = 2;
             Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_ALLOW_IOVAS, ref allow).ShouldBe(-(int)Errno.EINVAL);
             ranges[1] = new iommu_iova_range { start = 0xfee00000, last = 0xfee00fff };
-            Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_ALLOW_IOVAS, ref allow).ShouldBe(-EADDRINUSE);
+            Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_ALLOW_IOVAS, ref allow).ShouldBe(-(int)Errno.EADDRINUSE);
             allow.__reserved = 1;
             Call(kernel, iommufd, IommuUapi.IOMMU_IOAS_ALLOW_IOVAS, ref allow).ShouldBe(-(int)Errno.EOPNOTSUPP);
         }
@@ -295,11 +295,11 @@ public sealed class IommuFdTests
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong msi = 0xfee01000;
         Map(kernel, iommufd, ioas, memory.Address, 4096, ref msi, Fixed).ShouldBe(0);
-        Attach(kernel, cdev, ioas, out _).ShouldBe(-EADDRINUSE);
+        Attach(kernel, cdev, ioas, out _).ShouldBe(-(int)Errno.EADDRINUSE);
         Unmap(kernel, iommufd, ioas, 0, ulong.MaxValue, out _).ShouldBe(0);
         ulong odd = 0x100;
         Map(kernel, iommufd, ioas, memory.Address, 0x100, ref odd, Fixed).ShouldBe(0);
-        Attach(kernel, cdev, ioas, out _).ShouldBe(-EADDRINUSE);
+        Attach(kernel, cdev, ioas, out _).ShouldBe(-(int)Errno.EADDRINUSE);
     }
 
     [Fact]

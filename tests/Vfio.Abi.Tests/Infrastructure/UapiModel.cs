@@ -123,7 +123,8 @@ internal static class UapiModel
             .Select(f => $"{f.DeclaringType!.Name}.{f.Name} ({f.FieldType.Name})");
 
     private static IReadOnlyList<KernelStruct> LoadStructs() =>
-        typeof(IoctlEncoding).Assembly.GetExportedTypes()
+        // The uAPI is internal to each assembly that links it (Common/Interop); Vfio.Core grants this assembly its internals.
+        typeof(IoctlEncoding).Assembly.GetTypes()
             .Where(t => t.IsValueType && !t.IsEnum && !t.IsNested && t.Namespace == InteropNamespace)
             .OrderBy(t => t.Name, StringComparer.Ordinal)
             .Select(Measure)

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+
+namespace Vfio.Core.Interop;
+
+internal static unsafe partial class Libc
+{
+    internal const int PROT_NONE = 0x0;
+    internal const int PROT_READ = 0x1;
+    internal const int PROT_WRITE = 0x2;
+    internal const int MAP_SHARED = 0x01;
+    internal const int MAP_PRIVATE = 0x02;
+    internal const int MAP_ANONYMOUS = 0x20;
+    internal const int MAP_HUGETLB = 0x40000;
+    internal static readonly nint MAP_FAILED = -1;
+
+    [LibraryImport(Name, EntryPoint = "mmap64", SetLastError = true)]
+    internal static partial nint mmap(nint address, nuint length, int protection, int flags, SafeHandle fd, long offset);
+
+    [LibraryImport(Name, EntryPoint = "mmap64", SetLastError = true)]
+    internal static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport(Name, EntryPoint = "munmap", SetLastError = true)]
+    internal static partial int munmap(nint address, nuint length);
+
+    /// <summary>A private anonymous read/write mapping of <paramref name="length"/> zeroed bytes. Returns 0 with the
+    /// <paramref name="address"/>, or <c>-errno</c> with <paramref name="address"/> 0.</summary>
+    internal static int MapAnonymous(nuint length, out nint address)
+    {
+        address = mmap(0, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (address == MAP_FAILED)
+        {
+            address = 0;
+            return -LastErrno;
+        }
+        return 0;
+    }
+}
