@@ -14,7 +14,9 @@ public static class LegacyVfioBuilderExtensions
     public const int AutoPreference = 10;
 
     /// <summary>Adds the legacy backend (<c>Vfio:Backend=legacy</c>, and the fallback under <c>auto</c>): one
-    /// <see cref="LegacyBackend"/> per service provider, built from the registered kernel, options and fd store.</summary>
+    /// <see cref="LegacyBackend"/> per service provider, built from the registered kernel, options and fd store, and
+    /// the registered <see cref="LegacyIommuTypeHandler"/>s (a package for another container IOMMU type, such as
+    /// sPAPR TCE, registers its handler).</summary>
     /// <param name="builder">The builder <c>AddVfio</c> returned.</param>
     /// <returns>The builder.</returns>
     public static VfioBuilder AddLegacyBackend(this VfioBuilder builder)
@@ -28,7 +30,8 @@ public static class LegacyVfioBuilderExtensions
             sp.GetRequiredService<IKernel>(),
             sp.GetRequiredService<IOptions<VfioOptions>>().Value,
             sp.GetRequiredService<VfioFdStore>(),
-            sp.GetService<ILoggerFactory>()?.CreateLogger<LegacyBackend>()));
+            sp.GetService<ILoggerFactory>()?.CreateLogger<LegacyBackend>(),
+            sp.GetServices<LegacyIommuTypeHandler>()));
         builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", AutoPreference, sp => sp.GetRequiredService<LegacyBackend>()));
         return builder;
     }

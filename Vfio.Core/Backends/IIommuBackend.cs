@@ -29,6 +29,16 @@ public interface IIommuBackend
     IommuBackendFeatures Features { get; }
 
     /// <summary>
+    /// Whether this backend can work on this machine at all, without a particular device and without opening
+    /// anything: the kernel interface it needs exists (<c>/dev/vfio/vfio</c> for legacy, <c>/dev/iommu</c> for
+    /// iommufd) or a management layer passed the fd. Automatic selection without a device asks the backends in order
+    /// of preference.
+    /// </summary>
+    /// <param name="reason">Why not (the missing node and the kernel option behind it), or why yes, for the log.</param>
+    /// <returns>True when the backend's kernel interface is there.</returns>
+    bool IsAvailable(out string reason);
+
+    /// <summary>
     /// Whether this backend could attach <paramref name="device"/> on this machine, without opening anything: the
     /// kernel interfaces it needs exist (e.g. <c>/dev/iommu</c> and the device's cdev for iommufd). Automatic
     /// selection asks the backends in order of preference.

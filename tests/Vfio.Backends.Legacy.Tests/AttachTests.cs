@@ -165,7 +165,7 @@ public sealed class AttachTests
         using var other = new LegacyBackend(kernel);
         using var space = new DmaSpace();
         using AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
-        Should.Throw<ArgumentException>(() => other.DetachDevice(a)).Message.ShouldContain("another instance");
+        Should.Throw<ArgumentException>(() => other.DetachDevice(a)).Message.ShouldContain("another legacy backend instance");
         a.IsAttached.ShouldBeTrue();
     }
 

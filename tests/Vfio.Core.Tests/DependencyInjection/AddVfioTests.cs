@@ -31,7 +31,8 @@ public sealed class AddVfioTests
     private static void AddFakeBackends(VfioBuilder builder)
     {
         builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20, _ => new FakeBackend("iommufd")));
+        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20,
+            sp => new FakeBackend("iommufd") { Machine = sp.GetRequiredService<IKernel>(), Node = "/dev/iommu" }));
     }
 
     [Theory]
