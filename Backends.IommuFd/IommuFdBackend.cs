@@ -13,30 +13,26 @@ namespace Vfio.Backends.IommuFd;
 /// one IOAS per <see cref="DmaSpace"/> (<see cref="IommuFdContainer"/>).
 /// </summary>
 /// <remarks>
-/// <para>
 /// Attaching: the cdev is bound (<c>VFIO_DEVICE_BIND_IOMMUFD</c>); the space's IOAS is allocated for its first
 /// device; the IOMMU is asked what it can do (<c>IOMMU_GET_HW_INFO</c>); the device is attached to a HWPT of the IOAS
 /// it can share, else — when dirty tracking is wanted and the IOMMU has it — to a HWPT allocated with
 /// <c>IOMMU_HWPT_ALLOC_DIRTY_TRACKING</c>, else to the IOAS itself (the kernel picks or creates an automatic HWPT).
 /// The IOAS's IOVA ranges are then re-read (they narrow by the device's reserved regions) and, for the first device,
-/// the IOAS joins the space, which replays the space's mappings into it. Any failure undoes every step.
-/// </para>
-/// <para>
-/// Thread-safe: attach and detach are serialized per backend. Disposing the backend detaches what is still attached
-/// and closes the iommufd when the backend opened it (a passed iommufd is borrowed and never closed).
-/// </para>
+/// the IOAS joins the space, which replays the space's mappings into it. Any failure undoes every step. Thread-safe:
+/// attach and detach are serialized per backend (<see cref="IommuBackend"/>). Disposing the backend detaches what is
+/// still attached and closes the iommufd when the backend opened it (a passed iommufd is borrowed and never closed).
 /// </remarks>
 public partial class IommuFdBackend : IommuBackend
 {
+    private readonly Dictionary<DmaSpace, IommuFdContainer> _containers = [];
+    private SafeFileHandle? _iommufd;
+    private bool _ownsIommufd;
+
     /// <summary>The backend's configuration name, <c>iommufd</c>.</summary>
     public const string BackendName = "iommufd";
 
     private const string IommuPath = "/dev/iommu";
     private const int Eaddrinuse = 98;
-
-    private readonly Dictionary<DmaSpace, IommuFdContainer> _containers = [];
-    private SafeFileHandle? _iommufd;
-    private bool _ownsIommufd;
 
     /// <summary>Creates the backend; nothing is opened until the first attach.</summary>
     /// <param name="kernel">The kernel port.</param>

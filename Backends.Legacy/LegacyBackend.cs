@@ -185,19 +185,32 @@ public sealed class LegacyBackend : IommuBackend
         {
             container.Remove(legacy);
             group.Devices.Remove(legacy);
-            if (group.Devices.Count == 0)
-            {
-                if (container.Devices.Count == 0)
-                {
-                    // The container's last device: unmap everything, then unset and close the groups and the container.
-                    LeaveSpace(container);
-                }
-                else
-                {
-                    container.RemoveGroup(group);
-                    Forget(group);
-                }
-            }
+            DropIfUnused(group, container, quietly: false);
+        }
+    }
+
+    /// <summary>
+    /// A group with no device left leaves its container: the container's last group releases the container (unmap
+    /// everything, then unset and close the groups and the container fd), another is unset and closed alone.
+    /// </summary>
+    private void DropIfUnused(LegacyGroup group, LegacyContainer container, bool quietly)
+    {
+        if (group.Devices.Count > 0)
+        {
+            return;
+        }
+        if (container.Devices.Count > 0)
+        {
+            container.RemoveGroup(group);
+            Forget(group);
+        }
+        else if (quietly)
+        {
+            ReleaseQuietly(container);
+        }
+        else
+        {
+            LeaveSpace(container);
         }
     }
 
@@ -481,18 +494,7 @@ public sealed class LegacyBackend : IommuBackend
         catch
         {
             device?.Dispose();
-            if (group.Devices.Count == 0)
-            {
-                if (container.Devices.Count == 0)
-                {
-                    ReleaseQuietly(container);
-                }
-                else
-                {
-                    container.RemoveGroup(group);
-                    Forget(group);
-                }
-            }
+            DropIfUnused(group, container, quietly: true);
             throw;
         }
         var attached = new LegacyAttachedDevice(this, container, device, source, group);

@@ -280,15 +280,19 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
             device.BindHint(driver));
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Backend}: attached {Device} ({Details}) to {Container} of DMA space '{Space}'")]
+    // The backend-neutral log lines; a backend logs its own steps (groups, HWPTs) itself.
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "{Backend}: attached {Device} ({Details}) to {Container} of DMA space '{Space}'")]
     private static partial void LogAttached(ILogger logger, string backend, string device, string details, string container, string space);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Backend}: detached {Device} from {Container}")]
+    // One line per detach, whoever asked (the attached device, the space, the backend's dispose).
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "{Backend}: detached {Device} from {Container}")]
     private static partial void LogDetached(ILogger logger, string backend, string device, string container);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Backend}: detaching {Device} failed while the backend was disposed")]
+    // Dispose goes on with the next device.
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "{Backend}: detaching {Device} failed while the backend was disposed")]
     private static partial void LogDetachOnDisposeFailed(ILogger logger, string backend, string device, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Backend}: releasing {Container} reported a failure")]
+    // Teardown and undo paths go on.
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "{Backend}: releasing {Container} reported a failure")]
     private static partial void LogReleaseFailed(ILogger logger, string backend, string container, Exception exception);
 }

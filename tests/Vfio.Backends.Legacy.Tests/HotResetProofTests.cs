@@ -14,10 +14,26 @@ public sealed class HotResetProofTests
     private const string First = "0000:01:00.0";
     private const string Second = "0000:01:00.1";
 
-    /// <summary>Two edus on bus 1 (a bus reset reaches both), in IOMMU groups 4 and 5.</summary>
-    private static SimulatedKernel BusOfTwo() => new(new SimulatedTopology()
-        .AddPci(First, iommuGroup: 4, Kit.NewEdu())
-        .AddPci(Second, iommuGroup: 5, Kit.NewEdu()));
+    /// <summary>Two edus on bus 1 (a bus reset reaches both), in IOMMU groups 4 and 5, a legacy backend and a space.</summary>
+    private sealed class BusOfTwo : IDisposable
+    {
+        internal SimulatedKernel Kernel { get; } = new(new SimulatedTopology()
+            .AddPci(First, iommuGroup: 4, Kit.NewEdu())
+            .AddPci(Second, iommuGroup: 5, Kit.NewEdu()));
+
+        internal DmaSpace Space { get; } = new();
+
+        internal LegacyBackend Backend => field ??= new LegacyBackend(Kernel);
+
+        internal AttachedDevice Attach(string name) => Backend.AttachDevice(Kit.Source(name), Space);
+
+        public void Dispose()
+        {
+            Space.Dispose();
+            Backend.Dispose();
+            Kernel.Dispose();
+        }
+    }
 
     /// <summary>The group numbers VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports for the device's reset.</summary>
     private static int[] AffectedGroups(IKernel kernel, AttachedDevice device)
@@ -45,11 +61,10 @@ public sealed class HotResetProofTests
     [Fact]
     public void ProofOfEitherDevice_GivesTheAffectedGroupsFds_AndTheKernelAcceptsTheReset()
     {
-        using SimulatedKernel kernel = BusOfTwo();
-        using var backend = new LegacyBackend(kernel);
-        using var space = new DmaSpace();
-        using AttachedDevice first = backend.AttachDevice(Kit.Source(First), space);
-        using AttachedDevice second = backend.AttachDevice(Kit.Source(Second), space);
+        using var bus = new BusOfTwo();
+        IKernel kernel = bus.Kernel;
+        AttachedDevice first = bus.Attach(First);
+        AttachedDevice second = bus.Attach(Second);
 
         HotResetProof proof = first.GetHotResetProof();
 
@@ -68,13 +83,11 @@ public sealed class HotResetProofTests
     [Fact]
     public void AffectedGroupNotOpen_IsRefusedBeforeTheKernel_NamingTheGroup()
     {
-        using SimulatedKernel kernel = BusOfTwo();
-        using var backend = new LegacyBackend(kernel);
-        using var space = new DmaSpace();
-        using AttachedDevice first = backend.AttachDevice(Kit.Source(First), space);
+        using var bus = new BusOfTwo();
+        AttachedDevice first = bus.Attach(First);
 
         HotResetProof proof = first.GetHotResetProof();
-        VfioDeviceUnusableException e = Should.Throw<VfioDeviceUnusableException>(() => proof.SelectGroupFds(AffectedGroups(kernel, first)));
+        VfioDeviceUnusableException e = Should.Throw<VfioDeviceUnusableException>(() => proof.SelectGroupFds(AffectedGroups(bus.Kernel, first)));
 
         e.Message.ShouldContain("IOMMU group 5");
         e.Hint.ShouldNotBeNull().ShouldContain("Attach a device of IOMMU group 5");
@@ -83,10 +96,8 @@ public sealed class HotResetProofTests
     [Fact]
     public void DetachedDevice_GivesNoProof()
     {
-        using SimulatedKernel kernel = BusOfTwo();
-        using var backend = new LegacyBackend(kernel);
-        using var space = new DmaSpace();
-        AttachedDevice first = backend.AttachDevice(Kit.Source(First), space);
+        using var bus = new BusOfTwo();
+        AttachedDevice first = bus.Attach(First);
         first.Dispose();
 
         Should.Throw<ObjectDisposedException>(() => first.GetHotResetProof());
