@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: MIT
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
+using Vfio.Backends.IommuFd;
 using Vfio.Core;
 
-namespace Vfio.Backends.IommuFd;
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers the iommufd backend with <c>services.AddVfio(...)</c>.</summary>
 public static class IommuFdVfioBuilderExtensions
@@ -14,22 +11,17 @@ public static class IommuFdVfioBuilderExtensions
     public const int AutoPreference = 20;
 
     /// <summary>Adds the iommufd backend (<c>Vfio:Backend=iommufd</c>, and the first choice under <c>auto</c> when the device has a cdev): one
-    /// <see cref="IommuFdBackend"/> per service provider, built from the registered kernel, options and fd store.</summary>
+    /// <see cref="IommuFdBackend"/> per manager, built from its options, the kernel port and its fd store; the manager owns it.</summary>
     /// <param name="builder">The builder <c>AddVfio</c> returned.</param>
     /// <returns>The builder.</returns>
     public static VfioBuilder AddIommuFdBackend(this VfioBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        if (builder.Services.Any(d => d.ServiceType == typeof(IommuFdBackend)))
+        if (builder.HasBackend(IommuFdBackend.BackendName))
         {
             return builder;
         }
-        builder.Services.TryAddSingleton(sp => new IommuFdBackend(
-            sp.GetRequiredService<IKernel>(),
-            sp.GetRequiredService<IOptions<VfioOptions>>().Value,
-            sp.GetRequiredService<VfioFdStore>(),
-            sp.GetService<ILoggerFactory>()?.CreateLogger<IommuFdBackend>()));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", AutoPreference, sp => sp.GetRequiredService<IommuFdBackend>()));
-        return builder;
+        return builder.AddBackend(new IommuBackendDescriptor(IommuFdBackend.BackendName, AutoPreference,
+            static context => new IommuFdBackend(context.Kernel, context.Options, context.FdStore, context.CreateLogger<IommuFdBackend>())));
     }
 }

@@ -89,8 +89,6 @@ internal static class DemoCommand
             AttachedDevice a = backends.Manager.AttachDevice(source, space);
             return (a, $"{a.Name} through {a.Backend.Name} ({a.Container.Name}, IOMMU group {a.IommuGroup?.ToString(CultureInfo.InvariantCulture) ?? "-"})");
         });
-        // The DMA buffer outlives the space, which unmaps it when disposed.
-        using var memory = new DmaMemory((int)BufferBytes);
         using (space)
         using (attached)
         using (var edu = new EduDriver(attached.Device, useMmap: true))
@@ -105,10 +103,12 @@ internal static class DemoCommand
                 Expect(answer == ~Probe, $"liveness check returned {Output.Hex(answer)}, expected {Output.Hex(~Probe)}");
                 return (0, $"edu {id >> 24}.{(id >> 16) & 0xff} (identification {Output.Hex(id)}), liveness {Output.Hex(Probe)} -> {Output.Hex(answer)}");
             });
-            DmaMapping mapping = recorder.Run("map", () =>
+            // Disposed before the space on every path (unmapped, then freed); after a failed step the space may already be
+            // disposed, which unmapped it: then it is only freed.
+            using DmaBuffer buffer = recorder.Run("map", () =>
             {
-                DmaMapping m = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
-                return (m, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(m.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
+                DmaBuffer b = DmaBuffer.Allocate(space, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+                return (b, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(b.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
             });
             recorder.Run("enable MSI", () =>
             {
@@ -118,8 +118,8 @@ internal static class DemoCommand
             });
             byte[] pattern = new byte[Transfer];
             Random.Shared.NextBytes(pattern);
-            pattern.CopyTo(memory.Span);
-            ulong iova = mapping.Iova;
+            pattern.CopyTo(buffer.Span);
+            ulong iova = buffer.Iova;
             recorder.Run("DMA RAM -> edu + MSI", () =>
             {
                 edu.DmaToDevice(iova, 0, Transfer, s_timeout, raiseInterrupt: true);
@@ -132,7 +132,7 @@ internal static class DemoCommand
             });
             recorder.Run("compare", () =>
             {
-                ReadOnlySpan<byte> back = memory.Span.Slice(Transfer, Transfer);
+                ReadOnlySpan<byte> back = buffer.Span.Slice(Transfer, Transfer);
                 int diff = back.CommonPrefixLength(pattern);
                 if (diff != Transfer)
                 {
@@ -143,8 +143,8 @@ internal static class DemoCommand
             recorder.Run("unmap", () =>
             {
                 attached.Device.DisableIrq((int)VfioUapi.VFIO_PCI_MSI_IRQ_INDEX);
-                space.Unmap(iova);
-                return (0, $"IOVA {Output.Hex(iova)} unmapped, MSI disabled");
+                buffer.Dispose();
+                return (0, $"IOVA {Output.Hex(iova)} unmapped and the buffer freed, MSI disabled");
             });
             recorder.Run("detach", () =>
             {

@@ -22,6 +22,6 @@ internal static class VfioBackendNames
         Legacy => "Reference the Vfio.Backends.Legacy package and call AddLegacyBackend() on the VfioBuilder (services.AddVfio(...).AddLegacyBackend()).",
         IommuFd => "Reference the Vfio.Backends.IommuFd package and call AddIommuFdBackend() on the VfioBuilder (services.AddVfio(...).AddIommuFdBackend()).",
         SpaprTce => "Reference the Vfio.Backends.SpaprTce package and call AddSpaprTceBackend() on the VfioBuilder (services.AddVfio(...).AddSpaprTceBackend()).",
-        _ => $"Register an IommuBackendDescriptor named '{backend}' (the backend package's Add...Backend() call), or set Vfio:Backend to a registered backend.",
+        _ => $"Register a backend named '{backend}' (the backend package's Add...Backend() call, or VfioBuilder.AddBackend), or set Vfio:Backend to a registered backend.",
     };
 }

@@ -9,12 +9,13 @@ namespace Vfio.Core;
 /// settings that contradict the backend. Whether the named backend's package was registered is checked when a backend
 /// is selected (<see cref="VfioManager.SelectBackend"/>), where the message can say which call to add.
 /// </summary>
-internal sealed class VfioOptionsValidator(IEnumerable<IommuBackendDescriptor> descriptors) : IValidateOptions<VfioOptions>
+internal sealed class VfioOptionsValidator(IEnumerable<VfioBackendRegistration> registrations) : IValidateOptions<VfioOptions>
 {
     public ValidateOptionsResult Validate(string? name, VfioOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        List<string> failures = Check(options, descriptors.Select(d => d.Name));
+        // Each manager (options name) has its own backends; the default manager's name is empty.
+        List<string> failures = Check(options, VfioBackendRegistration.For(registrations, name ?? string.Empty).Select(d => d.Name));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -12,17 +12,16 @@ namespace Vfio.Core;
 /// <remarks>
 /// <para>
 /// <b>Ownership.</b> Disposing the manager disposes the DMA spaces it created (each detaches its devices first, then
-/// unmaps and releases its containers). It never disposes a backend: backends given to the public constructor belong
-/// to the caller (dispose them after the manager); under dependency injection the backends are created from their
-/// <see cref="IommuBackendDescriptor"/>s by a container singleton the manager depends on, so the container disposes
-/// them after the manager, each once (the one resolved as the <see cref="IIommuBackend"/> service by the container
-/// itself, the others by that singleton). Disposing the service provider therefore tears down in the required order:
-/// devices, mappings, containers, then backends.
+/// unmaps and releases its containers), then the backends it owns. Under dependency injection (<c>AddVfio</c>) the
+/// manager creates its backends from the registered <see cref="IommuBackendDescriptor"/>s and owns them, so disposing
+/// the service provider tears down in the required order — devices, mappings, containers, backends — whatever was
+/// resolved first. Backends given to the public constructor belong to the caller (dispose them after the manager).
 /// </para>
 /// </remarks>
 public sealed partial class VfioManager : IDisposable
 {
     private readonly IIommuBackend[] _backends;
+    private readonly bool _ownsBackends;
     private readonly IKernel _kernel;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -67,19 +66,46 @@ public sealed partial class VfioManager : IDisposable
         _metrics = metrics;
     }
 
-    /// <summary>The dependency-injection path: the backends come from <paramref name="backends"/>, which owns them.</summary>
-    internal VfioManager(VfioOptions options, VfioBackendSet backends, IKernel kernel, ILoggerFactory? loggerFactory, VfioMetrics? metrics)
+    /// <summary>The dependency-injection path: the manager creates its backends from <paramref name="descriptors"/>
+    /// (most preferred first) and owns them.</summary>
+    internal VfioManager(string name, VfioOptions options, IommuBackendDescriptor[] descriptors, IKernel kernel, VfioFdStore fdStore,
+        ILoggerFactory? loggerFactory, VfioMetrics? metrics, IServiceProvider? services)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(backends);
+        ArgumentNullException.ThrowIfNull(descriptors);
         ArgumentNullException.ThrowIfNull(kernel);
+        Name = name;
         Options = options;
-        _backends = backends.Backends;
         _kernel = kernel;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<VfioManager>();
         _metrics = metrics;
+        var context = new VfioBackendContext(name, options, kernel, fdStore, _loggerFactory, services);
+        var created = new List<IIommuBackend>(descriptors.Length);
+        try
+        {
+            foreach (IommuBackendDescriptor descriptor in descriptors)
+            {
+                IIommuBackend backend = descriptor.Factory(context)
+                    ?? throw new InvalidOperationException($"The factory of the backend descriptor '{descriptor.Name}' returned null.");
+                created.Add(backend);
+                if (!VfioBackendNames.Is(backend.Name, descriptor.Name))
+                {
+                    throw new InvalidOperationException($"The backend descriptor '{descriptor.Name}' created a backend named '{backend.Name}'; a descriptor's name must be its backend's name.");
+                }
+            }
+        }
+        catch
+        {
+            DisposeBackends(created);
+            throw;
+        }
+        _backends = [.. created];
+        _ownsBackends = true;
     }
+
+    /// <summary>The manager's name: empty for the default manager, else its service key (<c>AddVfio(name, ...)</c>).</summary>
+    public string Name { get; } = string.Empty;
 
     /// <summary>The options the manager selects by.</summary>
     public VfioOptions Options { get; }
@@ -128,8 +154,8 @@ public sealed partial class VfioManager : IDisposable
     /// <summary>
     /// Picks the backend for this machine without a particular device: the configured one when
     /// <see cref="VfioOptions.Backend"/> names one; under <c>auto</c>, by preference, the first backend that says it is
-    /// available (<see cref="IIommuBackend.IsAvailable"/>: its kernel interface exists or its fd was passed). This is the <see cref="IIommuBackend"/> service of
-    /// <c>AddVfio</c>; prefer <see cref="SelectBackend"/> when the device is known (it also checks the device's cdev).
+    /// available (<see cref="IIommuBackend.IsAvailable"/>: its kernel interface exists or its fd was passed). Prefer
+    /// <see cref="SelectBackend"/> when the device is known (it also checks the device's cdev).
     /// </summary>
     /// <returns>The backend.</returns>
     /// <exception cref="VfioBackendUnavailableException">The configured backend's package was not registered, or none
@@ -202,7 +228,8 @@ public sealed partial class VfioManager : IDisposable
     /// <exception cref="VfioException">The device cannot be attached.</exception>
     public AttachedDevice AttachDevice(string device, DmaSpace space) => AttachDevice(VfioDeviceSource.Parse(device), space);
 
-    /// <summary>Disposes the spaces the manager created (their devices detach first), then the backends it created.</summary>
+    /// <summary>Disposes the spaces the manager created (their devices detach first), then the backends it owns (those
+    /// it created from descriptors under dependency injection).</summary>
     public void Dispose()
     {
         DmaSpace[] spaces;
@@ -225,6 +252,25 @@ public sealed partial class VfioManager : IDisposable
             catch (Exception e) when (e is IOException or InvalidOperationException)
             {
                 LogTeardownFailed(_logger, spaces[i].ToString(), e);
+            }
+        }
+        if (_ownsBackends)
+        {
+            DisposeBackends(_backends);
+        }
+    }
+
+    private void DisposeBackends(IReadOnlyList<IIommuBackend> backends)
+    {
+        for (int i = backends.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                (backends[i] as IDisposable)?.Dispose();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                LogTeardownFailed(_logger, backends[i].Name + " backend", e);
             }
         }
     }

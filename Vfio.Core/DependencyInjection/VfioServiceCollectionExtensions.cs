@@ -2,110 +2,134 @@
 using System.Diagnostics.Metrics;
 using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Vfio.Core;
 
-namespace Vfio.Core;
+namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Adds VFIO to a service collection: options, the kernel port, the fd store, metrics, logging and
+/// <summary>Adds VFIO to a service collection: options, the kernel port, the fd store, metrics and a
 /// <see cref="VfioManager"/>. Backend packages then add themselves on the returned <see cref="VfioBuilder"/>.</summary>
 /// <example>
 /// <code>
 /// builder.Services.AddVfio(builder.Configuration.GetSection(VfioOptions.SectionName))
 ///     .AddIommuFdBackend()
 ///     .AddLegacyBackend();
+///
+/// // Two independent managers (e.g. two VM hosts), each with its own options and backends:
+/// builder.Services.AddVfio("vm1", builder.Configuration.GetSection("Vm1:Vfio")).AddLegacyBackend();
+/// builder.Services.AddVfio("vm2", builder.Configuration.GetSection("Vm2:Vfio")).AddIommuFdBackend();
+/// // ... services.GetRequiredKeyedService&lt;VfioManager&gt;("vm1")
 /// </code>
 /// </example>
+/// <remarks>
+/// <para>
+/// <b>Ownership.</b> The manager is the one owner of its backends: it creates each registered backend once (from its
+/// <see cref="IommuBackendDescriptor"/>), and disposing it disposes its DMA spaces (devices detach first, then mappings
+/// and containers go) and then its backends. The service provider disposes the manager; nothing depends on the order in
+/// which services were resolved.
+/// </para>
+/// <para>
+/// Registered: <see cref="VfioOptions"/> (bound by the configuration binding source generator, validated on start: an
+/// unknown backend, conflicting fd settings, malformed fd references), <see cref="IKernel"/> (the running kernel unless
+/// one is registered already), <see cref="VfioFdStore"/> (filled from <see cref="VfioOptions.FdSocket"/> on first
+/// use), <see cref="VfioMetrics"/> and <see cref="VfioManager"/>; for a named manager the fd store and the manager are
+/// keyed services under its name. Logging is the host's: with no <see cref="ILoggerFactory"/> registered nothing is
+/// logged.
+/// </para>
+/// </remarks>
 public static class VfioServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds VFIO with options bound from <paramref name="configuration"/>, the <c>Vfio</c> section (e.g.
-    /// <c>Vfio:Backend=iommufd</c>), validated when the host starts.
+    /// Adds the default <see cref="VfioManager"/> with options bound from <paramref name="configuration"/>, the
+    /// <c>Vfio</c> section (e.g. <c>Vfio:Backend=iommufd</c>), validated when the host starts.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configuration">The <c>Vfio</c> section (<c>configuration.GetSection(VfioOptions.SectionName)</c>).</param>
     /// <returns>The builder, for the backend packages' <c>Add...Backend()</c>.</returns>
-    /// <remarks>
-    /// Registered: <see cref="VfioOptions"/> (bound by the configuration binding source generator, validated on start:
-    /// an unknown backend, conflicting fd settings, malformed fd references), <see cref="IKernel"/> (the running kernel
-    /// unless one is registered already), <see cref="VfioFdStore"/> (filled from <see cref="VfioOptions.FdSocket"/> on
-    /// first use), <see cref="VfioMetrics"/>, logging, <see cref="VfioManager"/>, and <see cref="IIommuBackend"/> as the
-    /// manager's <see cref="VfioManager.SelectDefaultBackend"/>.
-    /// </remarks>
     public static VfioBuilder AddVfio(this IServiceCollection services, IConfiguration configuration)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<VfioOptions>().Bind(configuration);
-        return AddVfioCore(services);
-    }
+        => AddVfio(services, string.Empty, configuration);
 
-    /// <summary>Adds VFIO with options set in code, validated when the host starts.</summary>
+    /// <summary>Adds the default <see cref="VfioManager"/> with options set in code, validated when the host starts.</summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options; null keeps the defaults (<c>Backend=auto</c>).</param>
     /// <returns>The builder, for the backend packages' <c>Add...Backend()</c>.</returns>
-    /// <remarks>Registers what <see cref="AddVfio(IServiceCollection, IConfiguration)"/> does.</remarks>
     public static VfioBuilder AddVfio(this IServiceCollection services, Action<VfioOptions>? configure = null)
+        => AddVfio(services, string.Empty, configure);
+
+    /// <summary>
+    /// Adds a <see cref="VfioManager"/> named <paramref name="name"/>, a keyed service
+    /// (<c>GetRequiredKeyedService&lt;VfioManager&gt;(name)</c>, <c>[FromKeyedServices(name)]</c>) with its own options
+    /// bound from <paramref name="configuration"/> and its own backends; an empty name adds the default manager.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The manager's name (its service key and options name).</param>
+    /// <param name="configuration">Its configuration section.</param>
+    /// <returns>The builder, for the backend packages' <c>Add...Backend()</c>.</returns>
+    public static VfioBuilder AddVfio(this IServiceCollection services, string name, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
-        OptionsBuilder<VfioOptions> options = services.AddOptions<VfioOptions>();
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<VfioOptions>(name).Bind(configuration);
+        return AddVfioCore(services, name);
+    }
+
+    /// <summary>Adds a <see cref="VfioManager"/> named <paramref name="name"/> (a keyed service) with options set in
+    /// code; an empty name adds the default manager.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The manager's name (its service key and options name).</param>
+    /// <param name="configure">Sets the options; null keeps the defaults (<c>Backend=auto</c>).</param>
+    /// <returns>The builder, for the backend packages' <c>Add...Backend()</c>.</returns>
+    public static VfioBuilder AddVfio(this IServiceCollection services, string name, Action<VfioOptions>? configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(name);
+        OptionsBuilder<VfioOptions> options = services.AddOptions<VfioOptions>(name);
         if (configure is not null)
         {
             options.Configure(configure);
         }
-        return AddVfioCore(services);
+        return AddVfioCore(services, name);
     }
 
-    private static VfioBuilder AddVfioCore(IServiceCollection services)
+    private static VfioBuilder AddVfioCore(IServiceCollection services, string name)
     {
-        services.AddOptions<VfioOptions>().ValidateOnStart();
+        services.AddOptions<VfioOptions>(name).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VfioOptions>, VfioOptionsValidator>());
-        services.AddLogging();
         services.TryAddSingleton<IKernel>(LinuxKernel.Instance);
-        services.TryAddSingleton(CreateFdStore);
         services.TryAddSingleton(sp => new VfioMetrics(sp.GetService<IMeterFactory>()));
-        services.TryAddSingleton(sp => new VfioBackendSet(sp.GetServices<IommuBackendDescriptor>(), sp));
-        services.TryAddSingleton(sp =>
+        if (name.Length == 0)
         {
-            // The IIommuBackend service is disposed by the container; resolving it before the manager exists makes
-            // the container dispose it after the manager, i.e. after the manager's devices detached.
-            try
-            {
-                sp.GetService<IIommuBackend>();
-            }
-            catch (VfioBackendUnavailableException)
-            {
-                // No machine-level default; the manager still selects per device and reports it then.
-            }
-            return CreateManager(sp);
-        });
-        services.TryAddSingleton(sp =>
+            services.TryAddSingleton(sp => CreateFdStore(sp, name));
+            services.TryAddSingleton(sp => CreateManager(sp, name, sp.GetRequiredService<VfioFdStore>()));
+        }
+        else
         {
-            VfioBackendSet set = sp.GetRequiredService<VfioBackendSet>();
-            // A manager of its own (not the container's, which must be created after this service): selection only.
-            IIommuBackend backend = CreateManager(sp).SelectDefaultBackend();
-            set.HandedToContainer(backend);
-            return backend;
-        });
-        return new VfioBuilder(services);
+            services.TryAddKeyedSingleton(name, (sp, _) => CreateFdStore(sp, name));
+            services.TryAddKeyedSingleton(name, (sp, _) => CreateManager(sp, name, sp.GetRequiredKeyedService<VfioFdStore>(name)));
+        }
+        return new VfioBuilder(services, name);
     }
 
-#pragma warning disable CA2000 // A selection-only manager: it owns no space and no backend.
-    private static VfioManager CreateManager(IServiceProvider sp) => new(
-        sp.GetRequiredService<IOptions<VfioOptions>>().Value,
-        sp.GetRequiredService<VfioBackendSet>(),
+    /// <summary>Creates a manager. Its fd store is resolved first, so the container (which disposes in the reverse order
+    /// of creation) disposes the manager, and with it the backends that borrow the store's fds, before the store.</summary>
+    private static VfioManager CreateManager(IServiceProvider sp, string name, VfioFdStore fdStore) => new(
+        name,
+        sp.GetRequiredService<IOptionsMonitor<VfioOptions>>().Get(name),
+        VfioBackendRegistration.For(sp.GetServices<VfioBackendRegistration>(), name),
         sp.GetRequiredService<IKernel>(),
+        fdStore,
         sp.GetService<ILoggerFactory>(),
-        sp.GetRequiredService<VfioMetrics>());
-#pragma warning restore CA2000
+        sp.GetRequiredService<VfioMetrics>(),
+        sp);
 
     /// <summary>The fd store; with <see cref="VfioOptions.FdSocket"/> set, first receives one message of named fds
     /// from that inherited socket (borrowed: never closed here) and adds them.</summary>
-    private static VfioFdStore CreateFdStore(IServiceProvider services)
+    private static VfioFdStore CreateFdStore(IServiceProvider services, string name)
     {
-        VfioOptions options = services.GetRequiredService<IOptions<VfioOptions>>().Value;
+        VfioOptions options = services.GetRequiredService<IOptionsMonitor<VfioOptions>>().Get(name);
         VfioFdStore? store = new(services.GetRequiredService<IKernel>());
         try
         {

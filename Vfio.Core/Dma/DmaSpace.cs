@@ -8,8 +8,9 @@ namespace Vfio.Core;
 
 /// <summary>
 /// The memory a set of devices may reach by DMA: mappings of host memory at IOVAs, kept in every
-/// <see cref="DmaContainer"/> of the space, whatever backend made it. A user-space driver maps buffers with
-/// <see cref="Map"/> (the space picks the IOVA) or <see cref="MapAt"/>; a VMM adds and removes guest-memory
+/// <see cref="DmaContainer"/> of the space, whatever backend made it. A user-space driver allocates buffers mapped in one
+/// call with <see cref="DmaBuffer.Allocate"/>, or maps memory it owns with <see cref="Map"/> (the space picks the IOVA) or
+/// <see cref="MapAt"/>; a VMM adds and removes guest-memory
 /// sections with <see cref="AddSection"/>/<see cref="RemoveSection"/>, as QEMU's memory listener does.
 /// </summary>
 /// <remarks>
@@ -545,7 +546,7 @@ public sealed partial class DmaSpace : IDisposable
             throw new VfioDmaException(DmaMappingFailure.Misaligned, MapOperation, Name,
                 string.Create(CultureInfo.InvariantCulture,
                     $"IOVA 0x{iova:x}, host address 0x{(ulong)hostAddress:x} and size 0x{size:x} must be non-zero multiples of the page size 0x{page:x}"),
-                "Allocate DMA buffers page-aligned (e.g. NativeMemory.AlignedAlloc or mmap) and round their size up to the page size.");
+                "Allocate DMA memory with DmaBuffer.Allocate (page-aligned, mapped in one call), or map page-aligned memory (mmap) in whole pages.");
         }
         if (iova > ulong.MaxValue - (size - 1))
         {

@@ -149,15 +149,10 @@ public sealed class PhysicalDmaBuffer : IDisposable
     /// <summary>The bytes at <paramref name="offset"/>, through the process address. Valid until the buffer is disposed.</summary>
     /// <param name="offset">The byte offset in the buffer.</param>
     /// <param name="length">The number of bytes.</param>
-    public unsafe Span<byte> GetSpan(ulong offset, int length)
+    public Span<byte> GetSpan(ulong offset, int length)
     {
         ObjectDisposedException.ThrowIf(Memory.IsClosed, this);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        if (offset > Size || Size - offset < (ulong)length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{length} bytes at 0x{offset:X} are outside the 0x{Size:X}-byte buffer.");
-        }
-        return new Span<byte>((byte*)Address + offset, length);
+        return DmaMemorySpan.Get(Memory, offset, length);
     }
 
     /// <summary>Unmaps (and so unlocks) the memory. A device must not use its physical addresses afterwards.</summary>

@@ -29,6 +29,10 @@ public enum DmaMappingFailure
     /// page frame numbers from a process without <c>CAP_SYS_ADMIN</c>, or a page was not resident
     /// (<see cref="PhysicalDmaBuffer"/>).</summary>
     PhysicalAddressUnavailable,
+
+    /// <summary>A <see cref="DmaBuffer"/> required huge pages (<see cref="HugePagePolicy.Required"/>) and the kernel had none
+    /// free to give (none reserved in <c>/proc/sys/vm/nr_hugepages</c>, all in use, or no hugetlb support).</summary>
+    HugePagesUnavailable,
 }
 
 /// <summary>

@@ -318,8 +318,8 @@ public sealed class LinuxKernel : IKernel
         return new FileStatus(type, stx.stx_rdev_major, stx.stx_rdev_minor, stx.stx_ino, stx.stx_dev_major, stx.stx_dev_minor);
     }
 
-    /// <summary>A mapping made by <c>mmap</c>, released by <c>munmap</c>.</summary>
-    private sealed class LinuxMemoryMapping : MemoryMapping
+    /// <summary>A mapping made by <c>mmap</c>, released by <c>munmap</c> (also <see cref="DmaBuffer"/>'s memory).</summary>
+    internal sealed class LinuxMemoryMapping : MemoryMapping
     {
         internal void Attach(nint address, ulong length, long fileOffset) => SetMapping(address, length, fileOffset);
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Vfio.Core;
+using Vfio.Simulator;
 
-namespace Vfio.Simulator;
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Runs a host's VFIO services on the simulator instead of the running kernel.</summary>
 public static class SimulatorVfioBuilderExtensions

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using Vfio.Backends.IommuFd;
 using Vfio.Backends.Legacy;
@@ -22,27 +21,28 @@ public class DmaMapBenchmarks : IDisposable
     private IIommuBackend? _backend;
     private DmaSpace? _space;
     private AttachedDevice? _device;
-    private unsafe void* _buffer;
+    private DmaBuffer? _buffer;
 
     /// <summary>The backend under test.</summary>
     [Params("legacy", "iommufd")]
     public string Backend { get; set; } = "legacy";
 
     [GlobalSetup]
-    public unsafe void Setup()
+    public void Setup()
     {
         _kernel = new SimulatedKernel(new SimulatedTopology().AddPci(Edu, iommuGroup: 2, new EduDevice()));
         _backend = Backend == "legacy" ? new LegacyBackend(_kernel) : new IommuFdBackend(_kernel);
         _space = new DmaSpace("bench");
         _space.EnsureCapacity(16);
         _device = _backend.AttachDevice(VfioDeviceSource.Pci(Edu), _space);
-        _buffer = NativeMemory.AlignedAlloc(4096, 4096);
+        // The buffer's pages, mapped and unmapped again at a second IOVA by the benchmark (an IOMMU may alias memory).
+        _buffer = DmaBuffer.Allocate(_space, 4096);
     }
 
     [Benchmark]
-    public unsafe ulong MapUnmap()
+    public ulong MapUnmap()
     {
-        DmaMapping mapping = _space!.Map((nint)_buffer, 4096);
+        DmaMapping mapping = _space!.Map(_buffer!.Address, 4096);
         _space.Unmap(mapping.Iova);
         return mapping.Iova;
     }
@@ -50,15 +50,11 @@ public class DmaMapBenchmarks : IDisposable
     [GlobalCleanup]
     public void Dispose()
     {
+        _buffer?.Dispose();
         _device?.Dispose();
         _space?.Dispose();
         (_backend as IDisposable)?.Dispose();
         _kernel?.Dispose();
-        unsafe
-        {
-            NativeMemory.AlignedFree(_buffer);
-            _buffer = null;
-        }
         GC.SuppressFinalize(this);
     }
 }

@@ -55,14 +55,13 @@ internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel,
         edu.Device.SetIrqEventFds(Msi, start: 0, [msi]);
 
         // RAM -> edu, clear RAM, edu -> RAM with "raise an interrupt when done".
-        using var memory = new DmaMemory(4096);
-        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
         byte[] message = Encoding.ASCII.GetBytes($"DMA by an unprivileged worker through passed fds, pid {Environment.ProcessId}");
-        message.CopyTo(memory.Span);
-        driver.DmaToDevice(mapping.Iova, 0, (ulong)message.Length, s_timeout);
-        memory.Span.Clear();
-        driver.DmaFromDevice(0, mapping.Iova, (ulong)message.Length, s_timeout, raiseInterrupt: true);
-        bool dmaIntact = memory.Span[..message.Length].SequenceEqual(message);
+        message.CopyTo(buffer.Span);
+        driver.DmaToDevice(buffer.Iova, 0, (ulong)message.Length, s_timeout);
+        buffer.Span.Clear();
+        driver.DmaFromDevice(0, buffer.Iova, (ulong)message.Length, s_timeout, raiseInterrupt: true);
+        bool dmaIntact = buffer.Span[..message.Length].SequenceEqual(message);
         LogDma(logger, dmaIntact ? "intact" : "CORRUPTED");
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

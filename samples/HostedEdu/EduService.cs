@@ -57,14 +57,13 @@ internal sealed partial class EduService(
         }
         driver.EnableBusMaster();                                         // DMA and MSI: memory writes by edu
 
-        // DMA: page-aligned memory mapped into the space; the device reaches it at mapping.Iova.
-        using var memory = new DmaMemory(2 * 4096);
-        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
-        Random.Shared.NextBytes(memory.Span[..1024]);
-        driver.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);             // RAM page 0 -> edu's buffer
-        driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);    // edu's buffer -> RAM page 1
-        bool dmaIntact = memory.Span.Slice(4096, 1024).SequenceEqual(memory.Span[..1024]);
-        space.Unmap(mapping);
+        // DMA: page-aligned memory, allocated and mapped into the space in one call (below edu's 28-bit mask);
+        // the device reaches it at buffer.Iova. Disposal unmaps it, then frees it.
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        Random.Shared.NextBytes(buffer.Span[..1024]);
+        driver.DmaToDevice(buffer.Iova, 0, 1024, s_timeout);              // RAM page 0 -> edu's buffer
+        driver.DmaFromDevice(0, buffer.Iova + 4096, 1024, s_timeout);     // edu's buffer -> RAM page 1
+        bool dmaIntact = buffer.Span.Slice(4096, 1024).SequenceEqual(buffer.Span[..1024]);
 
         // Interrupts: one eventfd per MSI vector (VFIO_DEVICE_SET_IRQS), awaited without allocating.
         using var msi = new InterruptEvent();
@@ -80,7 +79,7 @@ internal sealed partial class EduService(
         LogAttached(logger, edu.Name, edu.Backend.Name, edu.Container.Name, edu.IommuGroup);
         uint factorial = driver.Factorial(10, s_timeout);
         LogFactorial(logger, factorial);
-        LogDma(logger, mapping.Iova, dmaIntact ? "intact" : "CORRUPTED");
+        LogDma(logger, buffer.Iova, dmaIntact ? "intact" : "CORRUPTED");
         LogMsi(logger, interrupts);
         return factorial == 3_628_800 && dmaIntact && interrupts == 1;
     }

@@ -2,11 +2,11 @@
 // A Generic Host that drives QEMU's edu device through VFIO: attach, registers, DMA, MSI (see README.md).
 // Exit code 0 when every check passed, 1 otherwise. README.md shows this file: keep the region and the README equal.
 #region README: registration
-using Vfio.Backends.IommuFd;     // AddIommuFdBackend
-using Vfio.Backends.Legacy;      // AddLegacyBackend
-using Vfio.Core;                 // AddVfio, VfioManager, DmaSpace, InterruptEvent
-using Vfio.Samples.HostedEdu;    // EduService, EduSampleOptions
-using Vfio.Simulator;            // UseSimulator
+using Microsoft.Extensions.Configuration;         // GetSection, GetValue
+using Microsoft.Extensions.DependencyInjection;    // AddVfio, AddLegacyBackend, AddIommuFdBackend, UseSimulator
+using Microsoft.Extensions.Hosting;               // Host, IHost
+using Vfio.Core;                                  // VfioBuilder
+using Vfio.Samples.HostedEdu;                     // EduService, EduSampleOptions
 
 HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
 {

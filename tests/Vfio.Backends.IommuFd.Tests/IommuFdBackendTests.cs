@@ -70,22 +70,22 @@ public sealed class IommuFdBackendTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("edu");
-        using var pages = new Pages(2);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
-        DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
+        DmaMapping mapping = buffer.Mapping;
         mapping.Iova.ShouldBeLessThanOrEqualTo(EduMask);
         kernel.GetState().DmaMappings.ShouldBe(1);
 
-        RoundTrip(kernel, edu.Device, pages, mapping);
+        RoundTrip(kernel, edu.Device, buffer);
 
-        space.Unmap(mapping.Iova);
+        space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         kernel.GetState().DmaMappings.ShouldBe(0);
-        pages.Write(4096, new byte[1024]);
+        buffer.Span.Slice(4096, 1024).Clear();
         using (var driver = new EduDriver(edu.Device, useMmap: true))
         {
             driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, EduTimeout);
         }
-        pages.Read(4096, 1024).ShouldBe(new byte[1024]);
+        buffer.Span.Slice(4096, 1024).ToArray().ShouldBe(new byte[1024]);
         DmaFault fault = kernel.DmaFaults.ShouldHaveSingleItem();
         fault.Device.ShouldBe(Edu0);
         fault.Iova.ShouldBe(mapping.Iova + 4096);
@@ -109,13 +109,12 @@ public sealed class IommuFdBackendTests
             ((IommuFdAttachedDevice)b).HwptId.ShouldBe(((IommuFdAttachedDevice)a).HwptId);
             kernel.GetState().IommuFdObjects.ShouldBe(4);
 
-            using var pages = new Pages(2);
-            DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
-            RoundTrip(kernel, b.Device, pages, mapping, seed: 7);
+            using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
+            RoundTrip(kernel, b.Device, buffer, seed: 7);
 
             a.Dispose();
             container.IsReleased.ShouldBeFalse();
-            RoundTrip(kernel, b.Device, pages, mapping, seed: 8);
+            RoundTrip(kernel, b.Device, buffer, seed: 8);
             b.Dispose();
             container.IsReleased.ShouldBeTrue();
             kernel.GetState().DmaMappings.ShouldBe(0);
@@ -147,7 +146,7 @@ public sealed class IommuFdBackendTests
         container.IovaAlignment.ShouldBeLessThanOrEqualTo(4096UL);
 
         // A fixed map inside the MSI window is refused by the space, before the kernel sees it.
-        using var pages = new Pages(1);
+        using var pages = new ProcessPages(ProcessPages.PageSize);
         Should.Throw<VfioDmaException>(() => space.MapAt(0xfee00000, pages.Address, 4096)).Failure.ShouldBe(DmaMappingFailure.OutsideIovaRanges);
         kernel.GetState().DmaMappings.ShouldBe(0);
     }
@@ -158,12 +157,11 @@ public sealed class IommuFdBackendTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("replay");
-        using var pages = new Pages(2);
-        DmaMapping mapping = space.MapAt(0x10_0000, pages.Address, pages.Size);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
         kernel.GetState().DmaMappings.ShouldBe(0);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         kernel.GetState().DmaMappings.ShouldBe(1);
-        RoundTrip(kernel, edu.Device, pages, mapping);
+        RoundTrip(kernel, edu.Device, buffer);
     }
 
     [Fact]
@@ -172,7 +170,7 @@ public sealed class IommuFdBackendTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("replay");
-        using var pages = new Pages(1);
+        using var pages = new ProcessPages(ProcessPages.PageSize);
         space.MapAt(0xfee00000, pages.Address, pages.Size); // fine while the space has no device
         Should.Throw<VfioException>(() => backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space));
         space.Containers.ShouldBeEmpty();
@@ -199,7 +197,7 @@ public sealed class IommuFdBackendTests
         {
             var backend = new IommuFdBackend(kernel);
             var space = new DmaSpace("teardown");
-            using var pages = new Pages(4);
+            using var pages = new ProcessPages(4 * ProcessPages.PageSize);
             AttachedDevice a = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
             AttachedDevice b = backend.AttachDevice(VfioDeviceSource.Pci(Edu1), space);
             space.Map(pages.Address, 8192, DmaAccess.Read, EduMask);
@@ -220,8 +218,7 @@ public sealed class IommuFdBackendTests
     {
         using SimulatedKernel kernel = Machine();
         using var space = new DmaSpace("teardown");
-        using var pages = new Pages(1);
-        space.Map(pages.Address, 4096);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 4096);
         var backend = new IommuFdBackend(kernel);
         AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         backend.Dispose();

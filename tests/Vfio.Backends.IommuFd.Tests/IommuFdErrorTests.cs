@@ -44,7 +44,7 @@ public sealed class IommuFdErrorTests
         kernel.IommuDirtyTracking = ioctl == "IOMMU_HWPT_ALLOC";
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("faults");
-        using var pages = new Pages(1);
+        using var pages = new ProcessPages(ProcessPages.PageSize);
         space.MapAt(0x10_0000, pages.Address, pages.Size); // replayed at join: IOMMU_IOAS_MAP is on the path
         long before = kernel.Faults.CallCount(Request(ioctl));
         kernel.Faults.FailIoctl(Request(ioctl), 1, (Errno)errno);
@@ -68,8 +68,9 @@ public sealed class IommuFdErrorTests
         // Nothing is stuck: the same attach works now and the device does DMA.
         kernel.Faults.Clear();
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
-        using var buffer = new Pages(2);
-        RoundTrip(kernel, edu.Device, buffer, space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, EduMask));
+        DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
+        RoundTrip(kernel, edu.Device, buffer);
+        buffer.Dispose();
         edu.Dispose();
         space.Dispose();
         backend.Dispose();
@@ -84,9 +85,8 @@ public sealed class IommuFdErrorTests
         kernel.IommuDirtyTracking = ioctl == "IOMMU_HWPT_ALLOC";
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("faults");
-        using var pages = new Pages(2);
         using AttachedDevice first = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
-        DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
         SimulatedKernelState before = kernel.GetState();
         IReadOnlyList<IovaRange> ranges = space.IovaRanges;
         kernel.Faults.FailIoctl(Request(ioctl), 1, (Errno)errno);
@@ -102,7 +102,7 @@ public sealed class IommuFdErrorTests
         kernel.GetState().ShouldBe(before);
         space.IovaRanges.ShouldBe(ranges);
         first.Container.Devices.ShouldBe([first]);
-        RoundTrip(kernel, first.Device, pages, mapping);
+        RoundTrip(kernel, first.Device, buffer);
     }
 
     [Fact]
@@ -258,7 +258,7 @@ public sealed class IommuFdErrorTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace();
-        using var pages = new Pages(4);
+        using var pages = new ProcessPages(4 * ProcessPages.PageSize);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         space.MapAt(0x20_0000, pages.Address, 0x2000);
         long maps = kernel.Faults.CallCount(IommuUapi.IOMMU_IOAS_MAP);
@@ -282,7 +282,7 @@ public sealed class IommuFdErrorTests
         using SimulatedKernel kernel = Machine(t => t.MemlockLimit = 4 * 4096);
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace();
-        using var pages = new Pages(8);
+        using var pages = new ProcessPages(8 * ProcessPages.PageSize);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         space.Map(pages.Address, 4 * 4096, DmaAccess.ReadWrite, EduMask);
         var e = Should.Throw<VfioDmaException>(() => space.Map(pages.Address + 4 * 4096, 4096, DmaAccess.ReadWrite, EduMask));
@@ -303,7 +303,7 @@ public sealed class IommuFdErrorTests
         store.Add("iommufd", iommufd);
         using var backend = new IommuFdBackend(kernel, new VfioOptions { IommuFd = "iommufd" }, store);
         using var space = new DmaSpace("book");
-        using var pages = new Pages(1);
+        using var pages = new ProcessPages(ProcessPages.PageSize);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
         var all = new iommu_ioas_unmap { size = 24, ioas_id = ((IommuFdContainer)edu.Container).IoasId, iova = 0, length = ulong.MaxValue };

@@ -19,7 +19,6 @@ public sealed class IommuFdFeatureTests
         kernel.IommuDirtyTracking = true;
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("dirty");
-        using var pages = new Pages(4);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         var attached = (IommuFdAttachedDevice)edu;
         attached.HardwareInfo.SupportsDirtyTracking.ShouldBeTrue();
@@ -34,9 +33,10 @@ public sealed class IommuFdFeatureTests
             kernel.Faults.CallCount(IommuUapi.IOMMU_HWPT_ALLOC).ShouldBe(1);
         }
 
-        DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
+        DmaBuffer buffer = DmaBuffer.Allocate(space, 4 * 4096, DmaAccess.ReadWrite, EduMask);
+        DmaMapping mapping = buffer.Mapping;
         container.StartDirtyTracking();
-        RoundTrip(kernel, edu.Device, pages, mapping); // reads page 0, writes page 1
+        RoundTrip(kernel, edu.Device, buffer); // reads page 0, writes page 1
         ulong[] bitmap = new ulong[1];
         container.ReadDirtyBitmap(mapping.Iova, mapping.Size, 4096, bitmap);
         bitmap[0].ShouldBe(0b0010UL);
@@ -46,6 +46,7 @@ public sealed class IommuFdFeatureTests
         container.StopDirtyTracking();
         Should.Throw<ArgumentException>(() => container.ReadDirtyBitmap(mapping.Iova, mapping.Size, 4096, Span<ulong>.Empty));
 
+        buffer.Dispose();
         edu.Dispose();
         space.Dispose();
         backend.Dispose();
@@ -110,10 +111,10 @@ public sealed class IommuFdFeatureTests
             var backend = new IommuFdBackend(kernel, options, store);
             backend.CanAttach(VfioDeviceSource.Pci(Edu0), out _).ShouldBeTrue();
             var space = new DmaSpace("worker");
-            using var pages = new Pages(2);
             AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
             edu.IommuGroup.ShouldBe(2);
-            RoundTrip(kernel, edu.Device, pages, space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask));
+            using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
+            RoundTrip(kernel, edu.Device, buffer);
 
             space.Dispose();
             backend.Dispose();
@@ -135,15 +136,14 @@ public sealed class IommuFdFeatureTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace();
-        using var pages = new Pages(2);
         kernel.Open("/dev/vfio/devices/vfio0", OpenFlags.ReadWrite, out SafeFileHandle owned).ShouldBe(0);
         kernel.Open("/dev/vfio/devices/vfio1", OpenFlags.ReadWrite, out SafeFileHandle borrowed).ShouldBe(0);
         AttachedDevice a = backend.AttachDevice(VfioDeviceSource.FromDeviceFd(owned, Edu0, ownsHandle: true), space);
         AttachedDevice b = backend.AttachDevice(VfioDeviceSource.FromDeviceFd(borrowed, Edu1), space);
         b.Container.ShouldBeSameAs(a.Container);
-        DmaMapping mapping = space.Map(pages.Address, pages.Size, DmaAccess.ReadWrite, EduMask);
-        RoundTrip(kernel, a.Device, pages, mapping, seed: 1);
-        RoundTrip(kernel, b.Device, pages, mapping, seed: 2);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
+        RoundTrip(kernel, a.Device, buffer, seed: 1);
+        RoundTrip(kernel, b.Device, buffer, seed: 2);
         a.Dispose();
         b.Dispose();
         owned.IsClosed.ShouldBeTrue();
@@ -161,7 +161,7 @@ public sealed class IommuFdFeatureTests
         using SimulatedKernel kernel = Machine();
         using var backend = new IommuFdBackend(kernel);
         using var space = new DmaSpace("alloc");
-        using var pages = new Pages(4);
+        using var pages = new ProcessPages(4 * ProcessPages.PageSize);
         using AttachedDevice a = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         space.EnsureCapacity(16);
         for (int i = 0; i < 100; i++)

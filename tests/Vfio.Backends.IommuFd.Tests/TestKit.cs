@@ -31,50 +31,19 @@ internal static class TestKit
     /// <summary>How long edu's DMA engine may take.</summary>
     internal static readonly TimeSpan EduTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>RAM → edu → RAM through <paramref name="mapping"/> (2 pages: source page 0, destination page 1);
+    /// <summary>RAM → edu → RAM through <paramref name="buffer"/> (2 pages: source page 0, destination page 1);
     /// asserts the bytes came back and no DMA faulted.</summary>
-    internal static void RoundTrip(SimulatedKernel kernel, VfioDevice device, Pages pages, DmaMapping mapping, int seed = 42)
+    internal static void RoundTrip(SimulatedKernel kernel, VfioDevice device, DmaBuffer buffer, int seed = 42)
     {
         using var edu = new EduDriver(device, useMmap: true);
         edu.EnableBusMaster();
         byte[] pattern = new byte[1024];
         new Random(seed).NextBytes(pattern);
-        pages.Write(0, pattern);
-        pages.Write(4096, new byte[1024]);
-        edu.DmaToDevice(mapping.Iova, 0, 1024, EduTimeout);
-        edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, EduTimeout);
-        pages.Read(4096, 1024).ShouldBe(pattern);
+        pattern.CopyTo(buffer.Span);
+        buffer.Span.Slice(4096, 1024).Clear();
+        edu.DmaToDevice(buffer.Iova, 0, 1024, EduTimeout);
+        edu.DmaFromDevice(0, buffer.Iova + 4096, 1024, EduTimeout);
+        buffer.Span.Slice(4096, 1024).ToArray().ShouldBe(pattern);
         kernel.DmaFaults.ShouldBeEmpty();
     }
-}
-
-/// <summary>Page-aligned process memory, freed on dispose.</summary>
-internal sealed class Pages : IDisposable
-{
-    private readonly nint _raw;
-
-    internal Pages(int count)
-    {
-        Length = count * 4096;
-        _raw = Marshal.AllocHGlobal(Length + 4096);
-        Address = (_raw + 4095) & ~(nint)4095;
-        Marshal.Copy(new byte[Length], 0, Address, Length);
-    }
-
-    internal nint Address { get; }
-
-    internal int Length { get; }
-
-    internal ulong Size => (ulong)Length;
-
-    internal byte[] Read(int offset, int count)
-    {
-        byte[] bytes = new byte[count];
-        Marshal.Copy(Address + offset, bytes, 0, count);
-        return bytes;
-    }
-
-    internal void Write(int offset, byte[] bytes) => Marshal.Copy(bytes, 0, Address + offset, bytes.Length);
-
-    public void Dispose() => Marshal.FreeHGlobal(_raw);
 }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Shouldly;
 using Vfio.Core;
-using Vfio.Samples.Edu;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
 
@@ -45,16 +44,16 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("edu");
-        using var buffer = new DmaMemory(0x2000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x2000, DmaAccess.ReadWrite, Kit.EduMask);
+        DmaMapping mapping = buffer.Mapping;
         kernel.GetState().DmaMappings.ShouldBe(1);
         edu.Container.DmaMappingsAvailable.ShouldBe(ushort.MaxValue - 1);
 
-        Kit.RoundTripThrough(edu.Device, buffer, mapping.Iova);
+        Kit.RoundTripThrough(edu.Device, buffer);
         kernel.DmaFaults.ShouldBeEmpty();
 
-        space.Unmap(mapping.Iova);
+        space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         edu.Container.DmaMappingsAvailable.ShouldBe(ushort.MaxValue);
         kernel.GetState().DmaMappings.ShouldBe(0);
         buffer.Span.Slice(4096, 1024).Clear();
@@ -107,12 +106,11 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("replay");
-        using var buffer = new DmaMemory(0x2000);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x2000, DmaAccess.ReadWrite, Kit.EduMask);
 
         using AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         kernel.GetState().DmaMappings.ShouldBe(1);
-        Kit.RoundTripThrough(a.Device, buffer, mapping.Iova);
+        Kit.RoundTripThrough(a.Device, buffer);
 
         // The second group cannot join the first container (as when the kernel refuses SET_CONTAINER): it gets its own.
         kernel.Faults.FailIoctl(VfioUapi.VFIO_GROUP_SET_CONTAINER, 1, Errno.EPERM);
@@ -120,7 +118,7 @@ public sealed class AttachTests
         b.Container.ShouldNotBeSameAs(a.Container);
         space.Containers.Count.ShouldBe(2);
         kernel.GetState().DmaMappings.ShouldBe(2);
-        Kit.RoundTripThrough(b.Device, buffer, mapping.Iova);
+        Kit.RoundTripThrough(b.Device, buffer);
         kernel.DmaFaults.ShouldBeEmpty();
 
         b.Dispose();
@@ -133,11 +131,10 @@ public sealed class AttachTests
     {
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
-        using var buffer = new DmaMemory(0x1000);
         var space = new DmaSpace("whole");
         AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         AttachedDevice b = backend.AttachDevice(Kit.Source(Kit.Edu3), space);
-        space.Map(buffer.Address, buffer.Size);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x1000);   // outlives the space: disposal then only frees it
         space.Dispose();
         a.IsAttached.ShouldBeFalse();
         b.IsAttached.ShouldBeFalse();
@@ -193,9 +190,9 @@ public sealed class AttachTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace("dirty");
-        using var buffer = new DmaMemory(0x4000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x4000, DmaAccess.ReadWrite, Kit.EduMask);
+        DmaMapping mapping = buffer.Mapping;
         DmaContainer container = edu.Container;
         container.StartDirtyTracking();
         Span<ulong> bits = stackalloc ulong[1];

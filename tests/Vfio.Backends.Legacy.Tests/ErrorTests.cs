@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
-using Vfio.Samples.Edu;
 using Vfio.Core.Interop;
 using Vfio.Simulator;
 
@@ -167,12 +166,11 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaMemory(0x1000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         long maps = kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_MAP_DMA);
         long unmaps = kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_UNMAP_DMA);
         kernel.Faults.FailIoctl(VfioUapi.VFIO_IOMMU_MAP_DMA, 1, Errno.EBUSY);
-        space.Map(buffer.Address, buffer.Size);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x1000);
         kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_MAP_DMA).ShouldBe(maps + 2);
         kernel.Faults.CallCount(VfioUapi.VFIO_IOMMU_UNMAP_DMA).ShouldBe(unmaps + 1);
         kernel.GetState().DmaMappings.ShouldBe(1);
@@ -184,10 +182,9 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaMemory(0x1000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         kernel.Faults.FailIoctl(VfioUapi.VFIO_IOMMU_MAP_DMA, 1, Errno.EFAULT);
-        var e = Should.Throw<VfioDmaException>(() => space.Map(buffer.Address, buffer.Size));
+        var e = Should.Throw<VfioDmaException>(() => DmaBuffer.Allocate(space, 0x1000));
         e.Failure.ShouldBe(DmaMappingFailure.Kernel);
         e.Errno.ShouldBe(Errno.EFAULT);
         space.MappingCount.ShouldBe(0);
@@ -200,13 +197,12 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus(t => t.DmaEntryLimit = 2);
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaMemory(0x3000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         edu.Container.DmaMappingsAvailable.ShouldBe(2);
-        space.MapAt(0x10000, buffer.Address, 0x1000);
-        space.MapAt(0x20000, buffer.Address + 0x1000, 0x1000);
+        using DmaBuffer first = DmaBuffer.Allocate(space, 0x1000);
+        using DmaBuffer second = DmaBuffer.Allocate(space, 0x1000);
         space.MappingsAvailable.ShouldBe(0);
-        var e = Should.Throw<VfioDmaException>(() => space.MapAt(0x30000, buffer.Address + 0x2000, 0x1000));
+        var e = Should.Throw<VfioDmaException>(() => DmaBuffer.Allocate(space, 0x1000));
         e.Failure.ShouldBe(DmaMappingFailure.LimitReached);
         e.Errno.ShouldBe(Errno.ENOSPC);
         e.Message.ShouldContain("/sys/module/vfio_iommu_type1/parameters/dma_entry_limit");
@@ -220,9 +216,8 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus(t => t.MemlockLimit = 0x2000);
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaMemory(0x4000);
         using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
-        var e = Should.Throw<VfioDmaException>(() => space.Map(buffer.Address, buffer.Size));
+        var e = Should.Throw<VfioDmaException>(() => DmaBuffer.Allocate(space, 0x4000));
         e.Failure.ShouldBe(DmaMappingFailure.LimitReached);
         e.Errno.ShouldBe(Errno.ENOMEM);
         e.Message.ShouldContain("ulimit -l");
@@ -252,8 +247,7 @@ public sealed class ErrorTests
         using SimulatedKernel kernel = Kit.TwoEdus();
         using var backend = new LegacyBackend(kernel);
         using var space = new DmaSpace();
-        using var buffer = new DmaMemory(0x1000);
-        space.Map(buffer.Address, buffer.Size); // replayed at attach: MAP_DMA is on the path
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x1000); // replayed at attach: MAP_DMA is on the path
         kernel.Faults.FailIoctl(request, 1, Errno.EIO);
         var e = Should.Throw<VfioException>(() => backend.AttachDevice(Kit.Source(Kit.Edu2), space));
         e.Errno.ShouldBe(Errno.EIO);

@@ -45,8 +45,9 @@ internal static class Kit
 
     /// <summary>Fills the first KiB of <paramref name="buffer"/> with a pattern and the second page's first KiB with
     /// zeros, runs the round trip page 0 → edu → page 1 and checks the bytes arrived.</summary>
-    internal static void RoundTripThrough(VfioDevice edu, DmaMemory buffer, ulong iova)
+    internal static void RoundTripThrough(VfioDevice edu, DmaBuffer buffer)
     {
+        ulong iova = buffer.Iova;
         byte[] pattern = Pattern();
         pattern.CopyTo(buffer.Span);
         buffer.Span.Slice(4096, 1024).Clear();

@@ -3,7 +3,6 @@ using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
-using Vfio.Samples.Edu;
 using Vfio.Simulator;
 
 namespace Vfio.Backends.Legacy.Tests;
@@ -50,13 +49,12 @@ public sealed class SpaprHandoverTests
         container.IovaRanges.ShouldBeEmpty("the default window was removed");
         space.IovaRanges.ShouldBe([new IovaRange(0, Window - 1)]);
 
-        using var buffer = new DmaMemory(2 * 4096);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Kit.EduMask);
+        DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, Kit.EduMask);
         container.IovaRanges.ShouldBe([new IovaRange(0, Window - 1)]);
         kernel.GetState().DmaMappings.ShouldBe(2, "one TCE per 4 KiB page");
-        Kit.RoundTripThrough(edu.Device, buffer, mapping.Iova);
+        Kit.RoundTripThrough(edu.Device, buffer);
 
-        space.Unmap(mapping);
+        buffer.Dispose();
         container.IovaRanges.ShouldBeEmpty("the window went with its last mapping");
         kernel.GetState().DmaMappings.ShouldBe(0);
     }

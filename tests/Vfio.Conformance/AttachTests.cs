@@ -118,8 +118,8 @@ public sealed class AttachTests
                 throw new ShouldAssertException($"unexpected container {container.GetType()}");
         }
 
-        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
+        using DmaBuffer buffer = DmaBufferPages.Allocate(space, 4);
+        DmaMapping mapping = buffer.Mapping;
         Edu.RoundTrip(first.Device, buffer, mapping.Iova, page: 0, seed: 1);
         Edu.RoundTrip(second.Device, buffer, mapping.Iova, page: 2, seed: 2);
 
@@ -155,11 +155,12 @@ public sealed class AttachTests
                 throw new ShouldAssertException($"unexpected container {first.Container.GetType()}");
         }
 
-        // The same buffer mapped in both spaces, each edu DMAs through its own.
-        using DmaMemory buffer = DmaMemoryPages.Allocate(2);
-        DmaMapping a = first.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
+        // The same memory mapped in both spaces (the buffer's own mapping in the first), each edu DMAs through its own.
+        using DmaBuffer buffer = DmaBufferPages.Allocate(first.Space, 2);
+        DmaMapping a = buffer.Mapping;
         DmaMapping b = second.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
         Edu.RoundTrip(first.Device, buffer, a.Iova, page: 0, seed: 4);
         Edu.RoundTrip(second.Device, buffer, b.Iova, page: 0, seed: 5);
+        second.Space.Unmap(b);   // before the buffer frees the memory
     }
 }

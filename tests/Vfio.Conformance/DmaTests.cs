@@ -18,9 +18,10 @@ public sealed class DmaTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
+        using DmaBuffer buffer = DmaBufferPages.Allocate(space, 4);
 
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        DmaMapping mapping = buffer.Mapping;
+        buffer.Size.ShouldBe(4UL * 4096);
         mapping.Size.ShouldBe(buffer.Size);
         mapping.HostAddress.ShouldBe(buffer.Address);
         (mapping.Iova + mapping.Size - 1).ShouldBeLessThanOrEqualTo(EduDriver.DefaultDmaMask);
@@ -33,8 +34,13 @@ public sealed class DmaTests
         Edu.RoundTrip(attached.Device, buffer, mapping.Iova, page: 0, seed: 11);
         Edu.RoundTrip(attached.Device, buffer, mapping.Iova, page: 2, seed: 12);
 
-        space.Unmap(mapping);
+        buffer.Dispose();   // unmaps, then frees
         space.MappingCount.ShouldBe(0);
+        buffer.Dispose();
+        if (rig.Simulator is { } simulator)
+        {
+            simulator.GetState().DmaMappings.ShouldBe(0);
+        }
     }
 
     [Theory]
@@ -45,17 +51,17 @@ public sealed class DmaTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using DmaMemory buffer = DmaMemoryPages.Allocate(2);
+        using DmaBuffer buffer = DmaBufferPages.Allocate(space, 2);
         using var edu = new EduDriver(attached.Device, useMmap: true);
         edu.EnableBusMaster();
 
-        DmaMapping mapping = space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        DmaMapping mapping = buffer.Mapping;
         byte[] pattern = Patterns.Make(1024, 21);
         pattern.CopyTo(buffer.Page(0));
         edu.DmaToDevice(mapping.Iova, 0, 1024, Rig.Timeout);   // edu's buffer now holds the pattern
         buffer.Page(1).Fill(0x5A);
 
-        space.Unmap(mapping);
+        space.Unmap(mapping);   // the buffer's memory stays until it is disposed
         edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, Rig.Timeout);   // device → RAM, through no mapping
         buffer.Page(1).ToArray().ShouldAllBe(b => b == 0x5A);
 

@@ -10,7 +10,7 @@ internal static class Edu
 {
     /// <summary>Copies 1 KiB from page <paramref name="page"/> of <paramref name="buffer"/> (mapped at
     /// <paramref name="iova"/>) into edu and back out to the next page, and checks the bytes arrived.</summary>
-    internal static void RoundTrip(VfioDevice device, DmaMemory buffer, ulong iova, int page, int seed)
+    internal static void RoundTrip(VfioDevice device, DmaBuffer buffer, ulong iova, int page, int seed)
     {
         using var edu = new EduDriver(device, useMmap: true);
         edu.EnableBusMaster();

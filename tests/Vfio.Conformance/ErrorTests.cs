@@ -35,12 +35,12 @@ public sealed class ErrorTests
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
-        using DmaMemory buffer = DmaMemoryPages.Allocate(4);
-        DmaMapping mapping = space.MapAt(0x10_0000, buffer.Address, 2 * 4096);
+        using DmaBuffer buffer = DmaBufferPages.Allocate(space, 4);
+        DmaMapping mapping = buffer.Mapping;
 
         VfioDmaException exception = error switch
         {
-            DmaError.Overlap => Should.Throw<VfioDmaException>(() => space.MapAt(0x10_1000, buffer.Address + (2 * 4096), 2 * 4096)),
+            DmaError.Overlap => Should.Throw<VfioDmaException>(() => space.MapAt(mapping.Iova + 0x1000, buffer.Address + (2 * 4096), 2 * 4096)),
             DmaError.Misaligned => Should.Throw<VfioDmaException>(() => space.MapAt(0x20_0800, buffer.Address + (2 * 4096), 4096)),
             DmaError.OutsideIovaRanges => Should.Throw<VfioDmaException>(() => space.MapAt(0xfee0_0000, buffer.Address + (2 * 4096), 4096)),
             DmaError.UnmapNotMapped => Should.Throw<VfioDmaException>(() => space.Unmap(0x30_0000)),

@@ -213,15 +213,16 @@ public static class Target
     private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng);
 }
 
-/// <summary>Pages of <see cref="DmaMemory"/> (the samples' page-aligned DMA memory), where a DMA space's mappings come
-/// from.</summary>
-internal static class DmaMemoryPages
+/// <summary>Pages of a <see cref="DmaBuffer"/> (Core's DMA memory, allocated and mapped in one call).</summary>
+internal static class DmaBufferPages
 {
     internal const int PageSize = 4096;
 
-    internal static DmaMemory Allocate(int pages) => new(pages * PageSize);
+    /// <summary>A buffer of <paramref name="pages"/> pages mapped below edu's DMA mask.</summary>
+    internal static DmaBuffer Allocate(DmaSpace space, int pages) =>
+        DmaBuffer.Allocate(space, (ulong)(pages * PageSize), DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
 
-    internal static Span<byte> Page(this DmaMemory memory, int index) => memory.Span.Slice(index * PageSize, PageSize);
+    internal static Span<byte> Page(this DmaBuffer buffer, int index) => buffer.GetSpan((ulong)(index * PageSize), PageSize);
 }
 
 /// <summary>Device-independent helpers.</summary>

@@ -28,7 +28,7 @@ public sealed class HostedBackendTests
         using IHost host = BuildHost(kernel, new() { ["Vfio:Backend"] = configured });
         await host.StartAsync(TestContext.Current.CancellationToken);
 
-        host.Services.GetRequiredService<IIommuBackend>().Name.ShouldBe(expected);
+        host.Services.GetRequiredService<VfioManager>().SelectDefaultBackend().Name.ShouldBe(expected);
         VfioManager manager = host.Services.GetRequiredService<VfioManager>();
         using (DmaSpace space = manager.CreateDmaSpace("edu"))
         using (AttachedDevice edu = manager.AttachDevice(Edu, space))
@@ -81,6 +81,43 @@ public sealed class HostedBackendTests
     }
 
     [Fact]
+    public async Task Host_TwoNamedManagers_OnDifferentBackends_EachRunTheEduDmaRoundTrip_AndTearDownCompletely()
+    {
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Vm1:Vfio:Backend"] = "legacy",
+            ["Vm2:Vfio:Backend"] = "iommufd",
+        });
+        builder.Services.AddVfio("vm1", builder.Configuration.GetSection("Vm1:Vfio")).AddLegacyBackend().UseSimulator();
+        builder.Services.AddVfio("vm2", builder.Configuration.GetSection("Vm2:Vfio")).AddIommuFdBackend();
+        SimulatedKernel kernel;
+        using (IHost host = builder.Build())
+        {
+            await host.StartAsync(TestContext.Current.CancellationToken);
+            kernel = host.Services.GetRequiredService<SimulatedKernel>();
+            VfioManager vm1 = host.Services.GetRequiredKeyedService<VfioManager>("vm1");
+            VfioManager vm2 = host.Services.GetRequiredKeyedService<VfioManager>("vm2");
+            DmaSpace space1 = vm1.CreateDmaSpace("vm1 RAM");
+            DmaSpace space2 = vm2.CreateDmaSpace("vm2 RAM");
+            AttachedDevice edu = vm1.AttachDevice(SimulatedMachines.Edu, space1);
+            AttachedDevice edu2 = vm2.AttachDevice(SimulatedMachines.Edu2, space2);
+            edu.Backend.Name.ShouldBe("legacy");
+            edu2.Backend.Name.ShouldBe("iommufd");
+            RoundTrip(kernel, space1, edu);
+            RoundTrip(kernel, space2, edu2);
+            kernel.GetState().IsEmpty.ShouldBeFalse();
+
+            // Disposing the host disposes both managers: devices, mappings, containers, then backends, nothing left.
+            await host.StopAsync(TestContext.Current.CancellationToken);
+            host.Dispose();
+            edu.IsAttached.ShouldBeFalse();
+            edu2.IsAttached.ShouldBeFalse();
+        }
+        Should.Throw<ObjectDisposedException>(() => kernel.Exists("/dev/vfio/vfio"));
+    }
+
+    [Fact]
     public async Task Host_UnknownBackend_FailsAtStart_NamingTheValidValues()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology());
@@ -120,21 +157,22 @@ public sealed class HostedBackendTests
     /// <summary>RAM → edu → RAM through a mapping of the space, then a DMA after unmap is blocked.</summary>
     private static void RoundTrip(SimulatedKernel kernel, DmaSpace space, AttachedDevice device)
     {
-        using var memory = new DmaMemory(8192);
+        using DmaBuffer memory = DmaBuffer.Allocate(space, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        DmaMapping mapping = memory.Mapping;
         Span<byte> buffer = memory.Span;
         Random.Shared.NextBytes(buffer[..1024]);
-        DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
         using var edu = new EduDriver(device.Device, useMmap: true);
         edu.EnableBusMaster();
         edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
         edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
         buffer.Slice(4096, 1024).SequenceEqual(buffer[..1024]).ShouldBeTrue();
-        kernel.DmaFaults.ShouldBeEmpty();
+        int faults = kernel.DmaFaults.Count(f => f.Device == device.Name);
+        faults.ShouldBe(0);
 
-        space.Unmap(mapping.Iova);
+        space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         buffer.Slice(4096, 1024).Clear();
         edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);
         buffer.Slice(4096, 1024).IndexOfAnyExcept((byte)0).ShouldBe(-1);
-        kernel.DmaFaults.ShouldNotBeEmpty();
+        kernel.DmaFaults.Count(f => f.Device == device.Name).ShouldBeGreaterThan(faults);
     }
 }

@@ -53,15 +53,14 @@ public static class EduWorker
         services.AddSingleton(kernel);
         services.AddVfio(configuration.GetSection(VfioOptions.SectionName)).AddIommuFdBackend();
 
-        using var memory = new DmaMemory(2 * 4096);
-        Span<byte> buffer = memory.Span;
         using (ServiceProvider provider = services.BuildServiceProvider())
         {
             VfioManager manager = provider.GetRequiredService<VfioManager>();
             using DmaSpace space = manager.CreateDmaSpace("worker");
             AttachedDevice edu = manager.AttachDevice(VfioDeviceSource.Pci(device), space);
             report.AppendLine(CultureInfo.InvariantCulture, $"attached {edu.Name} group {edu.IommuGroup}");
-            DmaMapping mapping = space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+            using DmaBuffer memory = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+            Span<byte> buffer = memory.Span;
 
             using var driver = new EduDriver(edu.Device, useMmap: true);
             driver.ReadIdentification().ToString("x8", CultureInfo.InvariantCulture).ShouldBeFor("identification", EduDriver.Identification.ToString("x8", CultureInfo.InvariantCulture));
@@ -73,8 +72,8 @@ public static class EduWorker
             }
             pattern.CopyTo(buffer);
             TimeSpan timeout = TimeSpan.FromSeconds(10);
-            driver.DmaToDevice(mapping.Iova, 0, 1024, timeout);
-            driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, timeout);
+            driver.DmaToDevice(memory.Iova, 0, 1024, timeout);
+            driver.DmaFromDevice(0, memory.Iova + 4096, 1024, timeout);
             if (!buffer.Slice(4096, 1024).SequenceEqual(pattern))
             {
                 throw new InvalidOperationException("The DMA round trip through the passed fds returned other bytes.");

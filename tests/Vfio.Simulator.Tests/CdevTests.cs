@@ -214,7 +214,7 @@ public sealed class CdevTests
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, uint hwpt) = Attached(kernel);
         using (iommufd)
         using (cdev)
-        using (var memory = new PinnedPages(2))
+        using (var memory = new ProcessPages(2 * ProcessPages.PageSize))
         {
             SimDevice device = kernel.FindDevice(Dev0)!;
             ulong rw = 0x100000, ro = 0x200000;
@@ -245,7 +245,7 @@ public sealed class CdevTests
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
-        using (var memory = new PinnedPages(1))
+        using (var memory = new ProcessPages(1 * ProcessPages.PageSize))
         {
             ulong iova = 0x100000;
             Map(kernel, iommufd, ioas, memory.Address, 4096, ref iova, Fixed).ShouldBe(0);

@@ -90,8 +90,8 @@ public sealed class DeviceRemovalTests
         using var m = new LegacyMachine();
         (SafeFileHandle container, SafeFileHandle group) = m.Ready();
         m.GetDeviceFd(group, LegacyMachine.Dev2, out SafeFileHandle device).ShouldBeGreaterThanOrEqualTo(0);
-        using var buffer = new DmaBuffer(0x2000);
-        m.Map(container, buffer.Address, 0x100000, 0x2000).ShouldBe(0);
+        using var buffer = new ProcessPages(0x2000);
+        m.Map(container, buffer.Vaddr, 0x100000, 0x2000).ShouldBe(0);
         m.Kernel.RemoveDevice(LegacyMachine.Dev2);
         m.Kernel.Ioctl(device, VfioUapi.VFIO_DEVICE_RESET, 0).ShouldBe(ENODEV);
         device.Dispose();
@@ -105,7 +105,7 @@ public sealed class DeviceRemovalTests
     public void RemoveDevice_BoundCdev_EnodevAndReleasesEverything()
     {
         using SimulatedKernel kernel = Machine();
-        using var buffer = new PinnedPages(2);
+        using var buffer = new ProcessPages(2 * ProcessPages.PageSize);
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         ulong iova = 0x100000;
         Map(kernel, iommufd, ioas, buffer.Address, 0x2000, ref iova, Fixed).ShouldBe(0);

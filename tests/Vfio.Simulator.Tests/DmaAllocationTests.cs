@@ -26,15 +26,15 @@ public sealed class DmaAllocationTests
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(type);
         using (container)
         using (group)
-        using (var buffer = new DmaBuffer(0x4000))
+        using (var buffer = new ProcessPages(0x4000))
         {
             // A resident mapping below, so each pair inserts into and removes from a non-empty interval list.
-            m.Map(container, buffer.Address, 0x10_0000, 0x1000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x10_0000, 0x1000).ShouldBe(0);
             var map = new vfio_iommu_type1_dma_map
             {
                 argsz = 32,
                 flags = LegacyMachine.ReadWrite,
-                vaddr = buffer.Address + 0x1000,
+                vaddr = buffer.Vaddr + 0x1000,
                 iova = 0x20_0000,
                 size = 0x3000,
             };
@@ -68,7 +68,7 @@ public sealed class DmaAllocationTests
         {
             IommuFdTestKit.Attach(kernel, cdev, ioas, out _).ShouldBe(0);
         }
-        using var pages = new PinnedPages(4);
+        using var pages = new ProcessPages(4 * ProcessPages.PageSize);
         ulong resident = 0x10_0000;
         IommuFdTestKit.Map(kernel, iommufd, ioas, pages.Address, 0x1000, ref resident, IommuFdTestKit.Fixed).ShouldBe(0);
         var map = new iommu_ioas_map

@@ -359,80 +359,73 @@ public sealed class EduTests
         using var kernel = new SimulatedKernel(topology);
         kernel.Open("/dev/vfio/vfio", OpenFlags.ReadWrite, out Microsoft.Win32.SafeHandles.SafeFileHandle container).ShouldBe(0);
         kernel.Open("/dev/vfio/2", OpenFlags.ReadWrite, out Microsoft.Win32.SafeHandles.SafeFileHandle group).ShouldBe(0);
-        nint raw = Marshal.AllocHGlobal(4 * 4096);
-        try
+        using var memory = new ProcessPages(2 * ProcessPages.PageSize);
+        using (container)
+        using (group)
         {
-            using (container)
-            using (group)
+            int fd = (int)container.DangerousGetHandle();
+            kernel.Ioctl(group, VfioUapi.VFIO_GROUP_SET_CONTAINER, MemoryMarshal.AsBytes(new Span<int>(ref fd))).ShouldBe(0);
+            kernel.Ioctl(container, VfioUapi.VFIO_SET_IOMMU, (nint)VfioUapi.VFIO_TYPE1v2_IOMMU).ShouldBe(0);
+            byte[] name = System.Text.Encoding.ASCII.GetBytes("0000:00:02.0\0");
+            int deviceFd = kernel.Ioctl(group, VfioUapi.VFIO_GROUP_GET_DEVICE_FD, name.AsSpan());
+            deviceFd.ShouldBeGreaterThanOrEqualTo(0);
+            using var device = new Microsoft.Win32.SafeHandles.SafeFileHandle(deviceFd, ownsHandle: true);
+
+            nint pages = memory.Address;
+            byte[] pattern = new byte[256];
+            new Random(7).NextBytes(pattern);
+            Marshal.Copy(pattern, 0, pages, 256);
+            Marshal.Copy(new byte[256], 0, pages + 4096, 256);
+            var map = new vfio_iommu_type1_dma_map
             {
-                int fd = (int)container.DangerousGetHandle();
-                kernel.Ioctl(group, VfioUapi.VFIO_GROUP_SET_CONTAINER, MemoryMarshal.AsBytes(new Span<int>(ref fd))).ShouldBe(0);
-                kernel.Ioctl(container, VfioUapi.VFIO_SET_IOMMU, (nint)VfioUapi.VFIO_TYPE1v2_IOMMU).ShouldBe(0);
-                byte[] name = System.Text.Encoding.ASCII.GetBytes("0000:00:02.0\0");
-                int deviceFd = kernel.Ioctl(group, VfioUapi.VFIO_GROUP_GET_DEVICE_FD, name.AsSpan());
-                deviceFd.ShouldBeGreaterThanOrEqualTo(0);
-                using var device = new Microsoft.Win32.SafeHandles.SafeFileHandle(deviceFd, ownsHandle: true);
+                argsz = 32,
+                flags = VfioUapi.VFIO_DMA_MAP_FLAG_READ | VfioUapi.VFIO_DMA_MAP_FLAG_WRITE,
+                vaddr = (ulong)pages,
+                iova = 0x100000,
+                size = 0x2000,
+            };
+            kernel.Ioctl(container, VfioUapi.VFIO_IOMMU_MAP_DMA, MemoryMarshal.AsBytes(new Span<vfio_iommu_type1_dma_map>(ref map))).ShouldBe(0);
 
-                nint pages = (nint)(((ulong)raw + 4095) & ~4095UL);
-                byte[] pattern = new byte[256];
-                new Random(7).NextBytes(pattern);
-                Marshal.Copy(pattern, 0, pages, 256);
-                Marshal.Copy(new byte[256], 0, pages + 4096, 256);
-                var map = new vfio_iommu_type1_dma_map
-                {
-                    argsz = 32,
-                    flags = VfioUapi.VFIO_DMA_MAP_FLAG_READ | VfioUapi.VFIO_DMA_MAP_FLAG_WRITE,
-                    vaddr = (ulong)pages,
-                    iova = 0x100000,
-                    size = 0x2000,
-                };
-                kernel.Ioctl(container, VfioUapi.VFIO_IOMMU_MAP_DMA, MemoryMarshal.AsBytes(new Span<vfio_iommu_type1_dma_map>(ref map))).ShouldBe(0);
-
-                void Write64(ulong offset, ulong value)
-                {
-                    byte[] b = BitConverter.GetBytes(value);
-                    kernel.PWrite(device, b, (long)offset).ShouldBe(8);
-                }
-                ulong Read64(ulong offset)
-                {
-                    byte[] b = new byte[8];
-                    kernel.PRead(device, b, (long)offset).ShouldBe(8);
-                    return BitConverter.ToUInt64(b);
-                }
-                void Dma(ulong src, ulong dst, ulong count, ulong cmd)
-                {
-                    Write64(0x80, src);
-                    Write64(0x88, dst);
-                    Write64(0x90, count);
-                    Write64(0x98, cmd);
-                    NoIommuDevice.WaitFor(() => (Read64(0x98) & 1) == 0);
-                }
-                byte[] command = new byte[2];
-                kernel.PRead(device, command, NoIommuDevice.Offset(VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX, 4)).ShouldBe(2);
-                command[0] |= 0x4;
-                kernel.PWrite(device, command, NoIommuDevice.Offset(VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX, 4)).ShouldBe(2);
-
-                Dma(0x100000, EduDevice.DmaBufferAddress, 256, 0x1);
-                Dma(EduDevice.DmaBufferAddress, 0x101000, 256, 0x3);
-                byte[] result = new byte[256];
-                Marshal.Copy(pages + 4096, result, 0, 256);
-                result.ShouldBe(pattern);
-                kernel.DmaFaults.ShouldBeEmpty();
-
-                var unmap = new vfio_iommu_type1_dma_unmap { argsz = 24, iova = 0x100000, size = 0x2000 };
-                kernel.Ioctl(container, VfioUapi.VFIO_IOMMU_UNMAP_DMA, MemoryMarshal.AsBytes(new Span<vfio_iommu_type1_dma_unmap>(ref unmap))).ShouldBe(0);
-                Marshal.Copy(new byte[256], 0, pages + 4096, 256);
-                Dma(EduDevice.DmaBufferAddress, 0x101000, 256, 0x3);
-                Marshal.Copy(pages + 4096, result, 0, 256);
-                result.ShouldBe(new byte[256]);
-                DmaFault fault = kernel.DmaFaults.ShouldHaveSingleItem();
-                fault.Iova.ShouldBe(0x101000ul);
-                fault.Write.ShouldBeTrue();
+            void Write64(ulong offset, ulong value)
+            {
+                byte[] b = BitConverter.GetBytes(value);
+                kernel.PWrite(device, b, (long)offset).ShouldBe(8);
             }
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(raw);
+            ulong Read64(ulong offset)
+            {
+                byte[] b = new byte[8];
+                kernel.PRead(device, b, (long)offset).ShouldBe(8);
+                return BitConverter.ToUInt64(b);
+            }
+            void Dma(ulong src, ulong dst, ulong count, ulong cmd)
+            {
+                Write64(0x80, src);
+                Write64(0x88, dst);
+                Write64(0x90, count);
+                Write64(0x98, cmd);
+                NoIommuDevice.WaitFor(() => (Read64(0x98) & 1) == 0);
+            }
+            byte[] command = new byte[2];
+            kernel.PRead(device, command, NoIommuDevice.Offset(VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX, 4)).ShouldBe(2);
+            command[0] |= 0x4;
+            kernel.PWrite(device, command, NoIommuDevice.Offset(VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX, 4)).ShouldBe(2);
+
+            Dma(0x100000, EduDevice.DmaBufferAddress, 256, 0x1);
+            Dma(EduDevice.DmaBufferAddress, 0x101000, 256, 0x3);
+            byte[] result = new byte[256];
+            Marshal.Copy(pages + 4096, result, 0, 256);
+            result.ShouldBe(pattern);
+            kernel.DmaFaults.ShouldBeEmpty();
+
+            var unmap = new vfio_iommu_type1_dma_unmap { argsz = 24, iova = 0x100000, size = 0x2000 };
+            kernel.Ioctl(container, VfioUapi.VFIO_IOMMU_UNMAP_DMA, MemoryMarshal.AsBytes(new Span<vfio_iommu_type1_dma_unmap>(ref unmap))).ShouldBe(0);
+            Marshal.Copy(new byte[256], 0, pages + 4096, 256);
+            Dma(EduDevice.DmaBufferAddress, 0x101000, 256, 0x3);
+            Marshal.Copy(pages + 4096, result, 0, 256);
+            result.ShouldBe(new byte[256]);
+            DmaFault fault = kernel.DmaFaults.ShouldHaveSingleItem();
+            fault.Iova.ShouldBe(0x101000ul);
+            fault.Write.ShouldBeTrue();
         }
     }
 }

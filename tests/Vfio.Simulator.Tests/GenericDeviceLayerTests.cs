@@ -17,7 +17,7 @@ public sealed class GenericDeviceLayerTests
 
     private sealed class Edu : IDisposable
     {
-        private readonly nint _raw = Marshal.AllocHGlobal(4 * 4096);
+        private readonly ProcessPages _memory = new(2 * ProcessPages.PageSize);
 
         internal Edu()
         {
@@ -33,14 +33,13 @@ public sealed class GenericDeviceLayerTests
             byte[] name = "0000:00:02.0\0"u8.ToArray();
             int deviceFd = VfioException.ThrowIfFailed(Kernel.Ioctl(Group, VfioUapi.VFIO_GROUP_GET_DEVICE_FD, name.AsSpan()), "GET_DEVICE_FD", "edu");
             Device = new VfioDevice(Kernel, new SafeFileHandle(deviceFd, ownsHandle: true), "0000:00:02.0", ownsHandle: true);
-            Pages = (nint)(((ulong)_raw + 4095) & ~4095UL);
         }
 
         internal SimulatedKernel Kernel { get; }
         internal SafeFileHandle Container { get; }
         internal SafeFileHandle Group { get; }
         internal VfioDevice Device { get; }
-        internal nint Pages { get; }
+        internal nint Pages => _memory.Address;
 
         internal void Map(ulong size)
         {
@@ -88,7 +87,7 @@ public sealed class GenericDeviceLayerTests
             Group.Dispose();
             Container.Dispose();
             Kernel.Dispose();
-            Marshal.FreeHGlobal(_raw);
+            _memory.Dispose();
         }
     }
 

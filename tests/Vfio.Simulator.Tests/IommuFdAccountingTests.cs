@@ -19,7 +19,7 @@ public sealed class IommuFdAccountingTests
     public void Map_WithoutDomain_PinsNothing_AttachPinsExistingAreas()
     {
         using SimulatedKernel kernel = Machine();
-        using var buffer = new PinnedPages(4);
+        using var buffer = new ProcessPages(4 * ProcessPages.PageSize);
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle cdev = OpenOk(kernel, "/dev/vfio/devices/vfio0");
         Bind(kernel, cdev, iommufd, out _).ShouldBe(0);
@@ -38,7 +38,7 @@ public sealed class IommuFdAccountingTests
     public void Map_WithDomain_Charges_UnmapUncharges()
     {
         using SimulatedKernel kernel = Machine();
-        using var buffer = new PinnedPages(4);
+        using var buffer = new ProcessPages(4 * ProcessPages.PageSize);
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
@@ -57,7 +57,7 @@ public sealed class IommuFdAccountingTests
     public void Map_OverMemlockLimit_Enomem_NothingMapped()
     {
         using SimulatedKernel kernel = Machine(configure: t => t.MemlockLimit = 0x3000);
-        using var buffer = new PinnedPages(4);
+        using var buffer = new ProcessPages(4 * ProcessPages.PageSize);
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
@@ -76,7 +76,7 @@ public sealed class IommuFdAccountingTests
     public void Attach_ExistingAreasOverLimit_Enomem_NothingPinned()
     {
         using SimulatedKernel kernel = Machine(configure: t => t.MemlockLimit = 0x2000);
-        using var buffer = new PinnedPages(4);
+        using var buffer = new ProcessPages(4 * ProcessPages.PageSize);
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle cdev = OpenOk(kernel, "/dev/vfio/devices/vfio0");
         Bind(kernel, cdev, iommufd, out _).ShouldBe(0);
@@ -94,7 +94,7 @@ public sealed class IommuFdAccountingTests
         // Not in the reference: COPY shares the source's iopt_pages, and a page pinned for several areas is charged
         // once (pages.c npinned/last_npinned). Two MAPs of the same memory are two iopt_pages and charge twice.
         using SimulatedKernel kernel = Machine();
-        using var buffer = new PinnedPages(2);
+        using var buffer = new ProcessPages(2 * ProcessPages.PageSize);
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
@@ -121,7 +121,7 @@ public sealed class IommuFdAccountingTests
         // /dev/iommu defaults to per-user accounting (user->locked_vm); RLIMIT_MODE 1 switches to the process's
         // mm->locked_vm, the counter Type1 uses. Both are checked against the same RLIMIT_MEMLOCK.
         using SimulatedKernel kernel = Machine(configure: t => t.MemlockLimit = 0x2000);
-        using var buffer = new PinnedPages(2);
+        using var buffer = new ProcessPages(2 * ProcessPages.PageSize);
         (SafeFileHandle userFd, SafeFileHandle cdev0, _, uint ioas0, _) = Attached(kernel, "/dev/vfio/devices/vfio0");
         using SafeFileHandle processFd = OpenOk(kernel, "/dev/iommu");
         var option = new iommu_option { size = 24, option_id = IommuUapi.IOMMU_OPTION_RLIMIT_MODE, op = IommuUapi.IOMMU_OPTION_OP_SET, val64 = 1 };
@@ -150,7 +150,7 @@ public sealed class IommuFdAccountingTests
     public void CloseEverything_PinnedReturnsToZero()
     {
         using SimulatedKernel kernel = Machine();
-        using var buffer = new PinnedPages(4);
+        using var buffer = new ProcessPages(4 * ProcessPages.PageSize);
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         ulong iova = 0x100000;
         Map(kernel, iommufd, ioas, buffer.Address, 0x4000, ref iova, Fixed).ShouldBe(0);

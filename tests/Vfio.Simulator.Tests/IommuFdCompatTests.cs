@@ -70,7 +70,7 @@ public sealed class IommuFdCompatTests
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle group = OpenOk(kernel, "/dev/vfio/2");
-        using var memory = new PinnedPages(1);
+        using var memory = new ProcessPages(1 * ProcessPages.PageSize);
         SetContainer(kernel, group, iommufd).ShouldBe(0);
         int fd = GetDeviceFd(kernel, group, Dev0);
         fd.ShouldBeGreaterThan(0);
@@ -123,7 +123,7 @@ public sealed class IommuFdCompatTests
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle group = OpenOk(kernel, "/dev/vfio/2");
-        using var memory = new PinnedPages(2);
+        using var memory = new ProcessPages(2 * ProcessPages.PageSize);
         SetContainer(kernel, group, iommufd).ShouldBe(0);
         var map = new vfio_iommu_type1_dma_map { argsz = 32, flags = VfioUapi.VFIO_DMA_MAP_FLAG_VADDR, vaddr = (ulong)memory.Address, iova = 0x100000, size = 8192 };
         Call(kernel, iommufd, VfioUapi.VFIO_IOMMU_MAP_DMA, ref map).ShouldBe(-(int)Errno.EINVAL);
@@ -147,7 +147,7 @@ public sealed class IommuFdCompatTests
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle group = OpenOk(kernel, "/dev/vfio/2");
-        using var memory = new PinnedPages(4);
+        using var memory = new ProcessPages(4 * ProcessPages.PageSize);
         SetContainer(kernel, group, iommufd).ShouldBe(0);
         kernel.Ioctl(iommufd, VfioUapi.VFIO_SET_IOMMU, (nint)VfioUapi.VFIO_TYPE1_IOMMU).ShouldBe(0);
         var map = new vfio_iommu_type1_dma_map { argsz = 32, flags = 3, vaddr = (ulong)memory.Address, iova = 0x100000, size = 4 * 4096 };

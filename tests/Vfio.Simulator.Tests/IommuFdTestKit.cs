@@ -155,32 +155,3 @@ internal static class IommuFdTestKit
         return (iommufd, cdev, devid, ioas, hwpt);
     }
 }
-
-/// <summary>Page-aligned process memory for DMA buffers, freed on dispose.</summary>
-internal sealed class PinnedPages : IDisposable
-{
-    private readonly nint _raw;
-
-    internal PinnedPages(int pages)
-    {
-        Length = pages * 4096;
-        _raw = Marshal.AllocHGlobal(Length + 4096);
-        Address = (_raw + 4095) & ~(nint)4095;
-        Marshal.Copy(new byte[Length], 0, Address, Length);
-    }
-
-    internal nint Address { get; }
-
-    internal int Length { get; }
-
-    internal byte[] Read(int offset, int count)
-    {
-        byte[] bytes = new byte[count];
-        Marshal.Copy(Address + offset, bytes, 0, count);
-        return bytes;
-    }
-
-    internal void Write(int offset, byte[] bytes) => Marshal.Copy(bytes, 0, Address + offset, bytes.Length);
-
-    public void Dispose() => Marshal.FreeHGlobal(_raw);
-}

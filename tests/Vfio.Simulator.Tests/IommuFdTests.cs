@@ -158,7 +158,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(4);
+        using var memory = new ProcessPages(4 * ProcessPages.PageSize);
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong iova = 0x100000;
         Map(kernel, iommufd, ioas, memory.Address, 4096, ref iova, Fixed | 8).ShouldBe(-(int)Errno.EOPNOTSUPP);
@@ -177,7 +177,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(4);
+        using var memory = new ProcessPages(4 * ProcessPages.PageSize);
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong iova = 0x10001; // alignment 1 without a domain
         Map(kernel, iommufd, ioas, memory.Address, 0x1000, ref iova, Fixed).ShouldBe(0);
@@ -206,7 +206,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(16);
+        using var memory = new ProcessPages(16 * ProcessPages.PageSize);
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong first = 0, second = 0;
         Map(kernel, iommufd, ioas, memory.Address, 4096, ref first, ReadWrite).ShouldBe(0);
@@ -224,7 +224,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(2);
+        using var memory = new ProcessPages(2 * ProcessPages.PageSize);
         uint ioas = IoasAlloc(kernel, iommufd);
         iommu_iova_range[] allowed = GC.AllocateArray<iommu_iova_range>(1, pinned: true);
         allowed[0] = new iommu_iova_range { start = 0x40000000, last = 0x4000ffff };
@@ -272,7 +272,7 @@ public sealed class IommuFdTests
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
-        using (var memory = new PinnedPages(1))
+        using (var memory = new ProcessPages(1 * ProcessPages.PageSize))
         {
             ulong msi = 0xfee00000;
             Map(kernel, iommufd, ioas, memory.Address, 4096, ref msi, Fixed).ShouldBe(-(int)Errno.EINVAL);
@@ -290,7 +290,7 @@ public sealed class IommuFdTests
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
         using SafeFileHandle cdev = OpenOk(kernel, "/dev/vfio/devices/vfio0");
-        using var memory = new PinnedPages(1);
+        using var memory = new ProcessPages(1 * ProcessPages.PageSize);
         Bind(kernel, cdev, iommufd, out _).ShouldBe(0);
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong msi = 0xfee01000;
@@ -308,7 +308,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(4);
+        using var memory = new ProcessPages(4 * ProcessPages.PageSize);
         uint ioas = IoasAlloc(kernel, iommufd);
         ulong a = 0x10000, b = 0x20000;
         Map(kernel, iommufd, ioas, memory.Address, 4096, ref a, Fixed).ShouldBe(0);
@@ -345,7 +345,7 @@ public sealed class IommuFdTests
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint dst, _) = Attached(kernel);
         using (iommufd)
         using (cdev)
-        using (var memory = new PinnedPages(2))
+        using (var memory = new ProcessPages(2 * ProcessPages.PageSize))
         {
             uint src = IoasAlloc(kernel, iommufd);
             ulong srcIova = 0x10000;
@@ -363,7 +363,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         using SafeFileHandle iommufd = OpenOk(kernel, "/dev/iommu");
-        using var memory = new PinnedPages(1);
+        using var memory = new ProcessPages(1 * ProcessPages.PageSize);
         uint src = IoasAlloc(kernel, iommufd), dst = IoasAlloc(kernel, iommufd);
         ulong iova = 0x10000;
         Map(kernel, iommufd, src, memory.Address, 4096, ref iova, IommuUapi.IOMMU_IOAS_MAP_FIXED_IOVA | IommuUapi.IOMMU_IOAS_MAP_READABLE).ShouldBe(0);
@@ -550,7 +550,7 @@ public sealed class IommuFdTests
         (SafeFileHandle iommufd, SafeFileHandle cdev, uint ioas, uint hwpt) = DirtyHwpt(kernel);
         using (iommufd)
         using (cdev)
-        using (var memory = new PinnedPages(4))
+        using (var memory = new ProcessPages(4 * ProcessPages.PageSize))
         {
             ulong iova = 0x100000;
             Map(kernel, iommufd, ioas, memory.Address, 4 * 4096, ref iova, Fixed).ShouldBe(0);
@@ -631,7 +631,7 @@ public sealed class IommuFdTests
     {
         using SimulatedKernel kernel = Machine();
         (SafeFileHandle iommufd, SafeFileHandle cdev, _, uint ioas, _) = Attached(kernel);
-        using var memory = new PinnedPages(1);
+        using var memory = new ProcessPages(1 * ProcessPages.PageSize);
         ulong iova = 0x100000;
         Map(kernel, iommufd, ioas, memory.Address, 4096, ref iova, Fixed).ShouldBe(0);
         iommufd.Dispose();

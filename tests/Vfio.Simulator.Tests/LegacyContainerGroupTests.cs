@@ -431,18 +431,18 @@ public sealed class LegacyContainerGroupTests
     public void SecondGroup_WhileAVaddrIsInvalidated_Ebusy()
     {
         using var m = new LegacyMachine();
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new ProcessPages(0x2000);
         (SafeFileHandle container, SafeFileHandle group2) = m.Ready();
         using (container)
         using (group2)
         using (SafeFileHandle group3 = m.OpenGroup(3))
         {
-            m.Map(container, buffer.Address, 0x100000, 0x2000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x2000).ShouldBe(0);
             m.Unmap(container, 0x100000, 0x2000, out _, VfioUapi.VFIO_DMA_UNMAP_FLAG_VADDR).ShouldBe(0);
             m.SetContainer(group3, container).ShouldBe(-(int)Errno.EBUSY);
             m.GroupStatus(group3, out uint flags).ShouldBe(0);
             flags.ShouldBe(VfioUapi.VFIO_GROUP_FLAGS_VIABLE);
-            m.Map(container, buffer.Address, 0x100000, 0x2000, VfioUapi.VFIO_DMA_MAP_FLAG_VADDR).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x2000, VfioUapi.VFIO_DMA_MAP_FLAG_VADDR).ShouldBe(0);
             m.SetContainer(group3, container).ShouldBe(0);
         }
     }
@@ -453,26 +453,26 @@ public sealed class LegacyContainerGroupTests
     public void LastGroupLeaving_ReleasesBackendAndMappings_ContainerBackToEmpty()
     {
         using var m = new LegacyMachine();
-        using var buffer = new DmaBuffer(0x4000);
+        using var buffer = new ProcessPages(0x4000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready();
         using (container)
         using (group)
         {
-            m.Map(container, buffer.Address, 0x100000, 0x4000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x4000).ShouldBe(0);
             m.Kernel.LockedVmPages.ShouldBe(4UL);
             m.UnsetContainer(group).ShouldBe(0);
             m.Kernel.LockedVmPages.ShouldBe(0UL);
             m.Device(LegacyMachine.Dev2).Dma.ShouldBeNull();
             m.ContainerOf(container).Driver.ShouldBeNull();
             m.CheckExtension(container, VfioUapi.VFIO_UPDATE_VADDR).ShouldBe(0);
-            m.Map(container, buffer.Address, 0x100000, 0x4000).ShouldBe(EINVAL);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x4000).ShouldBe(EINVAL);
             // Re-attaching needs SET_IOMMU again, and the new backend starts empty.
             m.SetContainer(group, container).ShouldBe(0);
-            m.Map(container, buffer.Address, 0x100000, 0x4000).ShouldBe(EINVAL);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x4000).ShouldBe(EINVAL);
             m.SetIommu(container, VfioUapi.VFIO_TYPE1_IOMMU).ShouldBe(0);
             m.Type1(container).MappingCount.ShouldBe(0);
             m.Type1(container).IsV2.ShouldBeFalse();
-            m.Map(container, buffer.Address, 0x100000, 0x4000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x100000, 0x4000).ShouldBe(0);
         }
     }
 
@@ -481,11 +481,11 @@ public sealed class LegacyContainerGroupTests
     public void ClosingContainerFd_GroupsKeepContainerAndMappings()
     {
         using var m = new LegacyMachine();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new ProcessPages(0x1000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready();
         using (group)
         {
-            m.Map(container, buffer.Address, 0x200000, 0x1000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x200000, 0x1000).ShouldBe(0);
             container.Dispose();
             m.Kernel.OpenFileCount.ShouldBe(1);
             m.Device(LegacyMachine.Dev2).DmaWrite(0x200000, [1, 2, 3]).ShouldBeTrue();
@@ -505,11 +505,11 @@ public sealed class LegacyContainerGroupTests
     public void ClosingGroupFd_WithDeviceFdOpen_StaysAttachedAndOpen()
     {
         using var m = new LegacyMachine();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new ProcessPages(0x1000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready();
         using (container)
         {
-            m.Map(container, buffer.Address, 0x300000, 0x1000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x300000, 0x1000).ShouldBe(0);
             m.GetDeviceFd(group, LegacyMachine.Dev2, out SafeFileHandle device).ShouldBeGreaterThanOrEqualTo(0);
             group.Dispose();
             // The device fd holds the group file: it is still open (EBUSY) and still attached, DMA still works.
@@ -531,11 +531,11 @@ public sealed class LegacyContainerGroupTests
     public void ClosingGroupFd_NoDevices_DetachesAndReleasesMappings()
     {
         using var m = new LegacyMachine();
-        using var buffer = new DmaBuffer(0x1000);
+        using var buffer = new ProcessPages(0x1000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready();
         using (container)
         {
-            m.Map(container, buffer.Address, 0x300000, 0x1000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x300000, 0x1000).ShouldBe(0);
             group.Dispose();
             m.Kernel.Ioctl(container, VfioUapi.VFIO_GET_API_VERSION, 0).ShouldBe(0);
             m.ContainerOf(container).Driver.ShouldBeNull();

@@ -31,31 +31,6 @@ internal sealed class InertDevice : EmulatedDevice
     }
 }
 
-/// <summary>Page-aligned process memory used as a DMA buffer (NativeMemory.AlignedAlloc).</summary>
-internal sealed unsafe class DmaBuffer : IDisposable
-{
-    private void* _memory;
-
-    internal DmaBuffer(ulong size)
-    {
-        Size = size;
-        _memory = NativeMemory.AlignedAlloc((nuint)size, 4096);
-        NativeMemory.Clear(_memory, (nuint)size);
-    }
-
-    internal ulong Size { get; }
-
-    internal ulong Address => (ulong)_memory;
-
-    internal Span<byte> Span => new(_memory, checked((int)Size));
-
-    public void Dispose()
-    {
-        NativeMemory.AlignedFree(_memory);
-        _memory = null;
-    }
-}
-
 /// <summary>
 /// A Type1 machine like the testbed's q35 + VT-d: edu-like device 0000:00:02.0 alone in group 2 and another at
 /// 0000:00:03.0 alone in group 3, both bound to vfio-pci; helpers issue the real uAPI structs through IKernel.

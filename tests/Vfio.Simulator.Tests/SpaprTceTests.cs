@@ -144,21 +144,21 @@ public sealed class SpaprTceTests
     public void V1_MapBeforeEnableEperm_EnableAccountsTheWindow_Disable()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new ProcessPages(0x2000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V1);
         using (container)
         using (group)
         {
-            m.Map(container, buffer.Address, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM);
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(0);
             m.Kernel.GetState().PinnedPages.ShouldBe((ulong)SpaprTceDriver.Dma32Size / 4096);
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(-(int)Errno.EBUSY);
-            m.Map(container, buffer.Address, 0x1000, 0x2000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x2000).ShouldBe(0);
             m.Kernel.GetState().DmaMappings.ShouldBe(2);
             m.Kernel.Ioctl(container, SpaprTceDriver.DisableRequest, 0).ShouldBe(0);
             m.Kernel.GetState().PinnedPages.ShouldBe(0UL);
             m.Kernel.Ioctl(container, SpaprTceDriver.DisableRequest, 0).ShouldBe(0, "a no-op when not enabled");
-            m.Map(container, buffer.Address, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM);
         }
         m.Kernel.GetState().IsEmpty.ShouldBeTrue();
     }
@@ -188,23 +188,23 @@ public sealed class SpaprTceTests
     public void Map_WindowChecks_AndTheReturnsOneQuirk()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x4000);
+        using var buffer = new ProcessPages(0x4000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V1);
         using (container)
         using (group)
         {
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(0);
-            m.Map(container, buffer.Address, 0x1000, 0x1000, argsz: 31).ShouldBe(EINVAL);
-            m.Map(container, buffer.Address, 0x1000, 0x1000, flags: 4).ShouldBe(EINVAL);
-            m.Map(container, buffer.Address, SpaprTceDriver.Dma32Size, 0x1000).ShouldBe(-(int)Errno.ENXIO, "outside every window");
-            m.Map(container, buffer.Address, 0x1000, 0x800).ShouldBe(EINVAL, "size not a multiple of the window page");
-            m.Map(container, buffer.Address + 0x800, 0x1000, 0x1000).ShouldBe(EINVAL, "vaddr not aligned");
-            m.Map(container, buffer.Address, 0x1000, 0x1000, flags: 0).ShouldBe(EINVAL, "neither READ nor WRITE");
-            m.Map(container, buffer.Address, 0x1800, 0x1000).ShouldBe(1, "a misaligned iova returns 1 in 6.12");
-            m.Map(container, buffer.Address, SpaprTceDriver.Dma32Size - 0x1000, 0x2000).ShouldBe(EINVAL, "an entry past the window end");
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000, argsz: 31).ShouldBe(EINVAL);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000, flags: 4).ShouldBe(EINVAL);
+            m.Map(container, buffer.Vaddr, SpaprTceDriver.Dma32Size, 0x1000).ShouldBe(-(int)Errno.ENXIO, "outside every window");
+            m.Map(container, buffer.Vaddr, 0x1000, 0x800).ShouldBe(EINVAL, "size not a multiple of the window page");
+            m.Map(container, buffer.Vaddr + 0x800, 0x1000, 0x1000).ShouldBe(EINVAL, "vaddr not aligned");
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000, flags: 0).ShouldBe(EINVAL, "neither READ nor WRITE");
+            m.Map(container, buffer.Vaddr, 0x1800, 0x1000).ShouldBe(1, "a misaligned iova returns 1 in 6.12");
+            m.Map(container, buffer.Vaddr, SpaprTceDriver.Dma32Size - 0x1000, 0x2000).ShouldBe(EINVAL, "an entry past the window end");
             m.Kernel.GetState().DmaMappings.ShouldBe(0, "entries written by a failed call are cleared");
-            m.Map(container, buffer.Address, 0x1000, 0x1000).ShouldBe(0);
-            m.Map(container, buffer.Address + 0x1000, 0x1000, 0x1000).ShouldBe(0, "no overlap check: the entry is replaced");
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr + 0x1000, 0x1000, 0x1000).ShouldBe(0, "no overlap check: the entry is replaced");
             m.Unmap(container, 0x1800, 0x1000, out _).ShouldBe(1);
             m.Unmap(container, 0x1000, 0x800, out _).ShouldBe(EINVAL);
             m.Unmap(container, 0x1000, 0x1000, out _, flags: 1).ShouldBe(EINVAL);
@@ -220,16 +220,16 @@ public sealed class SpaprTceTests
     public void V2_MapNeedsRegisteredMemory_RegisterEnables()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x4000);
+        using var buffer = new ProcessPages(0x4000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V2);
         using (container)
         using (group)
         {
-            m.Map(container, buffer.Address, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM, "not enabled before a registration");
-            Register(m, container, buffer.Address, 0x2000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM, "not enabled before a registration");
+            Register(m, container, buffer.Vaddr, 0x2000).ShouldBe(0);
             m.Kernel.GetState().PinnedPages.ShouldBe(2UL, "the default window is still pending");
-            m.Map(container, buffer.Address + 0x2000, 0x1000, 0x1000).ShouldBe(EINVAL, "not inside a registered region");
-            m.Map(container, buffer.Address, 0x1000, 0x2000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr + 0x2000, 0x1000, 0x1000).ShouldBe(EINVAL, "not inside a registered region");
+            m.Map(container, buffer.Vaddr, 0x1000, 0x2000).ShouldBe(0);
             m.Kernel.GetState().PinnedPages.ShouldBe(2UL + (SpaprTceDriver.TableSize(12, SpaprTceDriver.Dma32Size, 1) / 4096), "the default window's table is accounted");
         }
         m.Kernel.GetState().IsEmpty.ShouldBeTrue();
@@ -240,7 +240,7 @@ public sealed class SpaprTceTests
     public void V2_RegisterRules()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x8000);
+        using var buffer = new ProcessPages(0x8000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V2);
         (SafeFileHandle other, SafeFileHandle otherGroup) = m.Ready(V2, groupId: 3);
         using (container)
@@ -248,7 +248,7 @@ public sealed class SpaprTceTests
         using (other)
         using (otherGroup)
         {
-            ulong a = buffer.Address;
+            ulong a = buffer.Vaddr;
             Register(m, container, a, 0x2000, argsz: 23).ShouldBe(EINVAL);
             Register(m, container, a, 0x2000, flags: 1).ShouldBe(EINVAL);
             Register(m, container, a + 0x10, 0x2000).ShouldBe(EINVAL);
@@ -273,7 +273,7 @@ public sealed class SpaprTceTests
     public void V2_UnregisterWithMappings_ReturnsZero_PagesStayUntilUnmapped()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x2000);
+        using var buffer = new ProcessPages(0x2000);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V2);
         using (container)
         using (group)
@@ -281,9 +281,9 @@ public sealed class SpaprTceTests
             Remove(m, container, 0).ShouldBe(0, "cancels the pending default window");
             Create(m, container, 12, 1 << 20, 1, out ulong start).ShouldBe(0);
             start.ShouldBe(0UL);
-            Register(m, container, buffer.Address, 0x2000).ShouldBe(0);
-            m.Map(container, buffer.Address, 0x1000, 0x1000).ShouldBe(0);
-            Register(m, container, buffer.Address, 0x2000, SpaprTceDriver.UnregisterRequest).ShouldBe(0);
+            Register(m, container, buffer.Vaddr, 0x2000).ShouldBe(0);
+            m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(0);
+            Register(m, container, buffer.Vaddr, 0x2000, SpaprTceDriver.UnregisterRequest).ShouldBe(0);
             ulong table = SpaprTceDriver.TableSize(12, 1 << 20, 1) / 4096;
             m.Kernel.GetState().PinnedPages.ShouldBe(2UL + table);
             m.Unmap(container, 0x1000, 0x1000, out _).ShouldBe(0);
@@ -341,8 +341,8 @@ public sealed class SpaprTceTests
     public void V2_MapIntoSecondWindow_WithItsPageSize()
     {
         using LegacyMachine m = Machine();
-        using var buffer = new DmaBuffer(0x20000);
-        ulong aligned = (buffer.Address + 0xFFFF) & ~0xFFFFUL;
+        using var buffer = new ProcessPages(0x20000);
+        ulong aligned = (buffer.Vaddr + 0xFFFF) & ~0xFFFFUL;
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V2);
         using (container)
         using (group)
@@ -409,21 +409,21 @@ public sealed class SpaprTceTests
         var topology = new SimulatedTopology { Iommu = SimulatedIommu.SpaprTce }.AddPci(Edu, 2, new EduDevice());
         using var kernel = new SimulatedKernel(topology);
         var m = new LegacyMachineView(kernel);
-        using var source = new DmaBuffer(0x1000);
-        using var target = new DmaBuffer(0x1000);
+        using var source = new ProcessPages(0x1000);
+        using var target = new ProcessPages(0x1000);
         new Random(7).NextBytes(source.Span);
         using SafeFileHandle container = m.Open("/dev/vfio/vfio");
         using SafeFileHandle group = m.Open("/dev/vfio/2");
         int fd = (int)container.DangerousGetHandle();
         m.Call(group, VfioUapi.VFIO_GROUP_SET_CONTAINER, ref fd).ShouldBe(0);
         kernel.Ioctl(container, VfioUapi.VFIO_SET_IOMMU, (nint)V2).ShouldBe(0);
-        var reg = new vfio_iommu_spapr_register_memory { argsz = 24, vaddr = source.Address, size = 0x1000 };
+        var reg = new vfio_iommu_spapr_register_memory { argsz = 24, vaddr = source.Vaddr, size = 0x1000 };
         m.Call(container, SpaprTceDriver.RegisterRequest, ref reg).ShouldBe(0);
-        reg.vaddr = target.Address;
+        reg.vaddr = target.Vaddr;
         m.Call(container, SpaprTceDriver.RegisterRequest, ref reg).ShouldBe(0);
-        var map = new vfio_iommu_type1_dma_map { argsz = 32, flags = VfioUapi.VFIO_DMA_MAP_FLAG_READ, vaddr = source.Address, iova = 0x10000, size = 0x1000 };
+        var map = new vfio_iommu_type1_dma_map { argsz = 32, flags = VfioUapi.VFIO_DMA_MAP_FLAG_READ, vaddr = source.Vaddr, iova = 0x10000, size = 0x1000 };
         m.Call(container, VfioUapi.VFIO_IOMMU_MAP_DMA, ref map).ShouldBe(0);
-        map = new vfio_iommu_type1_dma_map { argsz = 32, flags = VfioUapi.VFIO_DMA_MAP_FLAG_WRITE, vaddr = target.Address, iova = 0x20000, size = 0x1000 };
+        map = new vfio_iommu_type1_dma_map { argsz = 32, flags = VfioUapi.VFIO_DMA_MAP_FLAG_WRITE, vaddr = target.Vaddr, iova = 0x20000, size = 0x1000 };
         m.Call(container, VfioUapi.VFIO_IOMMU_MAP_DMA, ref map).ShouldBe(0);
 
         int deviceFd = kernel.Ioctl(group, VfioUapi.VFIO_GROUP_GET_DEVICE_FD, System.Text.Encoding.ASCII.GetBytes(Edu + "\0").AsSpan());

@@ -34,7 +34,7 @@ public sealed class Type1Tests
         {
             M = new LegacyMachine(configure);
             (Container, Group) = M.Ready(type);
-            Buffer = new DmaBuffer(bufferSize);
+            Buffer = new ProcessPages(bufferSize);
         }
 
         internal LegacyMachine M { get; }
@@ -43,12 +43,12 @@ public sealed class Type1Tests
 
         internal SafeFileHandle Group { get; }
 
-        internal DmaBuffer Buffer { get; }
+        internal ProcessPages Buffer { get; }
 
         internal SimDevice Device => M.Device(LegacyMachine.Dev2);
 
         internal int Map(ulong offset, ulong iova, ulong size, uint flags = LegacyMachine.ReadWrite)
-            => M.Map(Container, Buffer.Address + offset, iova, size, flags);
+            => M.Map(Container, Buffer.Vaddr + offset, iova, size, flags);
 
         internal int Unmap(ulong iova, ulong size, out ulong unmapped, uint flags = 0) => M.Unmap(Container, iova, size, out unmapped, flags);
 
@@ -218,7 +218,7 @@ public sealed class Type1Tests
     public void Map_BadArgszOrFlags_Einval(uint argsz, uint flags)
     {
         using var f = new Fixture();
-        f.M.Map(f.Container, f.Buffer.Address, Iova, 0x1000, flags, argsz).ShouldBe(EINVAL);
+        f.M.Map(f.Container, f.Buffer.Vaddr, Iova, 0x1000, flags, argsz).ShouldBe(EINVAL);
         f.M.Type1(f.Container).MappingCount.ShouldBe(0);
     }
 
@@ -325,7 +325,7 @@ public sealed class Type1Tests
         using SafeFileHandle group3 = f.M.OpenGroup(3);
         f.M.SetContainer(group3, other).ShouldBe(0);
         f.M.SetIommu(other, VfioUapi.VFIO_TYPE1v2_IOMMU).ShouldBe(0);
-        f.M.Map(other, f.Buffer.Address, Iova, 0x1000).ShouldBe(-(int)Errno.ENOMEM);
+        f.M.Map(other, f.Buffer.Vaddr, Iova, 0x1000).ShouldBe(-(int)Errno.ENOMEM);
     }
 
     [Fact]

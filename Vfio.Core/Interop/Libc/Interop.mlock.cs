@@ -6,6 +6,7 @@ namespace Vfio.Core.Interop;
 internal static unsafe partial class Libc
 {
     internal const int MADV_DONTFORK = 10;
+    internal const int MADV_HUGEPAGE = 14;
 
     [LibraryImport(Name, EntryPoint = "mlock", SetLastError = true)]
     internal static partial int mlock(nint address, nuint length);

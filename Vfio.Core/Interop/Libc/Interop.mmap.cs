@@ -11,6 +11,7 @@ internal static unsafe partial class Libc
     internal const int MAP_SHARED = 0x01;
     internal const int MAP_PRIVATE = 0x02;
     internal const int MAP_ANONYMOUS = 0x20;
+    internal const int MAP_HUGETLB = 0x40000;
     internal static readonly nint MAP_FAILED = -1;
 
     [LibraryImport(Name, EntryPoint = "mmap64", SetLastError = true)]

@@ -30,9 +30,9 @@ public sealed class AddVfioTests
 
     private static void AddFakeBackends(VfioBuilder builder)
     {
-        builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20,
-            sp => new FakeBackend("iommufd") { Machine = sp.GetRequiredService<IKernel>(), Node = "/dev/iommu" }));
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20,
+            context => new FakeBackend("iommufd") { Machine = context.Kernel, Node = "/dev/iommu" }));
     }
 
     [Theory]
@@ -47,7 +47,7 @@ public sealed class AddVfioTests
         IKernel kernel = hasDevIommu ? new FakeMachineKernel("/dev/iommu") : new FakeMachineKernel();
         using ServiceProvider sp = Provider(kernel, ("Vfio:Backend", configured));
 
-        IIommuBackend backend = sp.GetRequiredService<IIommuBackend>();
+        IIommuBackend backend = sp.GetRequiredService<VfioManager>().SelectDefaultBackend();
 
         backend.ShouldBeOfType<FakeBackend>().Name.ShouldBe(expected);
         sp.GetRequiredService<VfioManager>().Backends.Select(b => b.Name).ShouldBe(["iommufd", "legacy"]);
@@ -77,7 +77,7 @@ public sealed class AddVfioTests
         services.AddSingleton<IKernel>(new FakeMachineKernel());
         AddFakeBackends(services.AddVfio(o => o.Backend = "legacy"));
         using ServiceProvider sp = services.BuildServiceProvider();
-        sp.GetRequiredService<IIommuBackend>().Name.ShouldBe("legacy");
+        sp.GetRequiredService<VfioManager>().SelectDefaultBackend().Name.ShouldBe("legacy");
     }
 
     [Fact]
@@ -145,9 +145,9 @@ public sealed class AddVfioTests
         var services = new ServiceCollection();
         services.AddSingleton<IKernel>(new FakeMachineKernel());
         services.AddVfio(Section(("Vfio:Backend", "custom")))
-            .Services.AddSingleton(new IommuBackendDescriptor("custom", 5, _ => new FakeBackend("custom")));
+            .AddBackend(new IommuBackendDescriptor("custom", 5, _ => new FakeBackend("custom")));
         using ServiceProvider sp = services.BuildServiceProvider();
-        sp.GetRequiredService<IIommuBackend>().Name.ShouldBe("custom");
+        sp.GetRequiredService<VfioManager>().SelectDefaultBackend().Name.ShouldBe("custom");
     }
 
     [Theory]
@@ -162,7 +162,7 @@ public sealed class AddVfioTests
         using ServiceProvider sp = services.BuildServiceProvider();
 
         sp.GetRequiredService<IOptions<VfioOptions>>().Value.Backend.ShouldBe(backend); // valid as a name
-        VfioBackendUnavailableException e = Should.Throw<VfioBackendUnavailableException>(() => sp.GetRequiredService<IIommuBackend>());
+        VfioBackendUnavailableException e = Should.Throw<VfioBackendUnavailableException>(() => sp.GetRequiredService<VfioManager>().SelectDefaultBackend());
         e.Backend.ShouldBe(backend);
         e.Message.ShouldContain(call);
         Should.Throw<VfioBackendUnavailableException>(() => sp.GetRequiredService<VfioManager>().SelectBackend(VfioDeviceSource.Pci("0000:00:02.0")))
@@ -175,7 +175,7 @@ public sealed class AddVfioTests
         var services = new ServiceCollection();
         services.AddVfio();
         using ServiceProvider sp = services.BuildServiceProvider();
-        Should.Throw<VfioBackendUnavailableException>(() => sp.GetRequiredService<IIommuBackend>()).Message.ShouldContain("AddIommuFdBackend()");
+        Should.Throw<VfioBackendUnavailableException>(() => sp.GetRequiredService<VfioManager>().SelectDefaultBackend()).Message.ShouldContain("AddIommuFdBackend()");
     }
 
     [Fact]
@@ -188,8 +188,8 @@ public sealed class AddVfioTests
         services.AddSingleton<IKernel>(new FakeMachineKernel("/dev/iommu"));
         services.AddLogging(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
         VfioBuilder builder = services.AddVfio();
-        builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => legacy));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => legacy));
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
         using ServiceProvider sp = services.BuildServiceProvider();
         VfioManager manager = sp.GetRequiredService<VfioManager>();
 
@@ -276,8 +276,8 @@ public sealed class AddVfioTests
         var services = new ServiceCollection();
         services.AddSingleton<IKernel>(new FakeMachineKernel());
         VfioBuilder builder = services.AddVfio(o => o.Backend = "legacy");
-        builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => legacy));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => legacy));
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
         ServiceProvider sp = services.BuildServiceProvider();
         VfioManager manager = sp.GetRequiredService<VfioManager>();
 
@@ -291,7 +291,8 @@ public sealed class AddVfioTests
 
         device.IsAttached.ShouldBeFalse();
         space.IsDisposed.ShouldBeTrue();
-        events.ShouldBe(["detach 0000:00:02.0"]); // the manager never disposes a backend
+        // The manager owns the backends it created: devices detach first, then the backends go, least preferred first.
+        events.ShouldBe(["detach 0000:00:02.0", "dispose legacy", "dispose iommufd"]);
         manager.Dispose();
         Should.Throw<ObjectDisposedException>(() => manager.CreateDmaSpace("late"));
 
@@ -302,9 +303,10 @@ public sealed class AddVfioTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void DisposingTheProvider_DetachesTheManagersDevicesBeforeAnyBackendIsDisposed_EachOnce(bool backendServiceFirst)
+    [InlineData("manager")]
+    [InlineData("store, metrics, manager")]
+    [InlineData("metrics, manager, store")]
+    public void DisposingTheProvider_DetachesTheManagersDevicesBeforeAnyBackendIsDisposed_EachOnce_WhateverWasResolvedFirst(string order)
     {
         var events = new List<string>();
         var legacy = new FakeBackend("legacy") { Events = events };
@@ -312,22 +314,20 @@ public sealed class AddVfioTests
         var services = new ServiceCollection();
         services.AddSingleton<IKernel>(new FakeMachineKernel("/dev/iommu"));
         VfioBuilder builder = services.AddVfio();
-        builder.Services.AddSingleton(new IommuBackendDescriptor("legacy", 10, _ => legacy));
-        builder.Services.AddSingleton(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => legacy));
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20, _ => iommufd));
         ServiceProvider sp = services.BuildServiceProvider();
-        IIommuBackend service;
-        VfioManager manager;
-        if (backendServiceFirst)
+        foreach (string service in order.Split(", "))
         {
-            service = sp.GetRequiredService<IIommuBackend>();
-            manager = sp.GetRequiredService<VfioManager>();
+            _ = service switch
+            {
+                "manager" => (object)sp.GetRequiredService<VfioManager>(),
+                "store" => sp.GetRequiredService<VfioFdStore>(),
+                _ => sp.GetRequiredService<VfioMetrics>(),
+            };
         }
-        else
-        {
-            manager = sp.GetRequiredService<VfioManager>();
-            service = sp.GetRequiredService<IIommuBackend>();
-        }
-        service.ShouldBeSameAs(iommufd);
+        VfioManager manager = sp.GetRequiredService<VfioManager>();
+        manager.SelectDefaultBackend().ShouldBeSameAs(iommufd);
         DmaSpace space = manager.CreateDmaSpace();
         manager.AttachDevice("0000:00:02.0", space).Backend.ShouldBeSameAs(iommufd);
         legacy.AttachDevice(VfioDeviceSource.Pci("0000:00:03.0"), space);
@@ -335,9 +335,104 @@ public sealed class AddVfioTests
         sp.Dispose();
 
         events.Take(2).Order().ShouldBe(["detach 0000:00:02.0", "detach 0000:00:03.0"]);
-        events.Skip(2).Order().ShouldBe(["dispose iommufd", "dispose legacy"]);
+        events.Skip(2).ShouldBe(["dispose legacy", "dispose iommufd"]);
         iommufd.DisposeCalls.ShouldBe(1);
         legacy.DisposeCalls.ShouldBe(1);
+    }
+
+    [Fact]
+    public void NamedManagers_AreKeyedServices_EachWithItsOwnOptionsAndBackends()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IKernel>(new FakeMachineKernel("/dev/iommu"));
+        IConfiguration configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([new("Vm1:Vfio:Backend", "legacy"), new("Vm2:Vfio:Backend", "iommufd")])
+            .Build();
+        var vm1Legacy = new FakeBackend("legacy");
+        var vm2IommuFd = new FakeBackend("iommufd");
+        services.AddVfio("vm1", configuration.GetSection("Vm1:Vfio")).AddBackend(new IommuBackendDescriptor("legacy", 10, c => c.ManagerName == "vm1" ? vm1Legacy : throw new InvalidOperationException(c.ManagerName)));
+        services.AddVfio("vm2", configuration.GetSection("Vm2:Vfio")).AddBackend(new IommuBackendDescriptor("iommufd", 20, c => c.ManagerName == "vm2" ? vm2IommuFd : throw new InvalidOperationException(c.ManagerName)));
+        ServiceProvider sp = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+
+        VfioManager vm1 = sp.GetRequiredKeyedService<VfioManager>("vm1");
+        VfioManager vm2 = sp.GetRequiredKeyedService<VfioManager>("vm2");
+
+        vm1.ShouldNotBeSameAs(vm2);
+        (vm1.Name, vm2.Name).ShouldBe(("vm1", "vm2"));
+        vm1.Options.Backend.ShouldBe("legacy");
+        vm2.Options.Backend.ShouldBe("iommufd");
+        vm1.Backends.ShouldBe([vm1Legacy]);
+        vm2.Backends.ShouldBe([vm2IommuFd]);
+        vm1.SelectDefaultBackend().ShouldBeSameAs(vm1Legacy);
+        vm2.SelectDefaultBackend().ShouldBeSameAs(vm2IommuFd);
+        sp.GetService<VfioManager>().ShouldBeNull(); // no default manager was added
+        sp.GetRequiredKeyedService<VfioFdStore>("vm1").ShouldNotBeSameAs(sp.GetRequiredKeyedService<VfioFdStore>("vm2"));
+
+        sp.Dispose();
+        vm1Legacy.DisposeCalls.ShouldBe(1);
+        vm2IommuFd.DisposeCalls.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task NamedManager_WithAnUnknownBackend_FailsWhenTheHostStarts_NamingIt()
+    {
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection([new KeyValuePair<string, string?>("Vm2:Vfio:Backend", "iommu-fd")]);
+        builder.Services.AddVfio("vm1", o => o.Backend = "legacy").AddBackend(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
+        builder.Services.AddVfio("vm2", builder.Configuration.GetSection("Vm2:Vfio"));
+        using IHost host = builder.Build();
+
+        OptionsValidationException e = await Should.ThrowAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+
+        e.OptionsName.ShouldBe("vm2");
+        e.Message.ShouldContain("'iommu-fd' is not a backend");
+    }
+
+    [Fact]
+    public void BackendNames_AreValidatedPerManager()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IKernel>(new FakeMachineKernel());
+        services.AddVfio("vm1", o => o.Backend = "custom").AddBackend(new IommuBackendDescriptor("custom", 5, _ => new FakeBackend("custom")));
+        services.AddVfio("vm2", o => o.Backend = "custom");
+        using ServiceProvider sp = services.BuildServiceProvider();
+        IOptionsMonitor<VfioOptions> options = sp.GetRequiredService<IOptionsMonitor<VfioOptions>>();
+
+        options.Get("vm1").Backend.ShouldBe("custom");
+        Should.Throw<OptionsValidationException>(() => options.Get("vm2")).Message.ShouldContain("'custom' is not a backend");
+    }
+
+    [Fact]
+    public void Registration_AddsNoLoggingOfItsOwn_AndRegisteringABackendTwiceKeepsOne()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IKernel>(new FakeMachineKernel());
+        VfioBuilder builder = services.AddVfio();
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
+        var second = new FakeBackend("legacy");
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => second));
+        builder.HasBackend("LEGACY").ShouldBeTrue();
+        builder.HasBackend("iommufd").ShouldBeFalse();
+        using ServiceProvider sp = services.BuildServiceProvider();
+
+        sp.GetService<ILoggerFactory>().ShouldBeNull(); // logging is the host's to register
+        sp.GetRequiredService<VfioManager>().Backends.ShouldBe([second]);
+        typeof(VfioServiceCollectionExtensions).Namespace.ShouldBe("Microsoft.Extensions.DependencyInjection");
+    }
+
+    [Fact]
+    public void Descriptor_WhoseBackendHasAnotherName_IsRefused_AndWhatWasCreatedIsDisposed()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IKernel>(new FakeMachineKernel());
+        var first = new FakeBackend("iommufd");
+        VfioBuilder builder = services.AddVfio();
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20, _ => first));
+        builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("other")));
+        using ServiceProvider sp = services.BuildServiceProvider();
+
+        Should.Throw<InvalidOperationException>(() => sp.GetRequiredService<VfioManager>()).Message.ShouldContain("'legacy' created a backend named 'other'");
+        first.DisposeCalls.ShouldBe(1);
     }
 
     [Fact]

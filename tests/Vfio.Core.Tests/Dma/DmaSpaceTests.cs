@@ -11,13 +11,8 @@ public sealed class DmaSpaceTests
     private static readonly nint s_host = unchecked((nint)0x7f00_0000_0000);
     private readonly FakeBackend _backend = new("fake");
 
-    private (DmaSpace Space, FakeDmaContainer Container) SpaceWithContainer(ulong pageSizes = Page, IReadOnlyList<IovaRange>? ranges = null)
-    {
-        var space = new DmaSpace("test");
-        var container = new FakeDmaContainer(_backend, space, "c1", pageSizes, ranges);
-        space.Join(container);
-        return (space, container);
-    }
+    private (DmaSpace Space, FakeDmaContainer Container) SpaceWithContainer(ulong pageSizes = Page, IReadOnlyList<IovaRange>? ranges = null) =>
+        FakeDmaContainer.JoinNewSpace(_backend, "test", pageSizes, ranges);
 
     [Fact]
     public void Map_ReachesEveryContainer_AndUnmapRemovesItFromEach()

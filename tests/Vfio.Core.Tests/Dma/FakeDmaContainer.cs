@@ -18,6 +18,16 @@ internal sealed class FakeDmaContainer : DmaContainer
         }
     }
 
+    /// <summary>A new space named <paramref name="spaceName"/> with one fake container "c1" joined.</summary>
+    public static (DmaSpace Space, FakeDmaContainer Container) JoinNewSpace(IIommuBackend backend, string spaceName = "test",
+        ulong pageSizes = 4096, IReadOnlyList<IovaRange>? ranges = null)
+    {
+        var space = new DmaSpace(spaceName);
+        var container = new FakeDmaContainer(backend, space, "c1", pageSizes, ranges);
+        space.Join(container);
+        return (space, container);
+    }
+
     public List<DmaMapping> MapCalls { get; } = [];
     public List<DmaMapping> UnmapCalls { get; } = [];
     public HashSet<ulong> Live { get; } = [];
