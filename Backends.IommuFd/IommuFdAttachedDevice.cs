@@ -47,5 +47,5 @@ public sealed class IommuFdAttachedDevice : AttachedDevice
     /// <summary>The iommufd proof: the device-id form (the kernel checks that every device the reset affects is bound
     /// to this device's iommufd).</summary>
     /// <returns>The proof.</returns>
-    protected override HotResetProof CreateHotResetProof() => HotResetProof.ByDeviceId(DeviceId);
+    protected override HotResetProof CreateHotResetProof() => DeviceIdProof(DeviceId);
 }

@@ -36,5 +36,5 @@ public sealed class LegacyAttachedDevice : AttachedDevice
     /// <summary>The legacy proof: the fds of every group the backend holds (the kernel takes the fds of the groups a
     /// reset affects; <see cref="HotResetProof.SelectGroupFds"/> picks those).</summary>
     /// <returns>The proof.</returns>
-    protected override HotResetProof CreateHotResetProof() => HotResetProof.ByGroupFds(_backend.HeldGroups());
+    protected override HotResetProof CreateHotResetProof() => GroupFdProof(_backend.HeldGroups());
 }

@@ -81,6 +81,16 @@ public abstract class AttachedDevice : IDisposable
     /// <returns>The proof.</returns>
     protected abstract HotResetProof CreateHotResetProof();
 
+    /// <summary>The group-fd proof (legacy containers): the groups the backend holds open.</summary>
+    /// <param name="groups">Each open group's number and fd.</param>
+    /// <returns>The proof.</returns>
+    protected static HotResetProof GroupFdProof(IEnumerable<HotResetGroup> groups) => HotResetProof.ByGroupFds(groups);
+
+    /// <summary>The device-id proof (a device bound to an iommufd).</summary>
+    /// <param name="deviceId">The device's iommufd object id.</param>
+    /// <returns>The proof.</returns>
+    protected static HotResetProof DeviceIdProof(uint deviceId) => HotResetProof.ByDeviceId(deviceId);
+
     /// <summary>The backend's details of the attachment for the attach log line, e.g. <c>group 2</c> or
     /// <c>devid 1, HWPT 3</c>.</summary>
     protected internal virtual string AttachmentDetails

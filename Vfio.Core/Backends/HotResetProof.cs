@@ -41,10 +41,11 @@ public sealed class HotResetProof
     /// <summary>The groups the backend holds open (group-fd form); empty for the device-id form.</summary>
     public IReadOnlyList<HotResetGroup> Groups => _groups;
 
-    /// <summary>The proof of a backend whose reset takes group fds: every group it holds.</summary>
+    /// <summary>The proof of a backend whose reset takes group fds: every group it holds (backends make it through
+    /// <see cref="AttachedDevice"/>'s protected factory).</summary>
     /// <param name="groups">The open groups.</param>
     /// <returns>The proof.</returns>
-    public static HotResetProof ByGroupFds(IEnumerable<HotResetGroup> groups)
+    internal static HotResetProof ByGroupFds(IEnumerable<HotResetGroup> groups)
     {
         ArgumentNullException.ThrowIfNull(groups);
         return new HotResetProof([.. groups], null);
@@ -53,7 +54,7 @@ public sealed class HotResetProof
     /// <summary>The proof of a device bound to an iommufd: its device id, no group fds.</summary>
     /// <param name="deviceId">The device's iommufd object id.</param>
     /// <returns>The proof.</returns>
-    public static HotResetProof ByDeviceId(uint deviceId) => new([], deviceId);
+    internal static HotResetProof ByDeviceId(uint deviceId) => new([], deviceId);
 
     /// <summary>
     /// The group fds a reset that affects the IOMMU groups <paramref name="affectedGroups"/> passes: one per affected

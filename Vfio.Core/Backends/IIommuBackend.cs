@@ -18,6 +18,10 @@ namespace Vfio.Core;
 /// Teardown follows ownership: devices (their fds closed first), then mappings, then the container (group or IOAS),
 /// then the backend's own fds (<c>/dev/iommu</c>) when the backend is disposed.
 /// </para>
+/// <para>
+/// A backend derives from <see cref="IommuBackend"/>, which implements this interface once (checks, lock, attached
+/// devices, preflight, logs) and gives its containers their way into the space.
+/// </para>
 /// </remarks>
 public interface IIommuBackend
 {

@@ -96,7 +96,7 @@ internal sealed class FakeAttachedDevice(IIommuBackend backend, DmaContainer con
 {
     public override int? IommuGroup => 7;
 
-    protected override HotResetProof CreateHotResetProof() => HotResetProof.ByDeviceId(7);
+    protected override HotResetProof CreateHotResetProof() => DeviceIdProof(7);
 
     public bool Detach() => MarkDetached();
 }
