@@ -15,7 +15,7 @@ public sealed class IommuFdAttachedDevice : AttachedDevice
         SafeFileHandle cdevFd, uint deviceId, uint hwptId, int? iommuGroup, IommuHardwareInfo hardwareInfo)
         : base(backend, container, device, source)
     {
-        CdevFd = cdevFd;
+        CdevFd = cdevFd ?? throw new ArgumentNullException(nameof(cdevFd));
         DeviceId = deviceId;
         HwptId = hwptId;
         IommuGroup = iommuGroup;

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-using Microsoft.Win32.SafeHandles;
 using Shouldly;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -67,7 +66,7 @@ public sealed class SpaprHandoverTests
 
         public override IReadOnlyList<uint> IommuTypes => [VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU];
 
-        public override LegacyContainer CreateContainer(LegacyBackend backend, DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)
+        public override LegacyContainer CreateContainer(LegacyBackend backend, DmaSpace space, Microsoft.Win32.SafeHandles.SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)
         {
             Created++;
             return new WindowedSpaprContainer(backend, space, containerFd, ownsContainerFd, iommuType);
@@ -80,7 +79,7 @@ public sealed class SpaprHandoverTests
     {
         private int _users;
 
-        public WindowedSpaprContainer(LegacyBackend backend, DmaSpace space, SafeFileHandle fd, bool owns, uint type)
+        public WindowedSpaprContainer(LegacyBackend backend, DmaSpace space, Microsoft.Win32.SafeHandles.SafeFileHandle fd, bool owns, uint type)
             : base(backend, space, fd, owns, type)
         {
             OpensDmaWindows = true;
