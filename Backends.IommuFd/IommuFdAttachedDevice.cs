@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
 
@@ -14,7 +15,7 @@ public sealed class IommuFdAttachedDevice : AttachedDevice
         SafeFileHandle cdevFd, uint deviceId, uint hwptId, int? iommuGroup, IommuHardwareInfo hardwareInfo)
         : base(backend, container, device, source)
     {
-        CdevFd = cdevFd;
+        CdevFd = cdevFd ?? throw new ArgumentNullException(nameof(cdevFd));
         DeviceId = deviceId;
         HwptId = hwptId;
         IommuGroup = iommuGroup;
@@ -39,5 +40,12 @@ public sealed class IommuFdAttachedDevice : AttachedDevice
 
     internal SafeFileHandle CdevFd { get; }
 
-    internal bool TryMarkDetached() => MarkDetached();
+    /// <inheritdoc/>
+    protected override string AttachmentDetails
+        => $"devid {DeviceId.ToString(CultureInfo.InvariantCulture)}, HWPT {HwptId.ToString(CultureInfo.InvariantCulture)}, IOMMU {HardwareInfo}";
+
+    /// <summary>The iommufd proof: the device-id form (the kernel checks that every device the reset affects is bound
+    /// to this device's iommufd).</summary>
+    /// <returns>The proof.</returns>
+    protected override HotResetProof CreateHotResetProof() => DeviceIdProof(DeviceId);
 }

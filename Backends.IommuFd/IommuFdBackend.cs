@@ -2,7 +2,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -15,39 +14,26 @@ namespace Vfio.Backends.IommuFd;
 /// one IOAS per <see cref="DmaSpace"/> (<see cref="IommuFdContainer"/>).
 /// </summary>
 /// <remarks>
-/// <para>
 /// Attaching: the cdev is bound (<c>VFIO_DEVICE_BIND_IOMMUFD</c>); the space's IOAS is allocated for its first
 /// device; the IOMMU is asked what it can do (<c>IOMMU_GET_HW_INFO</c>); the device is attached to a HWPT of the IOAS
 /// it can share, else — when dirty tracking is wanted and the IOMMU has it — to a HWPT allocated with
 /// <c>IOMMU_HWPT_ALLOC_DIRTY_TRACKING</c>, else to the IOAS itself (the kernel picks or creates an automatic HWPT).
 /// The IOAS's IOVA ranges are then re-read (they narrow by the device's reserved regions) and, for the first device,
-/// the IOAS joins the space, which replays the space's mappings into it. Any failure undoes every step.
-/// </para>
-/// <para>
-/// Thread-safe: attach and detach are serialized per backend. Disposing the backend detaches what is still attached
-/// and closes the iommufd when the backend opened it (a passed iommufd is borrowed and never closed).
-/// </para>
+/// the IOAS joins the space, which replays the space's mappings into it. Any failure undoes every step. Thread-safe:
+/// attach and detach are serialized per backend (<see cref="IommuBackend"/>). Disposing the backend detaches what is
+/// still attached and closes the iommufd when the backend opened it (a passed iommufd is borrowed and never closed).
 /// </remarks>
-public partial class IommuFdBackend : IIommuBackend, IDisposable
+public partial class IommuFdBackend : IommuBackend
 {
+    private readonly Dictionary<DmaSpace, IommuFdContainer> _containers = [];
+    private SafeFileHandle? _iommufd;
+    private bool _ownsIommufd;
+
     /// <summary>The backend's configuration name, <c>iommufd</c>.</summary>
     public const string BackendName = "iommufd";
 
     private const string IommuPath = "/dev/iommu";
-    private const string AttachOperation = "attach device";
     private const int Eaddrinuse = 98;
-
-    private readonly Lock _lock = new();
-    private readonly IKernel _kernel;
-    private readonly VfioOptions _options;
-    private readonly ILogger _logger;
-    private readonly Dictionary<DmaSpace, IommuFdContainer> _containers = [];
-    private readonly Dictionary<string, IommuFdAttachedDevice> _attached = new(StringComparer.Ordinal);
-    private VfioFdStore? _fdStore;
-    private bool _ownsFdStore;
-    private SafeFileHandle? _iommufd;
-    private bool _ownsIommufd;
-    private bool _disposed;
 
     /// <summary>Creates the backend; nothing is opened until the first attach.</summary>
     /// <param name="kernel">The kernel port.</param>
@@ -57,19 +43,15 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     /// numbers inherited from the launcher still work).</param>
     /// <param name="logger">Where attach, detach and teardown problems are logged; null for none.</param>
     public IommuFdBackend(IKernel kernel, VfioOptions? options = null, VfioFdStore? fdStore = null, ILogger? logger = null)
+        : base(kernel, options, fdStore, logger)
     {
-        ArgumentNullException.ThrowIfNull(kernel);
-        _kernel = kernel;
-        _options = options ?? new VfioOptions();
-        _fdStore = fdStore;
-        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <inheritdoc/>
-    public string Name => BackendName;
+    public override string Name => BackendName;
 
     /// <inheritdoc/>
-    public IommuBackendFeatures Features => IommuBackendFeatures.HotResetByDeviceIds | IommuBackendFeatures.DirtyTracking
+    public override IommuBackendFeatures Features => IommuBackendFeatures.HotResetByDeviceIds | IommuBackendFeatures.DirtyTracking
         | IommuBackendFeatures.KernelChosenIova | IommuBackendFeatures.PassedFds;
 
     /// <summary>
@@ -85,7 +67,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (SyncRoot)
             {
                 return [.. _containers.Values];
             }
@@ -93,182 +75,112 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     }
 
     /// <inheritdoc/>
-    public bool CanAttach(VfioDeviceSource device, out string reason)
+    protected override bool IsAvailableCore(out string reason)
     {
-        ArgumentNullException.ThrowIfNull(device);
-        if (_options.IommuFd is null && !_kernel.Exists(IommuPath))
+        if (Options.IommuFd is not null)
+        {
+            reason = "an iommufd was passed (Vfio:IommuFd)";
+            return true;
+        }
+        if (!Kernel.Exists(IommuPath))
         {
             reason = "the kernel has no /dev/iommu (CONFIG_IOMMUFD)";
             return false;
         }
-        string iommu = _options.IommuFd is null ? IommuPath + " exists" : "an iommufd was passed (Vfio:IommuFd)";
+        reason = IommuPath + " exists";
+        return true;
+    }
+
+    /// <inheritdoc/>
+    protected override bool CanAttachCore(VfioDeviceSource device, out string reason)
+    {
+        ArgumentNullException.ThrowIfNull(device);
         if (device.DeviceFd is not null)
         {
-            reason = iommu + " and the device's cdev fd was passed";
+            reason = "the device's cdev fd was passed";
             return true;
         }
-        if (_options.DeviceFds.ContainsKey(device.Name))
+        if (Options.DeviceFds.ContainsKey(device.Name))
         {
-            reason = iommu + " and the device's cdev fd is configured (Vfio:DeviceFds)";
+            reason = "the device's cdev fd is configured (Vfio:DeviceFds)";
             return true;
         }
-        string? cdev = device.SysfsPath is null ? null : VfioSysfs.GetCdevPath(_kernel, device.SysfsPath);
+        string? cdev = device.SysfsPath is null ? null : VfioSysfs.GetCdevPath(Kernel, device.SysfsPath);
         if (cdev is null)
         {
             reason = $"{device.Name} has no VFIO cdev (not bound to a VFIO driver, or a kernel without CONFIG_VFIO_DEVICE_CDEV)";
             return false;
         }
-        reason = $"{iommu} and {device.Name} has the cdev {cdev}";
+        reason = $"{device.Name} has the cdev {cdev} and the iommufd is there";
         return true;
     }
 
     /// <inheritdoc/>
-    public AttachedDevice AttachDevice(VfioDeviceSource device, DmaSpace space)
+    protected override bool IsPassedDevice(VfioDeviceSource device)
+        => base.IsPassedDevice(device) || Options.DeviceFds.ContainsKey(device.Name);
+
+    /// <inheritdoc/>
+    protected override AttachedDevice AttachDeviceCore(VfioDeviceSource device, DmaSpace space)
     {
-        ArgumentNullException.ThrowIfNull(device);
-        ArgumentNullException.ThrowIfNull(space);
-        ObjectDisposedException.ThrowIf(space.IsDisposed, space);
-        lock (_lock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_attached.TryGetValue(device.Name, out IommuFdAttachedDevice? existing))
-            {
-                throw new VfioDeviceUnusableException(AttachOperation, device.Name,
-                    $"the device is already attached through the iommufd backend ({existing.Container.Name} of DMA space '{existing.Space.Name}')",
-                    "Detach it (dispose its AttachedDevice) before attaching it again; every device of a space already reaches all of the space's mappings.");
-            }
-            SafeFileHandle iommufd = GetIommuFd();
-            (SafeFileHandle cdev, bool ownsCdev) = OpenDevice(device);
-            return Attach(device, space, iommufd, cdev, ownsCdev);
-        }
+        SafeFileHandle iommufd = GetIommuFd();
+        (SafeFileHandle cdev, bool ownsCdev) = OpenDevice(device);
+        return Attach(device, space, iommufd, cdev, ownsCdev);
     }
 
     /// <inheritdoc/>
-    public void DetachDevice(AttachedDevice device)
+    protected override void DetachDeviceCore(AttachedDevice device)
     {
-        ArgumentNullException.ThrowIfNull(device);
-        if (device is not IommuFdAttachedDevice attached || !ReferenceEquals(device.Backend, this))
+        var attached = (IommuFdAttachedDevice)device;
+        IommuFdContainer container = attached.IommuFdContainer;
+        if (!attached.CdevFd.IsClosed)
         {
-            throw new ArgumentException(
-                $"{device.Name} was attached by {(device.Backend.Name == Name ? "another iommufd backend instance" : "the " + device.Backend.Name + " backend")}, not by this one; detach it through the backend that attached it (dispose the AttachedDevice).",
-                nameof(device));
+            int rc = DetachPt(attached.CdevFd);
+            if (rc < 0)
+            {
+                Log.DetachFailed(Logger, attached.Name, (Errno)(-rc));
+            }
         }
-        if (!attached.TryMarkDetached())
+        attached.Device.Dispose();
+        container.RemoveHwptUser(attached.HwptId);
+        container.RemoveAttached(attached);
+        if (container.Devices.Count == 0)
         {
+            ReleaseQuietly(container);
             return;
         }
-        IommuFdContainer container = attached.IommuFdContainer;
-        lock (_lock)
+        try
         {
-            if (!attached.CdevFd.IsClosed)
-            {
-                int rc = DetachPt(attached.CdevFd);
-                if (rc < 0)
-                {
-                    Log.DetachFailed(_logger, attached.Name, (Errno)(-rc));
-                }
-            }
-            attached.Device.Dispose();
-            container.RemoveHwptUser(attached.HwptId);
-            container.RemoveAttached(attached);
-            if (_attached.TryGetValue(attached.Name, out IommuFdAttachedDevice? recorded) && ReferenceEquals(recorded, attached))
-            {
-                _attached.Remove(attached.Name);
-            }
-            Log.Detached(_logger, attached.Name, container.Name);
-            if (container.Devices.Count == 0)
-            {
-                try
-                {
-                    container.Space.Leave(container);
-                }
-                catch (VfioException e)
-                {
-                    Log.ReleaseFailed(_logger, container.Name, e);
-                }
-            }
-            else
-            {
-                try
-                {
-                    container.RefreshLimits();
-                }
-                catch (VfioException e)
-                {
-                    Log.ReleaseFailed(_logger, container.Name, e);
-                }
-            }
+            container.RefreshLimits();
+        }
+        catch (VfioException e)
+        {
+            Log.RefreshFailed(Logger, container.Name, e);
         }
     }
 
-    /// <summary>Detaches every device still attached, then closes the iommufd if this backend opened it.</summary>
-    public void Dispose()
+    /// <summary>Detaches every device still attached (the base), then closes the iommufd if this backend opened it.</summary>
+    /// <param name="disposing">True when called from <see cref="IommuBackend.Dispose()"/>.</param>
+    protected override void Dispose(bool disposing)
     {
-        Dispose(disposing: true);
-        GC.SuppressFinalize(this);
-    }
-
-    /// <summary>Releases the backend's devices, containers and owned fds.</summary>
-    /// <param name="disposing">True when called from <see cref="Dispose()"/>.</param>
-    protected virtual void Dispose(bool disposing)
-    {
+        base.Dispose(disposing);
         if (!disposing)
         {
             return;
         }
-        IommuFdContainer[] containers;
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-            _disposed = true;
-            containers = [.. _containers.Values];
-        }
-        foreach (IommuFdContainer container in containers)
-        {
-            foreach (AttachedDevice device in container.Devices)
-            {
-                try
-                {
-                    DetachDevice(device);
-                }
-                catch (VfioException e)
-                {
-                    Log.UndoFailed(_logger, device.Name, e);
-                }
-            }
-            if (!container.IsReleased)
-            {
-                try
-                {
-                    container.Space.Leave(container);
-                }
-                catch (VfioException e)
-                {
-                    Log.ReleaseFailed(_logger, container.Name, e);
-                }
-            }
-        }
-        lock (_lock)
+        lock (SyncRoot)
         {
             if (_ownsIommufd)
             {
                 _iommufd?.Dispose();
             }
             _iommufd = null;
-            if (_ownsFdStore)
-            {
-                _fdStore?.Dispose();
-            }
         }
     }
 
     /// <summary>Forgets a container its space released (called from <see cref="IommuFdContainer"/>'s release).</summary>
     internal void OnContainerReleased(IommuFdContainer container)
     {
-        lock (_lock)
+        lock (SyncRoot)
         {
             if (_containers.TryGetValue(container.Space, out IommuFdContainer? recorded) && ReferenceEquals(recorded, container))
             {
@@ -277,31 +189,13 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         }
     }
 
-    private static string BindHint(VfioDeviceSource device)
-    {
-        string bus = device.Bus == VfioBus.Pci ? "pci" : "platform";
-        string driver = device.Bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
-        string dir = device.SysfsPath ?? $"/sys/bus/{bus}/devices/{device.Name}";
-        return $"Bind it to {driver}: modprobe {driver}; echo {driver} > {dir}/driver_override; echo {device.Name} > {dir}/driver/unbind (if it has a driver); echo {device.Name} > /sys/bus/{bus}/drivers_probe.";
-    }
-
     private static unsafe int DetachPt(SafeFileHandle cdev, IKernel kernel)
     {
         var detach = new vfio_device_detach_iommufd_pt { argsz = (uint)Unsafe.SizeOf<vfio_device_detach_iommufd_pt>() };
         return kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
     }
 
-    private int DetachPt(SafeFileHandle cdev) => DetachPt(cdev, _kernel);
-
-    private VfioFdStore FdStore()
-    {
-        if (_fdStore is null)
-        {
-            _fdStore = new VfioFdStore(_kernel);
-            _ownsFdStore = true;
-        }
-        return _fdStore;
-    }
+    private int DetachPt(SafeFileHandle cdev) => DetachPt(cdev, Kernel);
 
     private SafeFileHandle GetIommuFd()
     {
@@ -309,14 +203,14 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         {
             return _iommufd;
         }
-        if (_options.IommuFd is string reference)
+        if (Options.IommuFd is string reference)
         {
-            _iommufd = FdStore().Resolve(reference, VfioFdKind.IommuFd, "Vfio:IommuFd");
+            _iommufd = FdStore.Resolve(reference, VfioFdKind.IommuFd, "Vfio:IommuFd");
             _ownsIommufd = false;
-            Log.UsingPassedIommuFd(_logger, reference);
+            Log.UsingPassedIommuFd(Logger, reference);
             return _iommufd;
         }
-        int rc = _kernel.Open(IommuPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
+        int rc = Kernel.Open(IommuPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
         if (rc < 0)
         {
             handle.Dispose();
@@ -330,7 +224,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         }
         _iommufd = handle;
         _ownsIommufd = true;
-        Log.OpenedIommuFd(_logger);
+        Log.OpenedIommuFd(Logger);
         return handle;
     }
 
@@ -341,31 +235,15 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             ObjectDisposedException.ThrowIf(passed.IsClosed, passed);
             return (passed, device.OwnsDeviceFd);
         }
-        if (_options.DeviceFds.TryGetValue(device.Name, out string? reference))
+        if (Options.DeviceFds.TryGetValue(device.Name, out string? reference))
         {
-            return (FdStore().Resolve(reference, VfioFdKind.DeviceCdev, "Vfio:DeviceFds:" + device.Name), false);
+            return (FdStore.Resolve(reference, VfioFdKind.DeviceCdev, "Vfio:DeviceFds:" + device.Name), false);
         }
-        string? sysfs = device.SysfsPath;
-        if (sysfs is null || !_kernel.Exists(sysfs))
-        {
-            throw new VfioDeviceUnusableException(AttachOperation, device.Name,
-                $"there is no device {sysfs ?? device.Name}",
-                device.Bus == VfioBus.Pci ? "Check the address with lspci -D." : "Check the name in /sys/bus/platform/devices.", Errno.ENOENT);
-        }
-        string? cdevPath = VfioSysfs.GetCdevPath(_kernel, sysfs);
-        if (cdevPath is null)
-        {
-            string? driver = VfioSysfs.GetDriver(_kernel, sysfs);
-            if (!VfioSysfs.IsVfioDriver(driver))
-            {
-                throw VfioDeviceUnusableException.PciBridge(_kernel, AttachOperation, device) ?? new VfioDeviceUnusableException(AttachOperation, device.Name,
-                    driver is null ? "the device is bound to no driver, so it has no VFIO cdev" : $"the device is bound to {driver}, not to a VFIO driver, so it has no VFIO cdev",
-                    BindHint(device));
-            }
-            throw new VfioBackendUnavailableException(BackendName, $"CONFIG_VFIO_DEVICE_CDEV (no /dev/vfio/devices entry for {device.Name})",
+        // The base's preflight found the device bound to a VFIO driver: no cdev then means a kernel without cdevs.
+        string cdevPath = (device.SysfsPath is null ? null : VfioSysfs.GetCdevPath(Kernel, device.SysfsPath))
+            ?? throw new VfioBackendUnavailableException(BackendName, $"CONFIG_VFIO_DEVICE_CDEV (no /dev/vfio/devices entry for {device.Name})",
                 hint: "Build the kernel with CONFIG_VFIO_DEVICE_CDEV=y, or use the legacy backend (Vfio:Backend=legacy).");
-        }
-        int rc = _kernel.Open(cdevPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
+        int rc = Kernel.Open(cdevPath, OpenFlags.ReadWrite, out SafeFileHandle handle);
         if (rc < 0)
         {
             handle.Dispose();
@@ -395,18 +273,16 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             hwptRecorded = true;
             container.RefreshLimits();
 #pragma warning disable CA2000 // Undo disposes it on failure; on success the attached device owns it.
-            vfioDevice = new VfioDevice(_kernel, cdev, name, ownsCdev);
+            vfioDevice = new VfioDevice(Kernel, cdev, name, ownsCdev);
 #pragma warning restore CA2000
             if (created)
             {
-                space.Join(container);
+                JoinSpace(container);
             }
             container.IommuHardwareInfo ??= info;
-            int? group = source.SysfsPath is null ? null : VfioSysfs.GetIommuGroup(_kernel, source.SysfsPath);
+            int? group = source.SysfsPath is null ? null : VfioSysfs.GetIommuGroup(Kernel, source.SysfsPath);
             var attached = new IommuFdAttachedDevice(this, container, vfioDevice, source, cdev, devid, hwpt, group, info);
             container.AddAttached(attached);
-            _attached[name] = attached;
-            Log.Attached(_logger, name, devid, hwpt, container.Name, info.ToString());
             return attached;
         }
         catch
@@ -424,7 +300,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
                     int rc = DetachPt(cdev);
                     if (rc < 0)
                     {
-                        Log.DetachFailed(_logger, name, (Errno)(-rc));
+                        Log.DetachFailed(Logger, name, (Errno)(-rc));
                     }
                 }
                 if (hwptRecorded)
@@ -447,7 +323,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
                 {
                     if (created)
                     {
-                        space.Leave(container);
+                        LeaveSpace(container);
                     }
                     else if (attachedToHwpt)
                     {
@@ -457,7 +333,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             }
             catch (VfioException undo)
             {
-                Log.UndoFailed(_logger, name, undo);
+                Log.UndoFailed(Logger, name, undo);
             }
         }
     }
@@ -466,7 +342,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     {
         string name = source.Name;
         var bind = new vfio_device_bind_iommufd { argsz = (uint)Unsafe.SizeOf<vfio_device_bind_iommufd>(), iommufd = (int)iommufd.DangerousGetHandle() };
-        int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, &bind);
+        int rc = Kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_BIND_IOMMUFD, &bind);
         if (rc >= 0)
         {
             return bind.out_devid;
@@ -474,12 +350,12 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
         var errno = (Errno)(-rc);
         // EPERM is also what the DMA-ownership claim returns when a member of the device's IOMMU group is bound to a
         // host driver (iommu_device_claim_dma_owner: the group's owner is the kernel): say which member, as legacy does.
-        if (errno == Errno.EPERM && source.SysfsPath is string sysfs && VfioSysfs.GetIommuGroup(_kernel, sysfs) is int group)
+        if (errno == Errno.EPERM && source.SysfsPath is string sysfs && VfioSysfs.GetIommuGroup(Kernel, sysfs) is int group)
         {
-            IReadOnlyList<VfioGroupMember> offenders = VfioSysfs.GetHostDriverMembers(_kernel, group);
+            IReadOnlyList<VfioGroupMember> offenders = VfioSysfs.GetHostDriverMembers(Kernel, group);
             if (offenders.Count > 0)
             {
-                throw VfioDeviceUnusableException.GroupNotViable("VFIO_DEVICE_BIND_IOMMUFD", name, source.Bus, group, offenders, errno);
+                throw GroupNotViable("VFIO_DEVICE_BIND_IOMMUFD", source, group, offenders, errno);
             }
         }
         throw errno switch
@@ -505,22 +381,22 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             return existing;
         }
         var alloc = new iommu_ioas_alloc { size = (uint)Unsafe.SizeOf<iommu_ioas_alloc>() };
-        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_IOAS_ALLOC, &alloc);
+        int rc = Kernel.Ioctl(iommufd, IommuUapi.IOMMU_IOAS_ALLOC, &alloc);
         if (rc < 0)
         {
             throw new VfioException((Errno)(-rc), "IOMMU_IOAS_ALLOC", IommuPath);
         }
-        var container = new IommuFdContainer(this, space, _kernel, iommufd, alloc.out_ioas_id, _logger);
+        var container = new IommuFdContainer(this, space, Kernel, iommufd, alloc.out_ioas_id, Logger);
         _containers[space] = container;
         created = true;
-        Log.AllocatedIoas(_logger, container.Name, space.Name);
+        Log.AllocatedIoas(Logger, container.Name, space.Name);
         return container;
     }
 
     private unsafe IommuHardwareInfo GetHardwareInfo(SafeFileHandle iommufd, uint devid, string name)
     {
         var info = new iommu_hw_info { size = (uint)Unsafe.SizeOf<iommu_hw_info>(), dev_id = devid };
-        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_GET_HW_INFO, &info);
+        int rc = Kernel.Ioctl(iommufd, IommuUapi.IOMMU_GET_HW_INFO, &info);
         if (rc < 0)
         {
             throw new VfioException((Errno)(-rc), "IOMMU_GET_HW_INFO", name);
@@ -545,7 +421,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             {
                 throw AttachFailed(rc, name, container, candidate);
             }
-            Log.HwptIncompatible(_logger, name, candidate, (Errno)(-rc));
+            Log.HwptIncompatible(Logger, name, candidate, (Errno)(-rc));
         }
         if (wantDirty)
         {
@@ -558,7 +434,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             }
             allocated = true;
             dirty = true;
-            Log.AllocatedDirtyHwpt(_logger, hwpt, container.Name, name);
+            Log.AllocatedDirtyHwpt(Logger, hwpt, container.Name, name);
             return attachedTo;
         }
         int result = AttachPt(cdev, container.IoasId, out uint auto);
@@ -574,7 +450,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
     private unsafe int AttachPt(SafeFileHandle cdev, uint ptId, out uint attachedTo)
     {
         var attach = new vfio_device_attach_iommufd_pt { argsz = (uint)Unsafe.SizeOf<vfio_device_attach_iommufd_pt>(), pt_id = ptId };
-        int rc = _kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
+        int rc = Kernel.Ioctl(cdev, VfioUapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
         attachedTo = attach.pt_id;
         return rc;
     }
@@ -589,7 +465,7 @@ public partial class IommuFdBackend : IIommuBackend, IDisposable
             pt_id = container.IoasId,
             data_type = IommuUapi.IOMMU_HWPT_DATA_NONE,
         };
-        int rc = _kernel.Ioctl(iommufd, IommuUapi.IOMMU_HWPT_ALLOC, &alloc);
+        int rc = Kernel.Ioctl(iommufd, IommuUapi.IOMMU_HWPT_ALLOC, &alloc);
         if (rc < 0)
         {
             throw new VfioException((Errno)(-rc), "IOMMU_HWPT_ALLOC", $"{name} ({container.Name})");

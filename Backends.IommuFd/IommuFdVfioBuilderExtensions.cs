@@ -17,11 +17,7 @@ public static class IommuFdVfioBuilderExtensions
     public static VfioBuilder AddIommuFdBackend(this VfioBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        if (builder.HasBackend(IommuFdBackend.BackendName))
-        {
-            return builder;
-        }
-        return builder.AddBackend(new IommuBackendDescriptor(IommuFdBackend.BackendName, AutoPreference,
+        return builder.TryAddBackend(new IommuBackendDescriptor(IommuFdBackend.BackendName, AutoPreference,
             static context => new IommuFdBackend(context.Kernel, context.Options, context.FdStore, context.CreateLogger<IommuFdBackend>())));
     }
 }

@@ -16,17 +16,11 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Debug, Message = "iommufd: allocated {Container} for DMA space '{Space}'")]
     internal static partial void AllocatedIoas(ILogger logger, string container, string space);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "iommufd: attached {Device} (devid {DeviceId}) to HWPT {HwptId} of {Container}, IOMMU {HardwareInfo}")]
-    internal static partial void Attached(ILogger logger, string device, uint deviceId, uint hwptId, string container, string hardwareInfo);
-
     [LoggerMessage(Level = LogLevel.Debug, Message = "iommufd: allocated dirty-tracking HWPT {HwptId} in {Container} for {Device}")]
     internal static partial void AllocatedDirtyHwpt(ILogger logger, uint hwptId, string container, string device);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "iommufd: {Device} cannot share HWPT {HwptId} ({Errno}); trying the next")]
     internal static partial void HwptIncompatible(ILogger logger, string device, uint hwptId, Errno errno);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "iommufd: detached {Device} from {Container}")]
-    internal static partial void Detached(ILogger logger, string device, string container);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "iommufd: VFIO_DEVICE_DETACH_IOMMUFD_PT of {Device} failed ({Errno}); closing its fd detaches it")]
     internal static partial void DetachFailed(ILogger logger, string device, Errno errno);
@@ -37,8 +31,8 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Warning, Message = "iommufd: undoing the attach of {Device} failed at a step")]
     internal static partial void UndoFailed(ILogger logger, string device, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "iommufd: releasing {Container} reported a failure")]
-    internal static partial void ReleaseFailed(ILogger logger, string container, Exception exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "iommufd: re-reading the IOVA ranges of {Container} after a detach failed")]
+    internal static partial void RefreshFailed(ILogger logger, string container, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "iommufd: dirty tracking of {Container} {Enabled}")]
     internal static partial void DirtyTracking(ILogger logger, string container, bool enabled);

@@ -8,9 +8,12 @@ namespace Vfio.Backends.Legacy;
 /// set to a <see cref="LegacyContainer"/>.</summary>
 public sealed class LegacyAttachedDevice : AttachedDevice
 {
+    private readonly LegacyBackend _backend;
+
     internal LegacyAttachedDevice(LegacyBackend backend, LegacyContainer container, VfioDevice device, VfioDeviceSource source, LegacyGroup group)
         : base(backend, container, device, source)
     {
+        _backend = backend;
         Group = group;
     }
 
@@ -30,5 +33,8 @@ public sealed class LegacyAttachedDevice : AttachedDevice
 
     internal LegacyGroup Group { get; }
 
-    internal bool Detach() => MarkDetached();
+    /// <summary>The legacy proof: the fds of every group the backend holds (the kernel takes the fds of the groups a
+    /// reset affects; <see cref="HotResetProof.SelectGroupFds"/> picks those).</summary>
+    /// <returns>The proof.</returns>
+    protected override HotResetProof CreateHotResetProof() => GroupFdProof(_backend.HeldGroups());
 }

@@ -2,7 +2,6 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -22,12 +21,13 @@ namespace Vfio.Backends.Legacy;
 /// <see cref="VfioOptions.GroupFds"/> by group number. They are borrowed: never closed here.
 /// </para>
 /// <para>
-/// A derived backend (sPAPR TCE) overrides <see cref="ChooseIommuType"/> and <see cref="CreateContainer"/> to
-/// provide its own <see cref="LegacyContainer"/>.
+/// Other container IOMMU types (sPAPR TCE) are driven by the <see cref="LegacyIommuTypeHandler"/>s the backend is
+/// built with (a package registers one); a host whose container offers only a type no handler drives is a
+/// <see cref="VfioBackendUnavailableException"/> that names the package to register.
 /// </para>
 /// <para>Thread-safe: attach and detach are serialized.</para>
 /// </remarks>
-public class LegacyBackend : IIommuBackend, IDisposable
+public sealed class LegacyBackend : IommuBackend
 {
     /// <summary>The backend's configuration name.</summary>
     public const string BackendName = "legacy";
@@ -36,61 +36,72 @@ public class LegacyBackend : IIommuBackend, IDisposable
     private const string ContainerNode = "/dev/vfio/vfio";
     private const string IommuNode = "/dev/iommu";
 
-    private readonly Lock _lock = new();
     private readonly Dictionary<int, LegacyGroup> _groups = [];
-    private readonly Dictionary<string, LegacyAttachedDevice> _devices = new(StringComparer.Ordinal);
-    private readonly VfioFdStore? _fdStore;
-    private VfioFdStore? _ownStore;
+    private readonly LegacyIommuTypeHandler[] _handlers;
     private LegacyContainer? _passedContainerUser;
-    private bool _disposed;
 
     /// <summary>Creates the backend.</summary>
     /// <param name="kernel">The kernel port.</param>
     /// <param name="options">The configuration (no-IOMMU opt-in, passed fds, iommufd container mode); null for defaults.</param>
     /// <param name="fdStore">Where named passed fds are looked up; null when only inherited fd numbers are used.</param>
     /// <param name="logger">Where attaches, detaches and warnings are logged; null for none.</param>
-    public LegacyBackend(IKernel kernel, VfioOptions? options = null, VfioFdStore? fdStore = null, ILogger? logger = null)
+    /// <param name="iommuTypeHandlers">The handlers of container IOMMU types beyond Type1 and no-IOMMU (sPAPR TCE);
+    /// null or empty for none.</param>
+    public LegacyBackend(IKernel kernel, VfioOptions? options = null, VfioFdStore? fdStore = null, ILogger? logger = null,
+        IEnumerable<LegacyIommuTypeHandler>? iommuTypeHandlers = null)
+        : base(kernel, options, fdStore, logger)
     {
-        ArgumentNullException.ThrowIfNull(kernel);
-        Kernel = kernel;
-        Options = options ?? new VfioOptions();
-        _fdStore = fdStore;
-        Logger = logger ?? NullLogger.Instance;
+        _handlers = iommuTypeHandlers is null ? [] : [.. iommuTypeHandlers];
+        foreach (LegacyIommuTypeHandler handler in _handlers)
+        {
+            ArgumentNullException.ThrowIfNull(handler, nameof(iommuTypeHandlers));
+        }
     }
 
     /// <inheritdoc/>
-    public virtual string Name => BackendName;
+    public override string Name => BackendName;
 
     /// <inheritdoc/>
-    public virtual IommuBackendFeatures Features
+    public override IommuBackendFeatures Features
         => IommuBackendFeatures.HotResetByGroupFds | IommuBackendFeatures.DirtyTracking | IommuBackendFeatures.PassedFds;
 
-    /// <summary>The kernel port.</summary>
-    protected internal IKernel Kernel { get; }
+    /// <summary>The handlers of other container IOMMU types the backend was built with.</summary>
+    public IReadOnlyList<LegacyIommuTypeHandler> IommuTypeHandlers => _handlers;
 
-    /// <summary>The configuration.</summary>
-    protected VfioOptions Options { get; }
+    /// <summary>The kernel port, for the backend's containers.</summary>
+    internal IKernel ContainerKernel => Kernel;
 
-    /// <summary>Where the backend logs.</summary>
-    protected internal ILogger Logger { get; }
+    /// <summary>The backend's logger, for its containers.</summary>
+    internal ILogger ContainerLogger => Logger;
 
     private string ContainerPath => Options.IommuFdAsContainer ? IommuNode : ContainerNode;
 
     /// <inheritdoc/>
-    public bool CanAttach(VfioDeviceSource device, out string reason)
+    protected override bool IsAvailableCore(out string reason)
+    {
+        if (Options.IommuFdAsContainer ? Options.IommuFd is not null : Options.ContainerFd is not null)
+        {
+            reason = Options.IommuFdAsContainer ? "an iommufd was passed as the container (Vfio:IommuFd)" : "a container fd was passed (Vfio:ContainerFd)";
+            return true;
+        }
+        if (!Kernel.Exists(ContainerPath))
+        {
+            reason = Options.IommuFdAsContainer
+                ? "/dev/iommu is missing (the kernel lacks CONFIG_IOMMUFD)"
+                : "/dev/vfio/vfio is missing (the kernel lacks CONFIG_VFIO_CONTAINER, or vfio is not loaded)";
+            return false;
+        }
+        reason = ContainerPath + " exists";
+        return true;
+    }
+
+    /// <inheritdoc/>
+    protected override bool CanAttachCore(VfioDeviceSource device, out string reason)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (device.DeviceFd is not null || device.SysfsPath is null)
         {
             reason = $"{device.Name} is a passed device cdev fd, which only the iommufd backend can use";
-            return false;
-        }
-        bool passedContainer = Options.IommuFdAsContainer ? Options.IommuFd is not null : Options.ContainerFd is not null;
-        if (!passedContainer && !Kernel.Exists(ContainerPath))
-        {
-            reason = Options.IommuFdAsContainer
-                ? "/dev/iommu is missing (the kernel lacks CONFIG_IOMMUFD)"
-                : "/dev/vfio/vfio is missing (the kernel lacks CONFIG_VFIO_CONTAINER, or vfio is not loaded)";
             return false;
         }
         if (VfioSysfs.GetIommuGroup(Kernel, device.SysfsPath) is not int group)
@@ -115,202 +126,107 @@ public class LegacyBackend : IIommuBackend, IDisposable
             reason = $"IOMMU group {group} of {device.Name} is a no-IOMMU group and Vfio:AllowUnsafeNoIommu is not set";
             return false;
         }
-        reason = $"{device.Name} is in IOMMU group {group} ({node}) and {ContainerPath} exists";
+        reason = $"{device.Name} is in IOMMU group {group} ({node}) and {ContainerPath} is there";
         return true;
     }
 
     /// <inheritdoc/>
-    public AttachedDevice AttachDevice(VfioDeviceSource device, DmaSpace space)
+    protected override AttachedDevice AttachDeviceCore(VfioDeviceSource device, DmaSpace space)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
-        ObjectDisposedException.ThrowIf(space.IsDisposed, space);
         if (device.DeviceFd is not null || device.SysfsPath is null)
         {
             throw new VfioDeviceUnusableException(AttachOperation, device.Name,
                 "a device cdev fd was given, which only the iommufd backend can use (the legacy backend opens devices through their group)",
                 "Use Vfio:Backend=iommufd for passed device fds, or pass the group fd (Vfio:GroupFds:N) instead.");
         }
-        lock (_lock)
+        int number = VfioSysfs.GetIommuGroup(Kernel, device.SysfsPath)
+            ?? throw new VfioDeviceUnusableException(AttachOperation, device.Name, "the device has no IOMMU group",
+                "Enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, VT-d/AMD-Vi in the firmware) or, accepting unprotected DMA, no-IOMMU mode (vfio.enable_unsafe_noiommu_mode=1 and Vfio:AllowUnsafeNoIommu=true).");
+        if (_groups.TryGetValue(number, out LegacyGroup? open))
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_devices.TryGetValue(device.Name, out LegacyAttachedDevice? existing))
+            LegacyContainer current = open.Container!;
+            if (!ReferenceEquals(current.Space, space))
             {
                 throw new VfioDeviceUnusableException(AttachOperation, device.Name,
-                    $"the device is already attached, to DMA space '{existing.Space.Name}' through {existing.Container.Name}",
-                    "A device is attached once: use the AttachedDevice you have, or dispose it before attaching the device again.");
+                    $"its IOMMU group {number} is already in DMA space '{current.Space.Name}' (with {string.Join(", ", open.Devices.Select(static d => d.Name))}); a group can be in one DMA space only, so the device cannot join DMA space '{space.Name}'",
+                    $"Attach every device of IOMMU group {number} to DMA space '{current.Space.Name}', or detach the others first.");
             }
-            int number = FindGroup(device);
-            CheckDriver(device);
-            if (_groups.TryGetValue(number, out LegacyGroup? open))
-            {
-                LegacyContainer current = open.Container!;
-                if (!ReferenceEquals(current.Space, space))
-                {
-                    throw new VfioDeviceUnusableException(AttachOperation, device.Name,
-                        $"its IOMMU group {number} is already in DMA space '{current.Space.Name}' (with {string.Join(", ", open.Devices.Select(static d => d.Name))}); a group can be in one DMA space only, so the device cannot join DMA space '{space.Name}'",
-                        $"Attach every device of IOMMU group {number} to DMA space '{current.Space.Name}', or detach the others first.");
-                }
-                return OpenDevice(device, open, current);
-            }
-            LegacyGroup group = OpenGroup(device, number);
-            LegacyContainer container;
-            try
-            {
-                CheckViable(device, group);
-                container = Connect(group, space);
-            }
-            catch
-            {
-                group.Close();
-                throw;
-            }
-            _groups[number] = group;
-            return OpenDevice(device, group, container);
+            return OpenDevice(device, open, current);
         }
+        LegacyGroup group = OpenGroup(device, number);
+        LegacyContainer container;
+        try
+        {
+            CheckViable(device, group);
+            container = Connect(group, space);
+        }
+        catch
+        {
+            group.Close();
+            throw;
+        }
+        _groups[number] = group;
+        return OpenDevice(device, group, container);
     }
 
     /// <inheritdoc/>
-    public void DetachDevice(AttachedDevice device)
+    protected override void DetachDeviceCore(AttachedDevice device)
     {
-        ArgumentNullException.ThrowIfNull(device);
-        if (device is not LegacyAttachedDevice legacy || !ReferenceEquals(device.Backend, this))
+        var legacy = (LegacyAttachedDevice)device;
+        LegacyGroup group = legacy.Group;
+        LegacyContainer container = legacy.LegacyContainer;
+        try
         {
-            throw new ArgumentException($"{device.Name} was attached by the {device.Backend.Name} backend{(device.Backend is LegacyBackend ? " (another instance)" : string.Empty)}, not by this one.", nameof(device));
+            legacy.Device.Dispose();
         }
-        if (!legacy.Detach())
+        finally
         {
-            return;
+            container.Remove(legacy);
+            group.Devices.Remove(legacy);
+            DropIfUnused(group, container, quietly: false);
         }
-        lock (_lock)
-        {
-            LegacyGroup group = legacy.Group;
-            LegacyContainer container = legacy.LegacyContainer;
-            try
-            {
-                legacy.Device.Dispose();
-            }
-            finally
-            {
-                container.Remove(legacy);
-                group.Devices.Remove(legacy);
-                _devices.Remove(legacy.Name);
-                LegacyLog.Detached(Logger, legacy.Name, group.Number, container.Name);
-                if (group.Devices.Count == 0)
-                {
-                    if (container.Devices.Count == 0)
-                    {
-                        // The container's last device: unmap everything, then unset and close the groups and the container.
-                        container.Space.Leave(container);
-                    }
-                    else
-                    {
-                        container.RemoveGroup(group);
-                        Forget(group);
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>Detaches every device still attached through this backend (device fds first, then their groups and
-    /// containers).</summary>
-    public void Dispose()
-    {
-        Dispose(true);
-        GC.SuppressFinalize(this);
-    }
-
-    /// <summary>Detaches the remaining devices and closes the backend's own resources.</summary>
-    /// <param name="disposing">True when called from <see cref="Dispose()"/>.</param>
-    protected virtual void Dispose(bool disposing)
-    {
-        if (!disposing)
-        {
-            return;
-        }
-        LegacyAttachedDevice[] remaining;
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-            _disposed = true;
-            remaining = [.. _devices.Values];
-        }
-        foreach (LegacyAttachedDevice device in remaining)
-        {
-            try
-            {
-                DetachDevice(device);
-            }
-            catch (VfioException e)
-            {
-                LegacyLog.DetachOnDisposeFailed(Logger, device.Name, e);
-            }
-        }
-        _ownStore?.Dispose();
     }
 
     /// <summary>
-    /// Chooses the IOMMU type for a new container, as QEMU's <c>vfio_get_iommu_type</c>: Type1 v2, else Type1 v1,
-    /// else sPAPR TCE v2, else sPAPR TCE v1; a container for a no-IOMMU group uses <c>VFIO_NOIOMMU_IOMMU</c>.
+    /// A group with no device left leaves its container: the container's last group releases the container (unmap
+    /// everything, then unset and close the groups and the container fd), another is unset and closed alone.
     /// </summary>
-    /// <param name="containerFd">The new container's fd (no group set yet).</param>
-    /// <param name="containerName">The container's name for messages.</param>
-    /// <param name="noIommu">True when the first group is a no-IOMMU group.</param>
-    /// <returns>The IOMMU type (a <c>VFIO_*_IOMMU</c> value of <c>linux/vfio.h</c>).</returns>
-    /// <exception cref="VfioBackendUnavailableException">The container offers no usable IOMMU type.</exception>
-    protected virtual uint ChooseIommuType(SafeFileHandle containerFd, string containerName, bool noIommu)
+    private void DropIfUnused(LegacyGroup group, LegacyContainer container, bool quietly)
     {
-        if (noIommu)
+        if (group.Devices.Count > 0)
         {
-            if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_NOIOMMU_IOMMU))
-            {
-                return VfioUapi.VFIO_NOIOMMU_IOMMU;
-            }
-            throw new VfioBackendUnavailableException(Name,
-                "the no-IOMMU container backend (the container does not offer VFIO_NOIOMMU_IOMMU)",
-                hint: "Enable it with vfio.enable_unsafe_noiommu_mode=1 (a kernel built with CONFIG_VFIO_NOIOMMU).");
+            return;
         }
-        ReadOnlySpan<uint> preference =
-        [
-            VfioUapi.VFIO_TYPE1v2_IOMMU, VfioUapi.VFIO_TYPE1_IOMMU, VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU, VfioUapi.VFIO_SPAPR_TCE_IOMMU,
-        ];
-        foreach (uint type in preference)
+        if (container.Devices.Count > 0)
         {
-            if (CheckExtension(containerFd, containerName, type))
-            {
-                return type;
-            }
+            container.RemoveGroup(group);
+            Forget(group);
         }
-        throw new VfioBackendUnavailableException(Name,
-            "a Type1 IOMMU (the container offers no IOMMU backend)",
-            hint: "Enable the IOMMU: intel_iommu=on or amd_iommu=on on the kernel command line and VT-d/AMD-Vi in the firmware (arm64: an SMMU); check dmesg for DMAR/IOMMU messages.");
+        else if (quietly)
+        {
+            ReleaseQuietly(container);
+        }
+        else
+        {
+            LeaveSpace(container);
+        }
     }
 
-    /// <summary>Creates the container object for <paramref name="iommuType"/>; a derived backend returns its own
-    /// (sPAPR TCE). The base creates Type1 and no-IOMMU containers and refuses sPAPR.</summary>
-    /// <param name="space">The space the container is for.</param>
-    /// <param name="containerFd">The open container fd.</param>
-    /// <param name="ownsContainerFd">False for a passed fd (borrowed).</param>
-    /// <param name="iommuType">The type <see cref="ChooseIommuType"/> chose.</param>
-    /// <returns>The container, with no group set yet.</returns>
-    /// <exception cref="VfioBackendUnavailableException">This backend cannot drive <paramref name="iommuType"/>.</exception>
-    protected virtual LegacyContainer CreateContainer(DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)
+    /// <summary>The groups the backend holds open, for a hot reset's group-fd array.</summary>
+    internal HotResetGroup[] HeldGroups()
     {
-        if (iommuType is VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU or VfioUapi.VFIO_SPAPR_TCE_IOMMU)
+        lock (SyncRoot)
         {
-            throw new VfioBackendUnavailableException(Name, "a Type1 IOMMU (this host offers sPAPR TCE: use Vfio:Backend=spapr-tce)");
+            return [.. _groups.Values.Select(static g => new HotResetGroup(g.Number, g.Fd))];
         }
-        return new LegacyContainer(this, space, containerFd, ownsContainerFd, iommuType, Logger);
     }
 
     /// <summary>Forgets a group its container released.</summary>
     internal void Forget(LegacyGroup group)
     {
-        lock (_lock)
+        lock (SyncRoot)
         {
             if (_groups.TryGetValue(group.Number, out LegacyGroup? known) && ReferenceEquals(known, group))
             {
@@ -322,13 +238,75 @@ public class LegacyBackend : IIommuBackend, IDisposable
     /// <summary>A container was released: a passed container fd it used is free again.</summary>
     internal void ContainerReleased(LegacyContainer container)
     {
-        lock (_lock)
+        lock (SyncRoot)
         {
             if (ReferenceEquals(_passedContainerUser, container))
             {
                 _passedContainerUser = null;
             }
         }
+    }
+
+    /// <summary>
+    /// Chooses the IOMMU type for a new container, as QEMU's <c>vfio_get_iommu_type</c>: Type1 v2, else Type1 v1, else
+    /// the types of the registered handlers in their order; a container for a no-IOMMU group uses
+    /// <c>VFIO_NOIOMMU_IOMMU</c>.
+    /// </summary>
+    private uint ChooseIommuType(SafeFileHandle containerFd, string containerName, bool noIommu, out LegacyIommuTypeHandler? handler)
+    {
+        handler = null;
+        if (noIommu)
+        {
+            if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_NOIOMMU_IOMMU))
+            {
+                return VfioUapi.VFIO_NOIOMMU_IOMMU;
+            }
+            throw new VfioBackendUnavailableException(Name,
+                "the no-IOMMU container backend (the container does not offer VFIO_NOIOMMU_IOMMU)",
+                hint: "Enable it with vfio.enable_unsafe_noiommu_mode=1 (a kernel built with CONFIG_VFIO_NOIOMMU).");
+        }
+        foreach (uint type in (ReadOnlySpan<uint>)[VfioUapi.VFIO_TYPE1v2_IOMMU, VfioUapi.VFIO_TYPE1_IOMMU])
+        {
+            if (CheckExtension(containerFd, containerName, type))
+            {
+                return type;
+            }
+        }
+        foreach (LegacyIommuTypeHandler candidate in _handlers)
+        {
+            foreach (uint type in candidate.IommuTypes)
+            {
+                if (CheckExtension(containerFd, containerName, type))
+                {
+                    handler = candidate;
+                    return type;
+                }
+            }
+        }
+        if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU) || CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_IOMMU))
+        {
+            throw new VfioBackendUnavailableException(Name,
+                "a Type1 IOMMU (this host's container offers only sPAPR TCE, which the sPAPR TCE backend drives, and it is not registered)",
+                hint: "Register the sPAPR TCE backend: services.AddVfio(...).AddSpaprTceBackend() (or select it with Vfio:Backend=spapr-tce).");
+        }
+        throw new VfioBackendUnavailableException(Name,
+            "a Type1 IOMMU (the container offers no IOMMU backend)",
+            hint: "Enable the IOMMU: intel_iommu=on or amd_iommu=on on the kernel command line and VT-d/AMD-Vi in the firmware (arm64: an SMMU); check dmesg for DMAR/IOMMU messages.");
+    }
+
+    private LegacyContainer CreateContainer(LegacyIommuTypeHandler? handler, DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)
+    {
+        if (handler is null)
+        {
+            return new LegacyContainer(this, space, containerFd, ownsContainerFd, iommuType);
+        }
+        LegacyContainer container = handler.CreateContainer(this, space, containerFd, ownsContainerFd, iommuType);
+        if (container is null || !ReferenceEquals(container.Backend, this) || !ReferenceEquals(container.Space, space) || container.Fd != containerFd)
+        {
+            throw new InvalidOperationException(
+                $"The {handler.Name} IOMMU type handler returned {(container is null ? "no container" : container.Name)}, not a container of this backend for DMA space '{space.Name}' on the given fd.");
+        }
+        return container;
     }
 
     private bool CheckExtension(SafeFileHandle containerFd, string containerName, uint extension)
@@ -339,35 +317,6 @@ public class LegacyBackend : IIommuBackend, IDisposable
             VfioException.Throw(rc, "VFIO_CHECK_EXTENSION", containerName);
         }
         return rc > 0;
-    }
-
-    private int FindGroup(VfioDeviceSource device)
-    {
-        string sysfs = device.SysfsPath!;
-        if (!Kernel.Exists(sysfs))
-        {
-            throw new VfioDeviceUnusableException(AttachOperation, device.Name, $"there is no device {sysfs}",
-                device.Bus == VfioBus.Pci ? "Check the address with lspci -D." : "Check the name in /sys/bus/platform/devices.");
-        }
-        return VfioSysfs.GetIommuGroup(Kernel, sysfs)
-            ?? throw new VfioDeviceUnusableException(AttachOperation, device.Name, "the device has no IOMMU group",
-                "Enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, VT-d/AMD-Vi in the firmware) or, accepting unprotected DMA, no-IOMMU mode (vfio.enable_unsafe_noiommu_mode=1 and Vfio:AllowUnsafeNoIommu=true).");
-    }
-
-    private void CheckDriver(VfioDeviceSource device)
-    {
-        string sysfs = device.SysfsPath!;
-        string? driver = VfioSysfs.GetDriver(Kernel, sysfs);
-        if (VfioSysfs.IsVfioDriver(driver))
-        {
-            return;
-        }
-        string bus = device.Bus == VfioBus.Pci ? "pci" : "platform";
-        string vfio = device.Bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
-        string unbind = driver is null ? string.Empty : $"echo {device.Name} > {sysfs}/driver/unbind; ";
-        throw VfioDeviceUnusableException.PciBridge(Kernel, AttachOperation, device) ?? new VfioDeviceUnusableException(AttachOperation, device.Name,
-            driver is null ? "the device is bound to no driver, not to a VFIO driver" : $"the device is bound to {driver}, not to a VFIO driver",
-            $"Bind it to {vfio}: echo {vfio} > {sysfs}/driver_override; {unbind}echo {device.Name} > /sys/bus/{bus}/drivers/{vfio}/bind (or driverctl set-override {device.Name} {vfio}).");
     }
 
     private LegacyGroup OpenGroup(VfioDeviceSource device, int number)
@@ -420,8 +369,7 @@ public class LegacyBackend : IIommuBackend, IDisposable
         {
             return;
         }
-        throw VfioDeviceUnusableException.GroupNotViable(AttachOperation, device.Name, device.Bus, group.Number,
-            VfioSysfs.GetHostDriverMembers(Kernel, group.Number));
+        throw GroupNotViable(AttachOperation, device, group.Number, VfioSysfs.GetHostDriverMembers(Kernel, group.Number));
     }
 
     private LegacyContainer Connect(LegacyGroup group, DmaSpace space)
@@ -458,8 +406,8 @@ public class LegacyBackend : IIommuBackend, IDisposable
                 throw new VfioBackendUnavailableException(Name,
                     $"VFIO API version {VfioUapi.VFIO_API_VERSION} (the container reports version {version})");
             }
-            uint type = ChooseIommuType(fd, name, group.NoIommu);
-            container = CreateContainer(space, fd, owns, type);
+            uint type = ChooseIommuType(fd, name, group.NoIommu, out LegacyIommuTypeHandler? handler);
+            container = CreateContainer(handler, space, fd, owns, type);
         }
         catch
         {
@@ -481,11 +429,11 @@ public class LegacyBackend : IIommuBackend, IDisposable
                 VfioException.Throw(rc, "VFIO_GROUP_SET_CONTAINER", group.ToString());
             }
             container.Initialize();
-            space.Join(container);
+            JoinSpace(container);
         }
         catch
         {
-            Abandon(container);
+            ReleaseQuietly(container);
             throw;
         }
         LegacyLog.ContainerCreated(Logger, container.Name, container.IommuType, container.PageSizes, container.IovaRanges.Count, space.Name);
@@ -546,39 +494,12 @@ public class LegacyBackend : IIommuBackend, IDisposable
         catch
         {
             device?.Dispose();
-            if (group.Devices.Count == 0)
-            {
-                if (container.Devices.Count == 0)
-                {
-                    Abandon(container);
-                }
-                else
-                {
-                    container.RemoveGroup(group);
-                    Forget(group);
-                }
-            }
+            DropIfUnused(group, container, quietly: true);
             throw;
         }
         var attached = new LegacyAttachedDevice(this, container, device, source, group);
         group.Devices.Add(attached);
         container.Add(attached);
-        _devices[source.Name] = attached;
-        LegacyLog.Attached(Logger, source.Name, group.Number, container.Name, container.Space.Name);
         return attached;
     }
-
-    private void Abandon(LegacyContainer container)
-    {
-        try
-        {
-            container.Space.Leave(container);
-        }
-        catch (VfioException e)
-        {
-            LegacyLog.AbandonFailed(Logger, container.Name, e);
-        }
-    }
-
-    private VfioFdStore FdStore => _fdStore ?? (_ownStore ??= new VfioFdStore(Kernel));
 }

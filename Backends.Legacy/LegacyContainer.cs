@@ -14,9 +14,10 @@ namespace Vfio.Backends.Legacy;
 /// its groups and IOMMU backend (Type1 v2/v1 or no-IOMMU): the <see cref="DmaContainer"/> of the legacy backend.
 /// </summary>
 /// <remarks>
-/// Not sealed: a backend for another container IOMMU type (sPAPR TCE) derives from it, as QEMU's sPAPR container
+/// Not sealed: a package for another container IOMMU type (sPAPR TCE) derives from it, as QEMU's sPAPR container
 /// derives from the legacy one, and overrides <see cref="SetIommu"/>, <see cref="ReadInfo"/>, <c>MapCore</c> and
-/// <c>UnmapCore</c>; <see cref="LegacyBackend"/> creates it through its overridable <c>CreateContainer</c>.
+/// <c>UnmapCore</c> (and the DMA-window hooks); <see cref="LegacyBackend"/> creates it through the package's
+/// <see cref="LegacyIommuTypeHandler"/>.
 /// </remarks>
 public partial class LegacyContainer : DmaContainer
 {
@@ -35,17 +36,15 @@ public partial class LegacyContainer : DmaContainer
     /// <param name="containerFd">The container fd (<c>/dev/vfio/vfio</c>, or an iommufd in compatibility mode).</param>
     /// <param name="ownsContainerFd">True to close the fd on release; false for a passed (borrowed) fd.</param>
     /// <param name="iommuType">The IOMMU type <see cref="SetIommu"/> selects, e.g. <c>VFIO_TYPE1v2_IOMMU</c>.</param>
-    /// <param name="logger">Where release problems are logged.</param>
-    public LegacyContainer(LegacyBackend backend, DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType, ILogger logger)
+    protected internal LegacyContainer(LegacyBackend backend, DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)
         : base(backend, space, NameOf(containerFd))
     {
         ArgumentNullException.ThrowIfNull(containerFd);
-        ArgumentNullException.ThrowIfNull(logger);
-        Kernel = backend.Kernel;
+        Kernel = backend.ContainerKernel;
         Fd = containerFd;
         _ownsFd = ownsContainerFd;
         IommuType = iommuType;
-        Logger = logger;
+        Logger = backend.ContainerLogger;
         Features = IommuBackendFeatures.HotResetByGroupFds | IommuBackendFeatures.PassedFds;
     }
 
@@ -87,7 +86,7 @@ public partial class LegacyContainer : DmaContainer
 
     /// <summary>Reads the IOMMU's page sizes, IOVA ranges, mapping budget and dirty tracking
     /// (<c>VFIO_IOMMU_GET_INFO</c> with its capability chain) and records them with
-    /// <see cref="DmaContainer.SetLimits"/>. Nothing to read for a no-IOMMU container.</summary>
+    /// <see cref="DmaContainer.SetLimits(ulong, IReadOnlyList{IovaRange})"/>. Nothing to read for a no-IOMMU container.</summary>
     /// <exception cref="VfioException">The kernel refused, or returned a malformed chain.</exception>
     protected virtual void ReadInfo()
     {

@@ -10,7 +10,7 @@ internal sealed class LegacyGroup
     internal LegacyGroup(int number, SafeFileHandle fd, bool ownsFd, bool noIommu, string node)
     {
         Number = number;
-        Fd = fd;
+        Fd = fd ?? throw new ArgumentNullException(nameof(fd));
         OwnsFd = ownsFd;
         NoIommu = noIommu;
         Node = node;

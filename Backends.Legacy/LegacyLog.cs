@@ -10,12 +10,6 @@ internal static partial class LegacyLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group} is a no-IOMMU group ({Node}): device {Device} can DMA anywhere in physical memory, unprotected, and the kernel is tainted (Vfio:AllowUnsafeNoIommu is set)")]
     internal static partial void NoIommu(ILogger logger, int group, string node, string device);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Attached {Device} (group {Group}) to {Container} of DMA space '{Space}'")]
-    internal static partial void Attached(ILogger logger, string device, int group, string container, string space);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Detached {Device} (group {Group}) from {Container}")]
-    internal static partial void Detached(ILogger logger, string device, int group, string container);
-
     [LoggerMessage(Level = LogLevel.Debug, Message = "Created {Container} (IOMMU type {IommuType}, page sizes 0x{PageSizes:x}, {Ranges} IOVA ranges) for DMA space '{Space}'")]
     internal static partial void ContainerCreated(ILogger logger, string container, uint iommuType, ulong pageSizes, int ranges, string space);
 
@@ -24,10 +18,4 @@ internal static partial class LegacyLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "VFIO_GROUP_UNSET_CONTAINER of group {Group} from {Container} failed ({Errno}); closing the group releases it")]
     internal static partial void UnsetFailed(ILogger logger, int group, string container, Errno errno);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Detaching {Device} failed while the legacy backend was disposed")]
-    internal static partial void DetachOnDisposeFailed(ILogger logger, string device, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing {Container} after a failed attach reported an error")]
-    internal static partial void AbandonFailed(ILogger logger, string container, Exception exception);
 }

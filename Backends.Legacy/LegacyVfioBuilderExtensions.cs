@@ -11,17 +11,16 @@ public static class LegacyVfioBuilderExtensions
     public const int AutoPreference = 10;
 
     /// <summary>Adds the legacy backend (<c>Vfio:Backend=legacy</c>, and the fallback under <c>auto</c>): one
-    /// <see cref="LegacyBackend"/> per manager, built from its options, the kernel port and its fd store; the manager owns it.</summary>
+    /// <see cref="LegacyBackend"/> per manager, built from its options, the kernel port and its fd store, with the
+    /// <see cref="LegacyIommuTypeHandler"/>s registered in the service provider (a package for another container IOMMU
+    /// type, such as sPAPR TCE, registers its handler); the manager owns it.</summary>
     /// <param name="builder">The builder <c>AddVfio</c> returned.</param>
     /// <returns>The builder.</returns>
     public static VfioBuilder AddLegacyBackend(this VfioBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        if (builder.HasBackend(LegacyBackend.BackendName))
-        {
-            return builder;
-        }
-        return builder.AddBackend(new IommuBackendDescriptor(LegacyBackend.BackendName, AutoPreference,
-            static context => new LegacyBackend(context.Kernel, context.Options, context.FdStore, context.CreateLogger<LegacyBackend>())));
+        return builder.TryAddBackend(new IommuBackendDescriptor(LegacyBackend.BackendName, AutoPreference,
+            static context => new LegacyBackend(context.Kernel, context.Options, context.FdStore, context.CreateLogger<LegacyBackend>(),
+                context.Services?.GetServices<LegacyIommuTypeHandler>())));
     }
 }

@@ -61,10 +61,43 @@ public abstract class AttachedDevice : IDisposable
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>
+    /// What proves, for a PCI hot reset of this device (<c>VFIO_DEVICE_PCI_HOT_RESET</c>), that the process owns the
+    /// devices the reset affects, in the form of the device's backend: the group fds it holds (legacy) or the device-id
+    /// form (iommufd). Device code builds the reset from it without knowing the backend.
+    /// </summary>
+    /// <returns>The proof; valid while the device is attached.</returns>
+    /// <exception cref="ObjectDisposedException">The device is detached.</exception>
+    public HotResetProof GetHotResetProof()
+    {
+        ObjectDisposedException.ThrowIf(!IsAttached, this);
+        return CreateHotResetProof();
+    }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} ({Backend.Name}, {Container.Name})";
 
-    /// <summary>Marks the device detached; backends call it as the first step of <see cref="IIommuBackend.DetachDevice"/>.</summary>
+    /// <summary>What this device's backend proves a hot reset with (see <see cref="GetHotResetProof"/>).</summary>
+    /// <returns>The proof.</returns>
+    protected abstract HotResetProof CreateHotResetProof();
+
+    /// <summary>The group-fd proof (legacy containers): the groups the backend holds open.</summary>
+    /// <param name="groups">Each open group's number and fd.</param>
+    /// <returns>The proof.</returns>
+    protected static HotResetProof GroupFdProof(IEnumerable<HotResetGroup> groups) => HotResetProof.ByGroupFds(groups);
+
+    /// <summary>The device-id proof (a device bound to an iommufd).</summary>
+    /// <param name="deviceId">The device's iommufd object id.</param>
+    /// <returns>The proof.</returns>
+    protected static HotResetProof DeviceIdProof(uint deviceId) => HotResetProof.ByDeviceId(deviceId);
+
+    /// <summary>The backend's details of the attachment for the attach log line, e.g. <c>group 2</c> or
+    /// <c>devid 1, HWPT 3</c>.</summary>
+    protected internal virtual string AttachmentDetails
+        => IommuGroup is int group ? "group " + group.ToString(System.Globalization.CultureInfo.InvariantCulture) : "no IOMMU group";
+
+    /// <summary>Marks the device detached; <see cref="IommuBackend.DetachDevice"/> (or a backend that implements
+    /// <see cref="IIommuBackend"/> itself) calls it as the first step of a detach.</summary>
     /// <returns>False when it was already detached (the caller then does nothing).</returns>
     protected internal bool MarkDetached()
     {

@@ -8,16 +8,26 @@ namespace Vfio.Core;
 /// <c>*Core</c> hooks.
 /// </summary>
 /// <remarks>
+/// <para>
 /// The space drives the hooks: it maps every one of its mappings into a container when the container joins
-/// (<see cref="DmaSpace.Join"/>), maps and unmaps new ones into every container, and unmaps them all before it
-/// releases a container that its last device left (<see cref="DmaSpace.Leave"/>). Backends call those two and
-/// <see cref="AddDevice"/>/<see cref="RemoveDevice"/>; nothing else changes a container.
+/// (<see cref="JoinSpace"/>, or <see cref="IommuBackend"/>'s), maps and unmaps new ones into every container, and
+/// unmaps them all before it releases a container that its last device left (<see cref="LeaveSpace"/>). Backends call
+/// those two and <see cref="AddDevice"/>/<see cref="RemoveDevice"/>; nothing else changes a container.
+/// </para>
+/// <para>
+/// DMA windows (sPAPR TCE v2, QEMU's <c>add_window</c>/<c>del_window</c>): a container that sets
+/// <see cref="OpensDmaWindows"/> reports, besides the ranges open now (<see cref="IovaRanges"/>), those it could open
+/// (<see cref="OpenableIovaRanges"/>); the space checks mappings against the latter and calls
+/// <see cref="OpenDmaWindow"/> before it maps one into the container and <see cref="CloseDmaWindow"/> after it
+/// unmapped one. A container without windows costs the space one flag test per map.
+/// </para>
 /// </remarks>
 public abstract class DmaContainer
 {
     private readonly List<AttachedDevice> _devices = [];
     private HashSet<ulong>? _skippedDeviceMemory;
     private AttachedDevice[] _deviceSnapshot = [];
+    private IReadOnlyList<IovaRange>? _openable;
 
     /// <summary>Creates the container's common state.</summary>
     /// <param name="backend">The backend that created it.</param>
@@ -49,8 +59,17 @@ public abstract class DmaContainer
     /// <summary>The smallest IOMMU page size: every mapping starts and ends on it.</summary>
     public ulong MinimumPageSize => PageSizes == 0 ? 4096 : PageSizes & (~PageSizes + 1);
 
-    /// <summary>The IOVA ranges this container translates, as the kernel reported them.</summary>
+    /// <summary>The IOVA ranges this container translates now, as the kernel reported them (for a container with DMA
+    /// windows, the windows open now).</summary>
     public IReadOnlyList<IovaRange> IovaRanges { get; protected set; } = [new IovaRange(0, ulong.MaxValue)];
+
+    /// <summary>The IOVA ranges this container translates now or could open a DMA window over; the space checks
+    /// mappings against these. The same as <see cref="IovaRanges"/> for a container without windows.</summary>
+    public IReadOnlyList<IovaRange> OpenableIovaRanges => _openable ?? IovaRanges;
+
+    /// <summary>True when the container opens host DMA windows on demand (<see cref="OpenDmaWindow"/>) rather than
+    /// translating fixed ranges (sPAPR TCE v2 removes its default window and creates windows as mappings need them).</summary>
+    public bool OpensDmaWindows { get; protected set; }
 
     /// <summary>What this container actually offers (the kernel's answer, not just the backend's ability).</summary>
     public IommuBackendFeatures Features { get; protected set; }
@@ -98,8 +117,31 @@ public abstract class DmaContainer
     /// <exception cref="VfioException">The kernel refused.</exception>
     protected internal abstract void UnmapCore(in DmaMapping mapping);
 
+    /// <summary>
+    /// Makes sure a DMA window covers <paramref name="mapping"/> before the space maps it into this container (QEMU's
+    /// <c>vfio_container_add_section_window</c>): reuses an open window that covers it, else creates one and adds it
+    /// to <see cref="IovaRanges"/> (set the property; do not call <see cref="SetLimits(ulong, IReadOnlyList{IovaRange})"/>
+    /// here). Called under the space's lock, only when <see cref="OpensDmaWindows"/> is set; the default does nothing.
+    /// </summary>
+    /// <param name="mapping">The mapping about to be mapped, inside <see cref="OpenableIovaRanges"/>.</param>
+    /// <exception cref="VfioException">No window could be opened; the mapping then fails and nothing is mapped.</exception>
+    protected internal virtual void OpenDmaWindow(in DmaMapping mapping)
+    {
+    }
+
+    /// <summary>
+    /// The space unmapped <paramref name="mapping"/> from this container (or mapping it failed after
+    /// <see cref="OpenDmaWindow"/>): the container removes the window that covered it when no other mapping uses it
+    /// (QEMU's <c>vfio_container_del_section_window</c>). Must not throw for ordinary kernel failures (log them).
+    /// Not called when the container is released: <see cref="ReleaseCore"/> removes what is left.
+    /// </summary>
+    /// <param name="mapping">The mapping that went.</param>
+    protected internal virtual void CloseDmaWindow(in DmaMapping mapping)
+    {
+    }
+
     /// <summary>Releases the container's kernel objects (groups, IOAS, HWPTs, the container fd) after its devices
-    /// left and its mappings were unmapped. Called once, by <see cref="DmaSpace.Leave"/>; must not throw for
+    /// left and its mappings were unmapped. Called once, when the container leaves its space; must not throw for
     /// ordinary kernel failures (teardown continues; log them).</summary>
     protected internal abstract void ReleaseCore();
 
@@ -110,13 +152,33 @@ public abstract class DmaContainer
     /// </summary>
     /// <param name="pageSizes">The page-size bitmap; 0 for the 4 KiB default.</param>
     /// <param name="iovaRanges">The usable ranges.</param>
-    protected void SetLimits(ulong pageSizes, IReadOnlyList<IovaRange> iovaRanges)
+    protected void SetLimits(ulong pageSizes, IReadOnlyList<IovaRange> iovaRanges) => SetLimits(pageSizes, iovaRanges, null);
+
+    /// <summary>
+    /// As <see cref="SetLimits(ulong, IReadOnlyList{IovaRange})"/>, for a container with DMA windows: the windows open
+    /// now and the ranges it could open windows over (the space checks mappings against the latter).
+    /// </summary>
+    /// <param name="pageSizes">The page-size bitmap; 0 for the 4 KiB default.</param>
+    /// <param name="iovaRanges">The ranges open now.</param>
+    /// <param name="openableRanges">The ranges open now or openable; null when they are <paramref name="iovaRanges"/>.</param>
+    protected void SetLimits(ulong pageSizes, IReadOnlyList<IovaRange> iovaRanges, IReadOnlyList<IovaRange>? openableRanges)
     {
         ArgumentNullException.ThrowIfNull(iovaRanges);
         PageSizes = pageSizes == 0 ? 4096 : pageSizes;
         IovaRanges = [.. iovaRanges];
+        _openable = openableRanges is null ? null : [.. openableRanges];
         Space.OnContainerLimitsChanged(this);
     }
+
+    /// <summary>Adds this container to its space, which replays the space's mappings into it (a backend's container
+    /// for the first device of a space).</summary>
+    /// <exception cref="VfioDmaException">An existing mapping does not fit the container, or the kernel refused one.</exception>
+    protected void JoinSpace() => Space.Join(this);
+
+    /// <summary>Unmaps everything from this container, takes it out of its space and releases it (its last device
+    /// left).</summary>
+    /// <exception cref="VfioException">The kernel refused an unmap (the container is released all the same).</exception>
+    protected void LeaveSpace() => Space.Leave(this);
 
     /// <summary>Adds a device attached through this container (backends call it once the device is open).</summary>
     /// <param name="device">The device.</param>

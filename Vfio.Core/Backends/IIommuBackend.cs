@@ -18,6 +18,10 @@ namespace Vfio.Core;
 /// Teardown follows ownership: devices (their fds closed first), then mappings, then the container (group or IOAS),
 /// then the backend's own fds (<c>/dev/iommu</c>) when the backend is disposed.
 /// </para>
+/// <para>
+/// A backend derives from <see cref="IommuBackend"/>, which implements this interface once (checks, lock, attached
+/// devices, preflight, logs) and gives its containers their way into the space.
+/// </para>
 /// </remarks>
 public interface IIommuBackend
 {
@@ -27,6 +31,16 @@ public interface IIommuBackend
     /// <summary>What this backend can do, whatever the kernel offers (a container's
     /// <see cref="DmaContainer.Features"/> says what one container actually has).</summary>
     IommuBackendFeatures Features { get; }
+
+    /// <summary>
+    /// Whether this backend can work on this machine at all, without a particular device and without opening
+    /// anything: the kernel interface it needs exists (<c>/dev/vfio/vfio</c> for legacy, <c>/dev/iommu</c> for
+    /// iommufd) or a management layer passed the fd. Automatic selection without a device asks the backends in order
+    /// of preference.
+    /// </summary>
+    /// <param name="reason">Why not (the missing node and the kernel option behind it), or why yes, for the log.</param>
+    /// <returns>True when the backend's kernel interface is there.</returns>
+    bool IsAvailable(out string reason);
 
     /// <summary>
     /// Whether this backend could attach <paramref name="device"/> on this machine, without opening anything: the

@@ -39,6 +39,17 @@ public sealed class VfioBuilder
         return this;
     }
 
+    /// <summary>Registers a backend for this builder's manager unless one of the same name already is: what a backend
+    /// package's <c>Add...Backend()</c> calls, so calling it twice is harmless.</summary>
+    /// <param name="descriptor">The backend's name, preference under <c>auto</c> and factory.</param>
+    /// <returns>This builder.</returns>
+    /// <exception cref="ArgumentException">The descriptor has no name or no factory.</exception>
+    public VfioBuilder TryAddBackend(IommuBackendDescriptor descriptor)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        return HasBackend(descriptor.Name) ? this : AddBackend(descriptor);
+    }
+
     /// <summary>Whether a backend of <paramref name="backendName"/> is already registered for this manager.</summary>
     /// <param name="backendName">The backend's configuration name.</param>
     /// <returns>True when <see cref="AddBackend"/> was called with that name.</returns>

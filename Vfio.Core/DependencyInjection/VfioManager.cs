@@ -153,9 +153,9 @@ public sealed partial class VfioManager : IDisposable
 
     /// <summary>
     /// Picks the backend for this machine without a particular device: the configured one when
-    /// <see cref="VfioOptions.Backend"/> names one; under <c>auto</c>, by preference, iommufd when <c>/dev/iommu</c>
-    /// exists, else the next registered backend (legacy). Prefer <see cref="SelectBackend"/> when the device is known
-    /// (it also checks the device's cdev).
+    /// <see cref="VfioOptions.Backend"/> names one; under <c>auto</c>, by preference, the first backend that says it is
+    /// available (<see cref="IIommuBackend.IsAvailable"/>: its kernel interface exists or its fd was passed). Prefer
+    /// <see cref="SelectBackend"/> when the device is known (it also checks the device's cdev).
     /// </summary>
     /// <returns>The backend.</returns>
     /// <exception cref="VfioBackendUnavailableException">The configured backend's package was not registered, or none
@@ -174,13 +174,12 @@ public sealed partial class VfioManager : IDisposable
         var passedOver = new List<string>();
         foreach (IIommuBackend backend in _backends)
         {
-            if (VfioBackendNames.Is(backend.Name, VfioBackendNames.IommuFd) && !_kernel.Exists("/dev/iommu"))
+            if (!backend.IsAvailable(out string reason))
             {
-                passedOver.Add($"{backend.Name}: /dev/iommu does not exist (no CONFIG_IOMMUFD, or the iommufd module is not loaded)");
+                passedOver.Add($"{backend.Name}: {reason}");
                 continue;
             }
-            LogChosen(_logger, backend.Name, "this machine", "the most preferred backend whose kernel interface exists",
-                passedOver.Count == 0 ? "none" : string.Join("; ", passedOver));
+            LogChosen(_logger, backend.Name, "this machine", reason, passedOver.Count == 0 ? "none" : string.Join("; ", passedOver));
             return backend;
         }
         throw new VfioBackendUnavailableException(VfioBackendNames.Auto, $"a usable backend ({string.Join("; ", passedOver)})",

@@ -44,20 +44,20 @@ public sealed class VfioMetrics : IDisposable
     /// <summary>The meter the instruments live on.</summary>
     public Meter Meter => _meter;
 
-    /// <summary>Records a mapping made.</summary>
+    /// <summary>Records a mapping made (the space calls it).</summary>
     /// <param name="bytes">Its size.</param>
     /// <param name="startTimestamp">A <see cref="Stopwatch.GetTimestamp"/> taken before it was mapped.</param>
-    public void RecordMap(ulong bytes, long startTimestamp)
+    internal void RecordMap(ulong bytes, long startTimestamp)
     {
         _mapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
         _mappedBytes.Add((long)bytes);
         _mappings.Add(1);
     }
 
-    /// <summary>Records a mapping removed.</summary>
+    /// <summary>Records a mapping removed (the space calls it).</summary>
     /// <param name="bytes">Its size.</param>
     /// <param name="startTimestamp">A <see cref="Stopwatch.GetTimestamp"/> taken before it was unmapped.</param>
-    public void RecordUnmap(ulong bytes, long startTimestamp)
+    internal void RecordUnmap(ulong bytes, long startTimestamp)
     {
         _unmapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
         _mappedBytes.Add(-(long)bytes);

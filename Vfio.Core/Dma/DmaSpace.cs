@@ -15,11 +15,12 @@ namespace Vfio.Core;
 /// </summary>
 /// <remarks>
 /// <para>
-/// A container that joins later (<see cref="Join"/>, called by backends when they attach the first device of a
-/// space) is replayed every mapping; a container whose last device detached is unmapped and released
-/// (<see cref="Leave"/>). The space's page size and IOVA ranges are the strictest of its containers': mappings are
-/// checked against them here, the same way on every backend, before the kernel sees them, and a refusal is a
-/// <see cref="VfioDmaException"/> saying which rule and what to do.
+/// A container that joins later (backends add one when they attach the first device of a space) is replayed every
+/// mapping; a container whose last device detached is unmapped and released. The space's page size and IOVA ranges
+/// are the strictest of its containers' (for a container with DMA windows, the ranges it has open or could open):
+/// mappings are checked against them here, the same way on every backend, before the kernel sees them, and a refusal
+/// is a <see cref="VfioDmaException"/> saying which rule and what to do. A container with DMA windows opens one that
+/// covers a mapping before the mapping reaches it and closes it when its last mapping goes.
 /// </para>
 /// <para>
 /// Thread-safe: calls are serialized per space. <see cref="Map"/>, <see cref="MapAt"/> and <see cref="Unmap(ulong)"/>
@@ -94,8 +95,8 @@ public sealed partial class DmaSpace : IDisposable
         }
     }
 
-    /// <summary>The IOVA ranges every container of the space translates (their intersection); everything while the
-    /// space has no container.</summary>
+    /// <summary>The IOVA ranges every container of the space translates or can open a DMA window over (the intersection
+    /// of their <see cref="DmaContainer.OpenableIovaRanges"/>); everything while the space has no container.</summary>
     public IReadOnlyList<IovaRange> IovaRanges
     {
         get
@@ -345,7 +346,7 @@ public sealed partial class DmaSpace : IDisposable
     /// <exception cref="VfioDmaException">An existing mapping is misaligned for, or outside the ranges of, the
     /// container, or the kernel refused to map one (the container then holds none of them and is not added).</exception>
     /// <exception cref="ArgumentException">The container belongs to another space, or already joined.</exception>
-    public void Join(DmaContainer container)
+    internal void Join(DmaContainer container)
     {
         ArgumentNullException.ThrowIfNull(container);
         if (!ReferenceEquals(container.Space, this))
@@ -360,11 +361,11 @@ public sealed partial class DmaSpace : IDisposable
                 throw new ArgumentException($"{container.Name} already joined DMA space '{Name}' (or was released).", nameof(container));
             }
             ulong pageSize = Math.Max(_pageSize, container.MinimumPageSize);
-            IovaRange[] ranges = Intersect(_ranges, container.IovaRanges);
+            IovaRange[] ranges = Intersect(_ranges, container.OpenableIovaRanges);
             if (ranges.Length == 0)
             {
                 throw new VfioDmaException(DmaMappingFailure.OutsideIovaRanges, JoinOperation, container.Name,
-                    $"the container's IOVA ranges {FormatRanges(container.IovaRanges)} share nothing with those of DMA space '{Name}' ({FormatRanges(_ranges)})",
+                    $"the container's IOVA ranges {FormatRanges(container.OpenableIovaRanges)} share nothing with those of DMA space '{Name}' ({FormatRanges(_ranges)})",
                     "Attach the device to a DMA space of its own.");
             }
             var sorted = new List<DmaMapping>(_mappings.Values);
@@ -380,7 +381,7 @@ public sealed partial class DmaSpace : IDisposable
                 if (!Inside(ranges, mapping.Range))
                 {
                     throw new VfioDmaException(DmaMappingFailure.OutsideIovaRanges, JoinOperation, container.Name,
-                        $"the mapping {mapping.Range} of DMA space '{Name}' lies outside the IOVA ranges {FormatRanges(container.IovaRanges)} of the container",
+                        $"the mapping {mapping.Range} of DMA space '{Name}' lies outside the IOVA ranges {FormatRanges(container.OpenableIovaRanges)} of the container",
                         "Attach the device to another DMA space, or unmap the mapping and map it inside the ranges the device can reach.");
                 }
             }
@@ -419,7 +420,7 @@ public sealed partial class DmaSpace : IDisposable
     /// <param name="container">A container of this space with no devices left.</param>
     /// <exception cref="VfioException">The kernel refused an unmap; the container is released all the same (the kernel
     /// drops what is left with it).</exception>
-    public void Leave(DmaContainer container)
+    internal void Leave(DmaContainer container)
     {
         ArgumentNullException.ThrowIfNull(container);
         Exception? first = null;
@@ -625,7 +626,7 @@ public sealed partial class DmaSpace : IDisposable
         {
             try
             {
-                container.MapCore(mapping);
+                MapThroughWindow(container, mapping);
             }
             catch (VfioException e)
             {
@@ -635,7 +636,39 @@ public sealed partial class DmaSpace : IDisposable
             }
             return;
         }
-        container.MapCore(mapping);
+        MapThroughWindow(container, mapping);
+    }
+
+    /// <summary>Maps into one container; a container with DMA windows first opens (or reuses) a window that covers the
+    /// mapping, and closes it again when the map fails. One flag test for containers without windows.</summary>
+    private static void MapThroughWindow(DmaContainer container, in DmaMapping mapping)
+    {
+        if (!container.OpensDmaWindows)
+        {
+            container.MapCore(mapping);
+            return;
+        }
+        container.OpenDmaWindow(mapping);
+        try
+        {
+            container.MapCore(mapping);
+        }
+        catch
+        {
+            container.CloseDmaWindow(mapping);
+            throw;
+        }
+    }
+
+    /// <summary>Unmaps from one container; a container with DMA windows then closes the window when this was its last
+    /// mapping (the container counts).</summary>
+    private static void UnmapThroughWindow(DmaContainer container, in DmaMapping mapping)
+    {
+        container.UnmapCore(mapping);
+        if (container.OpensDmaWindows)
+        {
+            container.CloseDmaWindow(mapping);
+        }
     }
 
     private void TryUnmapFrom(DmaContainer container, in DmaMapping mapping)
@@ -646,7 +679,7 @@ public sealed partial class DmaSpace : IDisposable
         }
         try
         {
-            container.UnmapCore(mapping);
+            UnmapThroughWindow(container, mapping);
         }
         catch (VfioException e)
         {
@@ -666,7 +699,7 @@ public sealed partial class DmaSpace : IDisposable
             }
             try
             {
-                container.UnmapCore(mapping);
+                UnmapThroughWindow(container, mapping);
             }
             catch (VfioException e)
             {
@@ -696,7 +729,7 @@ public sealed partial class DmaSpace : IDisposable
         foreach (DmaContainer container in _containers)
         {
             pageSize = Math.Max(pageSize, container.MinimumPageSize);
-            ranges = Intersect(ranges, container.IovaRanges);
+            ranges = Intersect(ranges, container.OpenableIovaRanges);
         }
         if (pageSize != _pageSize || !ranges.AsSpan().SequenceEqual(_ranges))
         {

@@ -20,14 +20,14 @@ public class VfioDeviceUnusableException : VfioException
 
     /// <summary>
     /// The exception for a PCI device that is a bridge (<see cref="VfioSysfs.IsPciBridgeClass"/>), which no VFIO driver
-    /// takes, so the advice to bind it to vfio-pci would be wrong; null when the device is not one. Both backends ask
-    /// it before they say a device is not bound to a VFIO driver.
+    /// takes, so the advice to bind it to vfio-pci would be wrong; null when the device is not one. The backends'
+    /// preflight (<see cref="IommuBackend"/>) asks it before it says a device is not bound to a VFIO driver.
     /// </summary>
     /// <param name="kernel">The kernel port, for the device's sysfs <c>class</c>.</param>
     /// <param name="operation">The operation that found the problem.</param>
     /// <param name="device">The device that was to be attached.</param>
     /// <returns>The exception, or null.</returns>
-    public static VfioDeviceUnusableException? PciBridge(IKernel kernel, string operation, VfioDeviceSource device)
+    internal static VfioDeviceUnusableException? PciBridge(IKernel kernel, string operation, VfioDeviceSource device)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (device.Bus != VfioBus.Pci || device.SysfsPath is not string sysfs || VfioSysfs.GetPciClass(kernel, sysfs) is not uint pciClass
@@ -45,7 +45,8 @@ public class VfioDeviceUnusableException : VfioException
     /// which keeps DMA ownership of the whole group, so the kernel gives none of it to user space (legacy
     /// <c>VFIO_GROUP_GET_STATUS</c> without <c>VIABLE</c> and <c>VFIO_GROUP_SET_CONTAINER</c> <c>EPERM</c>; iommufd
     /// <c>VFIO_DEVICE_BIND_IOMMUFD</c> <c>EPERM</c>). The message names each such member and its driver, and the hint
-    /// says how to unbind it or bind it to the VFIO driver. Both backends build it here, so it reads the same on each.
+    /// says how to unbind it or bind it to the VFIO driver. Backends build it through <see cref="IommuBackend"/>, so it
+    /// reads the same on each.
     /// </summary>
     /// <param name="operation">The operation that found the problem.</param>
     /// <param name="device">The device that was to be attached.</param>
@@ -55,12 +56,12 @@ public class VfioDeviceUnusableException : VfioException
     /// empty when sysfs shows none (then another user of the group is the likely cause).</param>
     /// <param name="errno">The errno that revealed it, if any.</param>
     /// <returns>The exception.</returns>
-    public static VfioDeviceUnusableException GroupNotViable(string operation, string device, VfioBus bus, int group,
+    internal static VfioDeviceUnusableException GroupNotViable(string operation, string device, VfioBus bus, int group,
         IReadOnlyList<VfioGroupMember> offenders, Errno errno = Errno.None)
     {
         ArgumentNullException.ThrowIfNull(offenders);
-        string busName = bus == VfioBus.Pci ? "pci" : "platform";
-        string vfio = bus == VfioBus.Pci ? "vfio-pci" : "vfio-platform";
+        string busName = bus.SysfsName();
+        string vfio = bus.VfioDriver();
         string g = group.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (offenders.Count == 0)
         {

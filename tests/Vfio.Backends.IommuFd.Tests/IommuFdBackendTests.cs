@@ -245,4 +245,21 @@ public sealed class IommuFdBackendTests
         using var passed = new IommuFdBackend(noIommu, new VfioOptions { IommuFd = "iommufd" });
         passed.CanAttach(VfioDeviceSource.Pci(Edu0), out _).ShouldBeTrue();
     }
+
+    [Fact]
+    public void IsAvailable_IsAboutTheMachine_NotADevice()
+    {
+        using SimulatedKernel kernel = Machine();
+        using var backend = new IommuFdBackend(kernel);
+        backend.IsAvailable(out string reason).ShouldBeTrue();
+        reason.ShouldContain("/dev/iommu");
+
+        using SimulatedKernel noIommuFd = Machine(t => t.IommuFd = false);
+        using var missing = new IommuFdBackend(noIommuFd);
+        missing.IsAvailable(out reason).ShouldBeFalse();
+        reason.ShouldContain("CONFIG_IOMMUFD");
+        using var passed = new IommuFdBackend(noIommuFd, new VfioOptions { IommuFd = "iommufd" });
+        passed.IsAvailable(out reason).ShouldBeTrue();
+        reason.ShouldContain("Vfio:IommuFd");
+    }
 }

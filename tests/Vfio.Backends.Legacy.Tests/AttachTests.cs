@@ -162,7 +162,7 @@ public sealed class AttachTests
         using var other = new LegacyBackend(kernel);
         using var space = new DmaSpace();
         using AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
-        Should.Throw<ArgumentException>(() => other.DetachDevice(a)).Message.ShouldContain("another instance");
+        Should.Throw<ArgumentException>(() => other.DetachDevice(a)).Message.ShouldContain("another legacy backend instance");
         a.IsAttached.ShouldBeTrue();
     }
 
@@ -182,6 +182,12 @@ public sealed class AttachTests
         using var without = new LegacyBackend(noContainer);
         without.CanAttach(Kit.Source(Kit.Edu2), out reason).ShouldBeFalse();
         reason.ShouldContain("CONFIG_VFIO_CONTAINER");
+        without.IsAvailable(out reason).ShouldBeFalse();
+        reason.ShouldContain("/dev/vfio/vfio");
+        backend.IsAvailable(out reason).ShouldBeTrue();
+        using var passed = new LegacyBackend(noContainer, new VfioOptions { ContainerFd = "container" });
+        passed.IsAvailable(out reason).ShouldBeTrue();
+        reason.ShouldContain("Vfio:ContainerFd");
     }
 
     [Fact]

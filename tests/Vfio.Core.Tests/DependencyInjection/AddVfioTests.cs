@@ -31,7 +31,8 @@ public sealed class AddVfioTests
     private static void AddFakeBackends(VfioBuilder builder)
     {
         builder.AddBackend(new IommuBackendDescriptor("legacy", 10, _ => new FakeBackend("legacy")));
-        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20, _ => new FakeBackend("iommufd")));
+        builder.AddBackend(new IommuBackendDescriptor("iommufd", 20,
+            context => new FakeBackend("iommufd") { Machine = context.Kernel, Node = "/dev/iommu" }));
     }
 
     [Theory]

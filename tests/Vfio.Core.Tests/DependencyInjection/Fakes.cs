@@ -22,6 +22,23 @@ internal sealed class FakeBackend(string name, bool canAttach = true, string rea
     /// <summary>Shared log of dispose and detach events across fakes, to check teardown order.</summary>
     public List<string>? Events { get; set; }
 
+    /// <summary>The machine whose <see cref="Node"/> decides <see cref="IsAvailable"/>; null: always available.</summary>
+    public IKernel? Machine { get; init; }
+
+    /// <summary>The kernel node the backend needs, e.g. <c>/dev/iommu</c>.</summary>
+    public string? Node { get; init; }
+
+    public bool IsAvailable(out string reason)
+    {
+        if (Machine is null || Node is null || Machine.Exists(Node))
+        {
+            reason = Node is null ? "it needs nothing" : Node + " exists";
+            return true;
+        }
+        reason = Node + " does not exist";
+        return false;
+    }
+
     public bool CanAttach(VfioDeviceSource device, out string reason)
     {
         Calls.Add($"CanAttach {device.Name}");
@@ -78,6 +95,8 @@ internal sealed class FakeAttachedDevice(IIommuBackend backend, DmaContainer con
     : AttachedDevice(backend, container, device, source)
 {
     public override int? IommuGroup => 7;
+
+    protected override HotResetProof CreateHotResetProof() => DeviceIdProof(7);
 
     public bool Detach() => MarkDetached();
 }

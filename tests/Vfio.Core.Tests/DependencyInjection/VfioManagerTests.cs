@@ -32,18 +32,29 @@ public sealed class VfioManagerTests
     }
 
     [Fact]
-    public void NoDi_SelectDefaultBackend_UnderAuto_SkipsIommufdWithoutDevIommu()
+    public void NoDi_SelectDefaultBackend_UnderAuto_AsksEachBackendWhetherItIsAvailable()
     {
-        var iommufd = new FakeBackend("iommufd");
+        var withIommu = new FakeMachineKernel("/dev/iommu");
+        var without = new FakeMachineKernel();
         var legacy = new FakeBackend("legacy");
-        using (var withIommu = new VfioManager(new VfioOptions(), [iommufd, legacy], kernel: new FakeMachineKernel("/dev/iommu")))
+        var iommufd = new FakeBackend("iommufd") { Machine = withIommu, Node = "/dev/iommu" };
+        using (var manager = new VfioManager(new VfioOptions(), [iommufd, legacy], kernel: withIommu))
         {
-            withIommu.SelectDefaultBackend().ShouldBeSameAs(iommufd);
+            manager.SelectDefaultBackend().ShouldBeSameAs(iommufd);
         }
-        using var without = new VfioManager(new VfioOptions(), [iommufd, legacy], kernel: new FakeMachineKernel());
-        without.SelectDefaultBackend().ShouldBeSameAs(legacy);
-        using var onlyIommufd = new VfioManager(new VfioOptions(), [iommufd], kernel: new FakeMachineKernel());
-        Should.Throw<VfioBackendUnavailableException>(() => onlyIommufd.SelectDefaultBackend()).Message.ShouldContain("/dev/iommu does not exist");
+        var missing = new FakeBackend("iommufd") { Machine = without, Node = "/dev/iommu" };
+        using (var manager = new VfioManager(new VfioOptions(), [missing, legacy], kernel: without))
+        {
+            manager.SelectDefaultBackend().ShouldBeSameAs(legacy);
+        }
+        // The answer is the backend's, whatever its name: no backend's node is special to the manager.
+        var custom = new FakeBackend("custom") { Machine = without, Node = "/dev/custom" };
+        using (var manager = new VfioManager(new VfioOptions(), [custom, legacy], kernel: without))
+        {
+            manager.SelectDefaultBackend().ShouldBeSameAs(legacy);
+        }
+        using var onlyIommufd = new VfioManager(new VfioOptions(), [missing], kernel: without);
+        Should.Throw<VfioBackendUnavailableException>(() => onlyIommufd.SelectDefaultBackend()).Message.ShouldContain("iommufd: /dev/iommu does not exist");
     }
 
     [Fact]
