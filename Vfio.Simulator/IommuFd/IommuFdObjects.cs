@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 namespace Vfio.Simulator;
 
-/// <summary>An object of an iommufd context's ID table (iommufd_object_alloc).</summary>
+/// <summary>An object of an iommufd context's ID table (_iommufd_object_alloc).</summary>
 internal abstract class IommuFdObject
 {
     internal uint Id { get; set; }

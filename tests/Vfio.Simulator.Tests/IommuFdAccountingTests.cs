@@ -146,7 +146,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("drivers/iommu/iommufd/main.c iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void CloseEverything_PinnedReturnsToZero()
     {
         using SimulatedKernel kernel = Machine();

@@ -159,7 +159,7 @@ public sealed class IommuFdCompatTests
 
     [Fact]
     [Spec("drivers/vfio/group.c vfio_group_ioctl_unset_container")]
-    [Spec("drivers/iommu/iommufd/main.c iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void UnsetContainer_DropsReference_CompatIoasStaysInOpenIommufd()
     {
         using SimulatedKernel kernel = Machine();

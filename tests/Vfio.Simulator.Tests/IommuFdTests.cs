@@ -59,7 +59,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("drivers/iommu/iommufd/main.c iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c _iommufd_object_alloc")]
     [Spec("drivers/iommu/iommufd/main.c iommufd_destroy")]
     public void Ids_LowestFreeIsReused_AfterDestroy()
     {
@@ -86,7 +86,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("drivers/iommu/iommufd/main.c iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_object_remove")]
     [Spec("drivers/iommu/iommufd/main.c iommufd_destroy")]
     public void Destroy_DeviceIoasWithHwptAndAttachedHwpt_Ebusy()
     {
@@ -626,7 +626,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("drivers/iommu/iommufd/main.c iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void ClosingIommufd_WhileDeviceBound_KeepsMappingsAlive()
     {
         using SimulatedKernel kernel = Machine();

@@ -21,7 +21,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("drivers/vfio/container.c vfio_ioctl_check_extension")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     public void CheckExtension_BeforeSetIommu_PollsType1Statelessly()
     {
         using var m = new LegacyMachine();
@@ -38,7 +38,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("drivers/vfio/container.c vfio_ioctl_check_extension")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     public void CheckExtension_AfterSetIommu_OnlyType1AnswersWithItsState()
     {
         using var m = new LegacyMachine();
@@ -109,7 +109,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("drivers/vfio/container.c vfio_ioctl_check_extension")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     public void SetIommu_Nesting_VtdCannotNest_Einval()
     {

@@ -48,7 +48,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("drivers/vfio/container.c vfio_ioctl_check_extension")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void Host_OffersSpaprNotType1_NoIommuFdNoCdev()
     {
