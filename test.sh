@@ -76,8 +76,15 @@ PY
 
 # --- Prerequisites -------------------------------------------------------------------------------------------
 command -v dotnet >/dev/null || fail_setup "the .NET 10 SDK is required (dotnet not on PATH)"
-command -v gcc >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev >/dev/null; } \
-  || fail_setup "could not install gcc"
+# The ABI tests compile the uAPI's values with each architecture's gcc (-c only, never linked or run).
+abi_compilers=(x86_64-linux-gnu-gcc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu powerpc64le-linux-gnu-gcc:gcc-powerpc64le-linux-gnu)
+missing=()
+for entry in "${abi_compilers[@]}"; do command -v "${entry%%:*}" >/dev/null || missing+=("${entry#*:}"); done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  { apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }; } \
+    || fail_setup "could not install the ABI tests' compilers (apt-get install ${missing[*]})"
+fi
 VFIO_UAPI_INCLUDE=$(tests/Vfio.Abi.Tests/fetch-headers.sh | tail -n 1) || fail_setup "could not fetch the 6.12 uAPI headers"
 export VFIO_UAPI_INCLUDE
 # The real-kernel testbed: QEMU 10, the guest kernel (built once per machine, cached) and its initramfs.

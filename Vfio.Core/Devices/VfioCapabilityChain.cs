@@ -39,7 +39,7 @@ public sealed class VfioCapability
 
 /// <summary>
 /// Parses the capability chain that <c>VFIO_DEVICE_GET_INFO</c>, <c>VFIO_DEVICE_GET_REGION_INFO</c> and
-/// <c>VFIO_IOMMU_GET_INFO</c> append to their fixed structure (uAPI §2.2), without trusting it.
+/// <c>VFIO_IOMMU_GET_INFO</c> append to their fixed structure (the kernel's vfio_info_cap_add), without trusting it.
 /// </summary>
 /// <remarks>
 /// Every header and payload is bounds-checked against the buffer. The kernel appends capabilities in order, so each

@@ -5,7 +5,7 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// A VFIO bus driver of the model (vfio-pci core, vfio-platform): what a device fd does once the VFIO core has
-/// routed a call to the device (kernel-uapi-6.12.md §10–§12). One instance per bound device.
+/// routed a call to the device (drivers/vfio/vfio_main.c, drivers/vfio/pci, drivers/vfio/platform). One instance per bound device.
 /// </summary>
 internal abstract class VfioBusDriver
 {

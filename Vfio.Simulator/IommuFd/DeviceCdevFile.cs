@@ -6,7 +6,7 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// A VFIO device cdev, <c>/dev/vfio/devices/vfioN</c> (kernel-uapi-6.12.md §9, §10.1): unusable until
+/// A VFIO device cdev, <c>/dev/vfio/devices/vfioN</c> (drivers/vfio/device_cdev.c, vfio_device_fops_unl_ioctl): unusable until
 /// <c>VFIO_DEVICE_BIND_IOMMUFD</c>, then attached with <c>ATTACH_IOMMUFD_PT</c>; every other call goes to the device's
 /// VFIO bus driver as on a group-path device fd. Closing the fd closes the device and unbinds it.
 /// </summary>
@@ -75,7 +75,7 @@ internal sealed class DeviceCdevFile : SimFile
         return Device.VfioDriver!.Map(offset, length, protection, out mapping);
     }
 
-    /// <summary>VFIO_DEVICE_BIND_IOMMUFD, checked in §9.1's order.</summary>
+    /// <summary>VFIO_DEVICE_BIND_IOMMUFD, checked in vfio_df_ioctl_bind_iommufd's order.</summary>
     private int Bind(nint argument)
     {
         int rc = UserMemory.Read(argument, 16, out vfio_device_bind_iommufd bind);
@@ -125,7 +125,7 @@ internal sealed class DeviceCdevFile : SimFile
         return rc;
     }
 
-    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT (§9.2): writes back the HWPT now attached.</summary>
+    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT (vfio_df_ioctl_attach_pt): writes back the HWPT now attached.</summary>
     private int Attach(nint argument)
     {
         int rc = UserMemory.Read(argument, 12, out vfio_device_attach_iommufd_pt attach);
@@ -150,7 +150,7 @@ internal sealed class DeviceCdevFile : SimFile
         return rc;
     }
 
-    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (§9.3): always 0 once the arguments are valid.</summary>
+    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (vfio_df_ioctl_detach_pt): always 0 once the arguments are valid.</summary>
     private int Detach(nint argument)
     {
         int rc = UserMemory.Read(argument, 8, out vfio_device_detach_iommufd_pt detach);

@@ -5,7 +5,7 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// An IOAS (io_pagetable): its areas, the reserved IOVA set (domain apertures and devices' reserved regions), the
-/// allowed list, its alignment and its domains (kernel-uapi-6.12.md §8.3–§8.9, §14 item 7).
+/// allowed list, its alignment and its domains (drivers/iommu/iommufd).
 /// </summary>
 internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
 {
@@ -161,7 +161,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     /// <summary>Pins every area's pages into a domain: the first page of the address space is never readable (EFAULT).</summary>
     private static bool Pinnable(ulong userVa) => userVa >= SimulatedVtd.PageSize;
 
-    /// <summary>iopt_table_add_domain (§8.9): alignment, aperture reservation, then mapping every area.</summary>
+    /// <summary>iopt_table_add_domain (iommufd_device_attach): alignment, aperture reservation, then mapping every area.</summary>
     internal int AddDomain(HwptObject hwpt)
     {
         ulong alignment = AlignmentFor(domains: true, DisableLargePages);
@@ -278,7 +278,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     }
 
     /// <summary>
-    /// The common part of MAP, COPY and the compat MAP_DMA (iopt_alloc_area_pages, §8.5 steps 7–10): chooses or checks
+    /// The common part of MAP, COPY and the compat MAP_DMA (iopt_alloc_area_pages, iommufd_ioas_map): chooses or checks
     /// the IOVA, then inserts one area per piece, contiguous from the chosen IOVA.
     /// </summary>
     internal int Map(ref ulong iova, bool fixedIova, ReadOnlySpan<PagesPiece> pieces, ulong length, bool readable, bool writable)
@@ -391,7 +391,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         Areas.Insert(lo, area);
     }
 
-    /// <summary>iopt_alloc_iova (§8.5 "Automatic IOVA selection").</summary>
+    /// <summary>iopt_alloc_iova (drivers/iommu/iommufd/io_pagetable.c): the automatic IOVA selection of IOMMU_IOAS_MAP.</summary>
     private int AllocateIova(ulong userVa, ulong length, out ulong iova)
     {
         iova = 0;
@@ -500,7 +500,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
     private static ulong RoundUpPowerOfTwo(ulong value) => System.Numerics.BitOperations.RoundUpToPowerOf2(value);
 
     /// <summary>
-    /// iopt_unmap_iova_range (§8.8 steps 6–8): removes whole areas inside [start, last] in ascending order; an area that
+    /// iopt_unmap_iova_range (iommufd_ioas_unmap): removes whole areas inside [start, last] in ascending order; an area that
     /// sticks out stops with <c>ENOENT</c>, leaving the earlier ones removed; nothing mapped is <c>ENOENT</c>.
     /// </summary>
     internal int Unmap(ulong start, ulong last, out ulong unmapped)
@@ -561,7 +561,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         return 0;
     }
 
-    /// <summary>iopt_get_pages for COPY (§8.7 step 5): the pieces of [start, last] when it is fully and contiguously mapped.</summary>
+    /// <summary>iopt_get_pages for COPY (iommufd_ioas_copy): the pieces of [start, last] when it is fully and contiguously mapped.</summary>
     internal int GetPieces(ulong start, ulong last, List<PagesPiece> pieces)
     {
         int index = IndexOfArea(start);

@@ -6,7 +6,7 @@ using Vfio.Simulator.Interop;
 
 namespace Vfio.Simulator;
 
-/// <summary>The iommufd as a VFIO container: the container ioctls of §7 and the group path of §4.4 step 5b / §4.6.</summary>
+/// <summary>The iommufd as a VFIO container: the container ioctls of drivers/iommu/iommufd/vfio_compat.c and the group path of vfio_group_ioctl_set_container / vfio_group_ioctl_get_device_fd.</summary>
 internal sealed partial class IommuFdFile : IVfioCompatContainer
 {
     /// <summary>iommufd_vfio_ioctl: everything outside the iommufd table; unknown numbers are <c>ENOTTY</c>.</summary>
@@ -35,7 +35,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
         return request == VfioUapi.VFIO_IOMMU_UNMAP_DMA ? UnmapDma(argument) : -(int)Errno.ENOTTY;
     }
 
-    /// <summary>§3.3, last column (as iommufd_vfio_check_extension answers).</summary>
+    /// <summary>VFIO_CHECK_EXTENSION as iommufd_vfio_check_extension answers it.</summary>
     private int CheckExtension(ulong extension)
     {
         switch (extension)
@@ -53,7 +53,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
         }
     }
 
-    /// <summary>iommufd_vfio_set_iommu (§7): no "already set" state; type 1 disables huge IOPTEs.</summary>
+    /// <summary>iommufd_vfio_set_iommu (drivers/iommu/iommufd/vfio_compat.c): no "already set" state; type 1 disables huge IOPTEs.</summary>
     private int SetIommu(ulong type)
     {
         if (type == VfioUapi.VFIO_NOIOMMU_IOMMU && NoIommuMode)
@@ -71,7 +71,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
         return type == VfioUapi.VFIO_TYPE1_IOMMU ? CompatIoas.DisableHugePages() : 0;
     }
 
-    /// <summary>iommufd_vfio_iommu_get_info (§7): DMA_AVAIL then IOVA_RANGE, written while space remains.</summary>
+    /// <summary>iommufd_vfio_iommu_get_info (drivers/iommu/iommufd/vfio_compat.c): DMA_AVAIL then IOVA_RANGE, written while space remains.</summary>
     private int GetIommuInfo(nint argument)
     {
         const int MinSize = 16, InfoSize = 24;
@@ -155,7 +155,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
         return UserMemory.Write(argument, copyBack, info);
     }
 
-    /// <summary>iommufd_vfio_map_dma (§7): fixed-IOVA IOAS map semantics; neither READ nor WRITE is accepted.</summary>
+    /// <summary>iommufd_vfio_map_dma (drivers/iommu/iommufd/vfio_compat.c): fixed-IOVA IOAS map semantics; neither READ nor WRITE is accepted.</summary>
     private int MapDma(nint argument)
     {
         int rc = UserMemory.Read(argument, 32, out vfio_iommu_type1_dma_map map);
@@ -176,7 +176,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
             (map.flags & VfioUapi.VFIO_DMA_MAP_FLAG_READ) != 0, (map.flags & VfioUapi.VFIO_DMA_MAP_FLAG_WRITE) != 0);
     }
 
-    /// <summary>iommufd_vfio_unmap_dma (§7): a cut mapping is <c>ENOENT</c> (type1 v1 mode cuts first); <c>size</c>
+    /// <summary>iommufd_vfio_unmap_dma (drivers/iommu/iommufd/vfio_compat.c): a cut mapping is <c>ENOENT</c> (type1 v1 mode cuts first); <c>size</c>
     /// is written back with the bytes unmapped, also when the unmap failed part-way.</summary>
     private int UnmapDma(nint argument)
     {
@@ -225,7 +225,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
         return UserMemory.Write(argument, MinSize, unmap) < 0 ? -EFAULT : rc;
     }
 
-    /// <summary>VFIO_GROUP_SET_CONTAINER with this iommufd (§4.4 step 5b).</summary>
+    /// <summary>VFIO_GROUP_SET_CONTAINER with this iommufd (vfio_group_ioctl_set_container).</summary>
     public int AttachGroup(SimGroup group)
     {
         if (group.NoIommu)
@@ -252,7 +252,7 @@ internal sealed partial class IommuFdFile : IVfioCompatContainer
     /// <summary>The group left (UNSET_CONTAINER, or its last reference went).</summary>
     public void DetachGroup(SimGroup group) => DropReference();
 
-    /// <summary>First open of a device through a group attached to this iommufd (§4.6 steps 5–7): bind, then attach to
+    /// <summary>First open of a device through a group attached to this iommufd (vfio_group_ioctl_get_device_fd): bind, then attach to
     /// the compat IOAS. A no-IOMMU device needs CAP_SYS_RAWIO and no compat IOAS, and DMAs untranslated.</summary>
     public int OpenDevice(SimDevice device)
     {

@@ -4,7 +4,7 @@ namespace Vfio.Simulator;
 internal sealed partial class IommuFdFile
 {
     /// <summary>
-    /// iommufd_device_bind (§9.1 step 8): the IOMMU must isolate MSIs, and DMA ownership of the IOMMU group must be free
+    /// iommufd_device_bind (vfio_df_ioctl_bind_iommufd): the IOMMU must isolate MSIs, and DMA ownership of the IOMMU group must be free
     /// or already held by this context; then a DEVICE object is created. The binding holds the context.
     /// </summary>
     internal int BindDevice(SimDevice device, bool viaCdev, out DeviceObject? binding)
@@ -86,7 +86,7 @@ internal sealed partial class IommuFdFile
         }
     }
 
-    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT (§9.2 steps 2–5): to a HWPT, or to an IOAS through an auto HWPT.</summary>
+    /// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT (vfio_df_ioctl_attach_pt): to a HWPT, or to an IOAS through an auto HWPT.</summary>
     internal int Attach(DeviceObject binding, uint ptId, out uint hwptId)
     {
         hwptId = 0;
@@ -139,7 +139,7 @@ internal sealed partial class IommuFdFile
         return 0;
     }
 
-    /// <summary>iommufd_device_auto_get_domain: reuse a compatible auto HWPT of the IOAS, else create one (§8.9).</summary>
+    /// <summary>iommufd_device_auto_get_domain: reuse a compatible auto HWPT of the IOAS, else create one (iommufd_device_attach).</summary>
     private int AttachIoas(DeviceObject binding, IoasObject ioas, out HwptObject? hwpt)
     {
         foreach (HwptObject existing in ioas.Hwpts)
@@ -232,7 +232,7 @@ internal sealed partial class IommuFdFile
         return 0;
     }
 
-    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (§9.3) and unbind: DMA is blocked; an unused auto HWPT is destroyed.</summary>
+    /// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (vfio_df_ioctl_detach_pt) and unbind: DMA is blocked; an unused auto HWPT is destroyed.</summary>
     internal void Detach(DeviceObject binding)
     {
         HwptObject? hwpt = binding.Hwpt;

@@ -9,7 +9,7 @@ namespace Vfio.Simulator;
 internal sealed partial class IommuFdFile
 {
     /// <summary>
-    /// IOMMU_HWPT_ALLOC (§8.12). The simulated VT-d (like QEMU's) supports user domain allocation but not nesting:
+    /// IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc). The simulated VT-d (like QEMU's) supports user domain allocation but not nesting:
     /// NEST_PARENT and user data are <c>EOPNOTSUPP</c>, so no nest parent — and no nested HWPT — can exist.
     /// </summary>
     private int HwptAlloc(nint argument, uint size)
@@ -71,7 +71,7 @@ internal sealed partial class IommuFdFile
         return rc;
     }
 
-    /// <summary>IOMMU_GET_HW_INFO (§8.13): Intel VT-d data (type 1, 24 bytes), the rest of the buffer zeroed.</summary>
+    /// <summary>IOMMU_GET_HW_INFO (iommufd_get_hw_info): Intel VT-d data (type 1, 24 bytes), the rest of the buffer zeroed.</summary>
     private int GetHwInfo(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 32, out iommu_hw_info cmd);
@@ -115,7 +115,7 @@ internal sealed partial class IommuFdFile
         return Respond(argument, size, cmd);
     }
 
-    /// <summary>IOMMU_HWPT_SET_DIRTY_TRACKING (§8.14); <c>__reserved</c> is not checked. Enabling clears old dirty bits.</summary>
+    /// <summary>IOMMU_HWPT_SET_DIRTY_TRACKING (iommufd_hwpt_set_dirty_tracking); <c>__reserved</c> is not checked. Enabling clears old dirty bits.</summary>
     private int SetDirtyTracking(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 16, out iommu_hwpt_set_dirty_tracking cmd);
@@ -145,7 +145,7 @@ internal sealed partial class IommuFdFile
         return 0;
     }
 
-    /// <summary>IOMMU_HWPT_GET_DIRTY_BITMAP (§8.14): sets (never clears) bit (X − iova) / page_size for dirty X.</summary>
+    /// <summary>IOMMU_HWPT_GET_DIRTY_BITMAP (iommufd_hwpt_get_dirty_bitmap): sets (never clears) bit (X − iova) / page_size for dirty X.</summary>
     private int GetDirtyBitmap(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 48, out iommu_hwpt_get_dirty_bitmap cmd);
@@ -211,7 +211,7 @@ internal sealed partial class IommuFdFile
         return 0;
     }
 
-    /// <summary>IOMMU_HWPT_INVALIDATE (§8.15): <c>entry_num</c> is always written back; no nested HWPT exists here.</summary>
+    /// <summary>IOMMU_HWPT_INVALIDATE (iommufd_hwpt_invalidate): <c>entry_num</c> is always written back; no nested HWPT exists here.</summary>
     private int HwptInvalidate(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 32, out iommu_hwpt_invalidate cmd);

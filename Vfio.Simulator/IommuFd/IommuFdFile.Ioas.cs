@@ -16,7 +16,7 @@ internal sealed partial class IommuFdFile
         return ioas;
     }
 
-    /// <summary>IOMMU_IOAS_ALLOC (§8.3).</summary>
+    /// <summary>IOMMU_IOAS_ALLOC (iommufd_ioas_alloc_ioctl).</summary>
     private int IoasAlloc(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 12, out iommu_ioas_alloc cmd);
@@ -38,7 +38,7 @@ internal sealed partial class IommuFdFile
         return rc;
     }
 
-    /// <summary>IOMMU_IOAS_IOVA_RANGES (§8.4): the holes of the reserved set; <c>EMSGSIZE</c> after the header was
+    /// <summary>IOMMU_IOAS_IOVA_RANGES (iommufd_ioas_iova_ranges): the holes of the reserved set; <c>EMSGSIZE</c> after the header was
     /// updated when the array is too short.</summary>
     private int IoasIovaRanges(nint argument, uint size)
     {
@@ -77,7 +77,7 @@ internal sealed partial class IommuFdFile
         return cmd.num_iovas > capacity ? -(int)Errno.EMSGSIZE : 0;
     }
 
-    /// <summary>IOMMU_IOAS_MAP (§8.5), checked in the table's order.</summary>
+    /// <summary>IOMMU_IOAS_MAP (iommufd_ioas_map), checked in the kernel's order.</summary>
     private int IoasMap(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 40, out iommu_ioas_map cmd);
@@ -113,7 +113,7 @@ internal sealed partial class IommuFdFile
         return Respond(argument, size, cmd);
     }
 
-    /// <summary>iopt_map_user_pages (§8.5 steps 5–10), shared with the compat MAP_DMA.</summary>
+    /// <summary>iopt_map_user_pages (iommufd_ioas_map), shared with the compat MAP_DMA.</summary>
     private static int MapUserPages(IoasObject ioas, ref ulong iova, bool fixedIova, ulong userVa, ulong length, bool readable, bool writable)
     {
         if (length == 0 || length > ulong.MaxValue - SimulatedVtd.PageSize)
@@ -128,7 +128,7 @@ internal sealed partial class IommuFdFile
         return ioas.Map(ref iova, fixedIova, new ReadOnlySpan<PagesPiece>(in piece), length, readable, writable);
     }
 
-    /// <summary>IOMMU_IOAS_ALLOW_IOVAS (§8.6).</summary>
+    /// <summary>IOMMU_IOAS_ALLOW_IOVAS (iommufd_ioas_allow_iovas).</summary>
     private int IoasAllowIovas(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 24, out iommu_ioas_allow_iovas cmd);
@@ -162,7 +162,7 @@ internal sealed partial class IommuFdFile
         return ioas.SetAllowed(ranges);
     }
 
-    /// <summary>IOMMU_IOAS_COPY (§8.7).</summary>
+    /// <summary>IOMMU_IOAS_COPY (iommufd_ioas_copy).</summary>
     private int IoasCopy(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 40, out iommu_ioas_copy cmd);
@@ -217,7 +217,7 @@ internal sealed partial class IommuFdFile
         return Respond(argument, size, cmd);
     }
 
-    /// <summary>IOMMU_IOAS_UNMAP (§8.8): on failure nothing is written back, though areas already removed stay removed.</summary>
+    /// <summary>IOMMU_IOAS_UNMAP (iommufd_ioas_unmap): on failure nothing is written back, though areas already removed stay removed.</summary>
     private int IoasUnmap(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 24, out iommu_ioas_unmap cmd);

@@ -7,10 +7,10 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// An iommufd context, <c>/dev/iommu</c> (kernel-uapi-6.12.md §8): the ID table of IOAS, HWPT and DEVICE objects, the
-/// iommufd ioctls with the <c>size</c> convention of §2.3, the VFIO container ioctls of §7 and, used where a container
-/// fd goes, the group path of §4.4 step 5b and §4.6. The context lives while its fd, a bound device or an attached
-/// group holds it (§8.1): closing the fd does not unmap anything a device still uses.
+/// An iommufd context, <c>/dev/iommu</c> (drivers/iommu/iommufd): the ID table of IOAS, HWPT and DEVICE objects, the
+/// iommufd ioctls with the <c>size</c> convention of iommufd_fops_ioctl, the VFIO container ioctls of drivers/iommu/iommufd/vfio_compat.c and, used where a container
+/// fd goes, the group path of vfio_group_ioctl_set_container and vfio_group_ioctl_get_device_fd. The context lives while its fd, a bound device or an attached
+/// group holds it (drivers/iommu/iommufd/main.c): closing the fd does not unmap anything a device still uses.
 /// </summary>
 internal sealed partial class IommuFdFile : SimFile
 {
@@ -39,7 +39,7 @@ internal sealed partial class IommuFdFile : SimFile
     /// <summary>The VFIO compatibility IOAS (IOMMU_VFIO_IOAS, created by a group's SET_CONTAINER).</summary>
     private IoasObject? CompatIoas { get; set; }
 
-    /// <summary>A no-IOMMU group was attached (§4.4 5b): no compat IOAS may exist.</summary>
+    /// <summary>A no-IOMMU group was attached (vfio_group_ioctl_set_container): no compat IOAS may exist.</summary>
     private bool NoIommuMode { get; set; }
 
     /// <summary>RLIMIT accounting: false = per user (the default of /dev/iommu), true = per process.</summary>
@@ -107,7 +107,7 @@ internal sealed partial class IommuFdFile : SimFile
         if (nr < IoctlEncoding.IOMMUFD_CMD_BASE || nr > IommuUapi.IOMMUFD_CMD_HWPT_INVALIDATE)
         {
             // Outside the iommufd table (6.12's table ends at FAULT_QUEUE_ALLOC, which the model leaves out and
-            // treats like a later command): the VFIO container compatibility handler (§7).
+            // treats like a later command): the VFIO container compatibility handler (drivers/iommu/iommufd/vfio_compat.c).
             return nr == IommuUapi.IOMMUFD_CMD_FAULT_QUEUE_ALLOC && request == IoctlEncoding.Io(nr)
                 ? -(int)Errno.ENOTTY
                 : CompatIoctl(request, argument);
@@ -140,7 +140,7 @@ internal sealed partial class IommuFdFile : SimFile
         };
     }
 
-    /// <summary>§2.3 steps 3–4: <c>size</c> below the minimum is <c>EINVAL</c>; a shorter struct reads as zero-extended;
+    /// <summary>iommufd_fops_ioctl: <c>size</c> below the minimum is <c>EINVAL</c>; a shorter struct reads as zero-extended;
     /// a longer one must have an all-zero tail (<c>E2BIG</c>).</summary>
     private static int ReadCommand<T>(nint argument, uint size, int minSize, out T command)
         where T : unmanaged
@@ -179,7 +179,7 @@ internal sealed partial class IommuFdFile : SimFile
         where T : unmanaged
         => UserMemory.Write(argument, (int)Math.Min(size, (uint)Unsafe.SizeOf<T>()), command);
 
-    /// <summary>IOMMU_DESTROY (§8.2): <c>ENOENT</c> for no such object, <c>EBUSY</c> while it has users.</summary>
+    /// <summary>IOMMU_DESTROY (iommufd_destroy): <c>ENOENT</c> for no such object, <c>EBUSY</c> while it has users.</summary>
     private int Destroy(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 8, out iommu_destroy cmd);
@@ -218,7 +218,7 @@ internal sealed partial class IommuFdFile : SimFile
         return 0;
     }
 
-    /// <summary>IOMMU_OPTION (§8.10); on success only <c>val64</c> is written back.</summary>
+    /// <summary>IOMMU_OPTION (iommufd_option); on success only <c>val64</c> is written back.</summary>
     private int Option(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 24, out iommu_option cmd);
@@ -304,7 +304,7 @@ internal sealed partial class IommuFdFile : SimFile
         }
     }
 
-    /// <summary>IOMMU_VFIO_IOAS (§8.11).</summary>
+    /// <summary>IOMMU_VFIO_IOAS (iommufd_vfio_ioas).</summary>
     private int VfioIoas(nint argument, uint size)
     {
         int rc = ReadCommand(argument, size, 12, out iommu_vfio_ioas cmd);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 namespace Vfio.Simulator;
 
-/// <summary>An object of an iommufd context's ID table (kernel-uapi-6.12.md §8.1).</summary>
+/// <summary>An object of an iommufd context's ID table (_iommufd_object_alloc).</summary>
 internal abstract class IommuFdObject
 {
     internal uint Id { get; set; }
@@ -23,7 +23,7 @@ internal sealed class DeviceObject(IommuFdFile context, SimDevice device, bool v
 
 /// <summary>
 /// A HWPT_PAGING object: an IOMMU domain holding every mapping of its IOAS. It is the IDmaSpace of the devices
-/// attached to it; with dirty tracking on, device writes mark pages dirty (§8.14).
+/// attached to it; with dirty tracking on, device writes mark pages dirty (iommufd_hwpt_get_dirty_bitmap).
 /// </summary>
 internal sealed class HwptObject(IoasObject ioas, bool autoDomain, bool dirtyCapable) : IommuFdObject, IDmaSpace
 {

@@ -6,7 +6,7 @@ namespace Vfio.Simulator;
 /// <summary>
 /// What the simulated IOMMU driver reports to iommufd: QEMU's emulated Intel VT-d as the testbed shows it
 /// (QEMU 10, the testbed's: IOVA ranges 0x0–0xfedfffff and 0xfef00000–0xffffffffffff, page sizes 0x40201000, hw-info
-/// type 1; testbed.md's 39-bit end 0x7fffffffff was QEMU 7.2's default aw-bits, QEMU 9.2 raised it to 48).
+/// type 1; an end of 0x7fffffffff (39 bits) was QEMU 7.2's default aw-bits, QEMU 9.2 raised it to 48).
 /// </summary>
 internal static class SimulatedVtd
 {

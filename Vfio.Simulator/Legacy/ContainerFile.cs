@@ -5,8 +5,8 @@ using Vfio.Core.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// A legacy container, <c>/dev/vfio/vfio</c> (kernel-uapi-6.12.md §3): groups, the IOMMU backend chosen by
-/// <c>VFIO_SET_IOMMU</c>, and the backends' ioctls. It outlives its fd while groups are attached (§4.7).
+/// A legacy container, <c>/dev/vfio/vfio</c> (drivers/vfio/container.c): groups, the IOMMU backend chosen by
+/// <c>VFIO_SET_IOMMU</c>, and the backends' ioctls. It outlives its fd while groups are attached (vfio_group_fops_release).
 /// </summary>
 internal sealed class ContainerFile(SimulatedKernel kernel) : SimFile
 {
@@ -25,7 +25,7 @@ internal sealed class ContainerFile(SimulatedKernel kernel) : SimFile
 
     private bool HoldsNoIommuGroups => _groups.Count > 0 && _groups[0].NoIommu;
 
-    /// <summary>The backends this container may use now (§3.4): with groups attached, only those of their kind.</summary>
+    /// <summary>The backends this container may use now (vfio_ioctl_set_iommu): with groups attached, only those of their kind.</summary>
     private IEnumerable<IommuBackendRegistration> AllowedBackends
         => kernel.IommuBackends.Where(b => _groups.Count == 0 || b.ForNoIommu == HoldsNoIommuGroups);
 
@@ -103,7 +103,7 @@ internal sealed class ContainerFile(SimulatedKernel kernel) : SimFile
         return result;
     }
 
-    /// <summary>VFIO_GROUP_SET_CONTAINER with this container (§4.4 step 5a).</summary>
+    /// <summary>VFIO_GROUP_SET_CONTAINER with this container (vfio_group_ioctl_set_container).</summary>
     internal int AttachGroup(SimGroup group)
     {
         if (group.NoIommu && !kernel.Topology.Privileged)

@@ -5,7 +5,7 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// A device fd from <c>VFIO_GROUP_GET_DEVICE_FD</c> (anonymous inode <c>[vfio-device]</c>): every call goes to the
-/// device's VFIO bus driver; the first open and last close run its open/close (§4.6, §4.7).
+/// device's VFIO bus driver; the first open and last close run its open/close (vfio_group_ioctl_get_device_fd, vfio_group_fops_release).
 /// </summary>
 internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
 {
@@ -26,7 +26,7 @@ internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
 
     internal override int Ioctl(uint request, nint argument)
     {
-        // §10.1 step 1 / §9.1: BIND is handled before the driver; on an fd from a group it fails at step 3 (EINVAL)
+        // vfio_device_fops_unl_ioctl / vfio_df_ioctl_bind_iommufd: BIND is handled before the driver; on an fd from a group it fails with EINVAL (not a cdev fd)
         // once the argument could be read.
         if (request == Vfio.Core.Interop.VfioUapi.VFIO_DEVICE_BIND_IOMMUFD)
         {

@@ -7,8 +7,8 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// An open VFIO group, <c>/dev/vfio/N</c> or <c>/dev/vfio/noiommu-N</c> (kernel-uapi-6.12.md §4): status, container
-/// attach/detach and device fds. Device fds keep the group attached after its fd is closed (§4.7).
+/// An open VFIO group, <c>/dev/vfio/N</c> or <c>/dev/vfio/noiommu-N</c> (drivers/vfio/group.c): status, container
+/// attach/detach and device fds. Device fds keep the group attached after its fd is closed (vfio_group_fops_release).
 /// </summary>
 internal sealed class GroupFile : SimFile
 {
@@ -30,7 +30,7 @@ internal sealed class GroupFile : SimFile
 
     internal override string ProcLink => $"/dev/vfio/{Group.NodeName}";
 
-    /// <summary>Opens the group node, checked in §4.1's order.</summary>
+    /// <summary>Opens the group node, checked in vfio_group_fops_open's order.</summary>
     internal static (int Result, SimFile? File) Open(SimulatedKernel kernel, SimGroup group)
     {
         if (!group.Devices.Any(d => d.IsVfio))

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 namespace Vfio.Simulator;
 
-/// <summary>An iommufd used where a container fd goes (kernel-uapi-6.12.md §4.4 step 5b, §7).</summary>
+/// <summary>An iommufd used where a container fd goes (vfio_group_ioctl_set_container, drivers/iommu/iommufd/vfio_compat.c).</summary>
 internal interface IVfioCompatContainer
 {
     /// <summary>VFIO_GROUP_SET_CONTAINER with this iommufd. Returns 0 or <c>-errno</c>.</summary>

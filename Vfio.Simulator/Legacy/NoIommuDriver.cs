@@ -5,7 +5,7 @@ using Vfio.Core.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// The no-IOMMU backend (§4.8): accepts only type 8, implements no DMA ioctls (<c>ENOTTY</c>), and lets devices DMA
+/// The no-IOMMU backend (vfio_noiommu_group_alloc): accepts only type 8, implements no DMA ioctls (<c>ENOTTY</c>), and lets devices DMA
 /// to physical addresses untranslated: the machine's <see cref="SimulatedPhysicalMemory"/>, whose frames
 /// <c>/proc/self/pagemap</c> reports.
 /// </summary>

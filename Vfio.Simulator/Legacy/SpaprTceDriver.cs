@@ -6,7 +6,7 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// The sPAPR TCE backend of a POWER host (kernel-uapi-6.12.md §6, drivers/vfio/vfio_iommu_spapr_tce.c): v1 (type 2,
+/// The sPAPR TCE backend of a POWER host (drivers/vfio/vfio_iommu_spapr_tce.c): v1 (type 2,
 /// one group, the platform's 32-bit window, ENABLE/DISABLE) and v2 (type 7, pre-registered memory, a deferred default
 /// window plus dynamic windows via CREATE/REMOVE). Devices DMA through the TCE tables of the container's windows.
 /// The platform is modelled on a PowerNV POWER9 PHB (see the constants); PAGE_SIZE is the host's 4 KiB.

@@ -15,7 +15,7 @@ internal sealed partial class Type1Driver
     private const uint DirtyFlags = VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START | VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP
         | VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
 
-    /// <summary>VFIO_IOMMU_DIRTY_PAGES (§5.5): START, STOP, GET_BITMAP; v1 containers get EACCES before anything is read.</summary>
+    /// <summary>VFIO_IOMMU_DIRTY_PAGES (vfio_iommu_type1_dirty_pages): START, STOP, GET_BITMAP; v1 containers get EACCES before anything is read.</summary>
     private int DirtyPages(nint argument)
     {
         if (!_v2)

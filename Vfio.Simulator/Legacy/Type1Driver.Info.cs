@@ -25,7 +25,7 @@ internal sealed partial class Type1Driver
     /// <summary>The minimum IOMMU page size (lowest bit of <c>pgsize_bitmap</c>).</summary>
     private ulong MinPageSize => 1UL << BitOperations.TrailingZeroCount(_pageSizes);
 
-    /// <summary>VFIO_IOMMU_GET_INFO (§5.2, §2.2): flags, page sizes and the capability chain MIGRATION, DMA_AVAIL,
+    /// <summary>VFIO_IOMMU_GET_INFO (vfio_iommu_type1_get_info, vfio_info_cap_add): flags, page sizes and the capability chain MIGRATION, DMA_AVAIL,
     /// IOVA_RANGE; when <c>argsz</c> is too small for the chain, success with CAPS set and <c>argsz</c> = the size needed.</summary>
     private int GetInfo(nint argument)
     {

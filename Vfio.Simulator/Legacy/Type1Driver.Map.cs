@@ -19,7 +19,7 @@ internal sealed partial class Type1Driver
 
     private const uint UnmapFlags = VfioUapi.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VfioUapi.VFIO_DMA_UNMAP_FLAG_ALL | VfioUapi.VFIO_DMA_UNMAP_FLAG_VADDR;
 
-    /// <summary>VFIO_IOMMU_MAP_DMA (§5.3), checks in the kernel's order.</summary>
+    /// <summary>VFIO_IOMMU_MAP_DMA (vfio_dma_do_map), checks in the kernel's order.</summary>
     private int MapDma(nint argument)
     {
         int rc = UserMemory.Read(argument, MapSize, out vfio_iommu_type1_dma_map map);
@@ -121,7 +121,7 @@ internal sealed partial class Type1Driver
         return false;
     }
 
-    /// <summary>VFIO_IOMMU_UNMAP_DMA (§5.4): validation, then <c>vfio_dma_do_unmap</c>; on success the first 24 bytes are
+    /// <summary>VFIO_IOMMU_UNMAP_DMA (vfio_dma_do_unmap): validation, then <c>vfio_dma_do_unmap</c>; on success the first 24 bytes are
     /// written back with <c>size</c> = bytes unmapped (or invalidated).</summary>
     private int UnmapDma(nint argument)
     {

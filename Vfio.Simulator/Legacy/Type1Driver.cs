@@ -5,13 +5,13 @@ using Vfio.Core.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// The Type1 IOMMU backend of a legacy container (kernel-uapi-6.12.md §5; the kernel's <c>vfio_iommu_type1.c</c>):
+/// The Type1 IOMMU backend of a legacy container (the kernel's <c>drivers/vfio/vfio_iommu_type1.c</c>):
 /// v1 (type 1) and v2 (type 3; type 6 asks for nesting, which the modelled Intel VT-d does not support). It keeps the
 /// container's DMA mappings as a sorted interval map and is the <see cref="IDmaSpace"/> of every device of its groups.
 /// </summary>
 /// <remarks>
 /// Every attached group shares one IOMMU domain with the properties the real kernel showed on the testbed's emulated
-/// VT-d (testbed.md): page sizes 4 KiB | 2 MiB | 1 GiB, aperture 0..2^39−1 minus the MSI window 0xfee00000–0xfeefffff,
+/// VT-d: page sizes 4 KiB | 2 MiB | 1 GiB, aperture 0..2^39−1 minus the MSI window 0xfee00000–0xfeefffff,
 /// no snoop control (DMA_CC answers 0). State is guarded by its own lock as well as the kernel's: device models
 /// translate DMA from their own threads.
 /// </remarks>
@@ -19,7 +19,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
 {
     internal const ulong PageSize = 4096;
 
-    /// <summary>The domain's page sizes, as VFIO_IOMMU_GET_INFO showed them on the real kernel (testbed.md).</summary>
+    /// <summary>The domain's page sizes, as VFIO_IOMMU_GET_INFO showed them on the real kernel (the testbed).</summary>
     internal const ulong DomainPageSizes = 0x40201000;
 
     /// <summary><c>pgsize_bitmap</c> before any domain: <c>PAGE_MASK</c>, every power of two ≥ PAGE_SIZE.</summary>
@@ -71,7 +71,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
 
     /// <summary>
     /// The kernel's <c>group->pinned_page_dirty_scope</c> for every attached group. False (real vfio-pci: an IOMMU-backed
-    /// group never declares it) makes every page of every mapping read as dirty (§5.5). True is a model extension for
+    /// group never declares it) makes every page of every mapping read as dirty (vfio_iommu_type1_dirty_pages). True is a model extension for
     /// tests: only pages a device wrote through DMA while tracking was on read as dirty.
     /// </summary>
     internal bool PinnedPageDirtyScope { get; set; }
@@ -106,7 +106,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
         return (-(int)Errno.EINVAL, null);
     }
 
-    /// <summary>§3.3's Type1 column; <paramref name="iommu"/> null is the stateless poll before SET_IOMMU.</summary>
+    /// <summary>VFIO_CHECK_EXTENSION's answers for Type1 (vfio_iommu_type1_check_extension); <paramref name="iommu"/> null is the stateless poll before SET_IOMMU.</summary>
     private static int CheckExtension(Type1Driver? iommu, uint extension)
     {
         if (extension is VfioUapi.VFIO_TYPE1_IOMMU or VfioUapi.VFIO_TYPE1v2_IOMMU or VfioUapi.VFIO_TYPE1_NESTING_IOMMU or VfioUapi.VFIO_UNMAP_ALL)
@@ -148,7 +148,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
         return -(int)Errno.ENOTTY;
     }
 
-    /// <summary><c>vfio_iommu_type1_attach_group</c> (§5.6), in the kernel's order of checks.</summary>
+    /// <summary><c>vfio_iommu_type1_attach_group</c>, in the kernel's order of checks.</summary>
     public int AttachGroup(SimGroup group)
     {
         lock (_sync)

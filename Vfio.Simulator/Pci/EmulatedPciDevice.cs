@@ -9,7 +9,7 @@ namespace Vfio.Simulator;
 /// <para>
 /// The simulated vfio-pci core builds the device's config space from these properties (IDs, class, BARs with
 /// sizing, the MSI / PCI Express / MSI-X capabilities, interrupt pin) and virtualizes it as the kernel does
-/// (kernel-uapi-6.12.md §11.6). BAR accesses through <c>pread</c>/<c>pwrite</c> are split into naturally aligned
+/// (vfio_config_do_rw). BAR accesses through <c>pread</c>/<c>pwrite</c> are split into naturally aligned
 /// 8/4/2/1-byte accesses and reach <see cref="ReadBar"/>/<see cref="WriteBar"/>, as do accesses through an mmap of
 /// the BAR.
 /// </para>
@@ -65,7 +65,7 @@ public abstract class EmulatedPciDevice : EmulatedDevice
     public virtual uint MsixPbaOffset => 0x800;
 
     /// <summary>How many MSI/MSI-X vectors the host can allocate for the device; when user space asks for more,
-    /// SET_IRQS enables nothing and returns this number (the positive-count quirk of §11.3).</summary>
+    /// SET_IRQS enables nothing and returns this number (the positive-count quirk of vfio_pci_set_irqs_ioctl).</summary>
     public virtual int HostVectorLimit => int.MaxValue;
 
     /// <summary>The INTx pin: 1–4 for INTA–INTD, or 0 for no INTx.</summary>

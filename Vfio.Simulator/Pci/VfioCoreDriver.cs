@@ -7,9 +7,9 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// What the VFIO core does for every bus driver's device fd (kernel-uapi-6.12.md §10): <c>VFIO_DEVICE_FEATURE</c>
-/// dispatch and validation (§10.5), the shared SET_IRQS header validation (§10.4), and the <c>pread</c>/<c>pwrite</c>
-/// dispatch of both bus drivers (region index in the offset's bits 40 and up, §11.1): a bus driver supplies only
+/// What the VFIO core does for every bus driver's device fd (drivers/vfio/vfio_main.c): <c>VFIO_DEVICE_FEATURE</c>
+/// dispatch and validation (vfio_ioctl_device_feature), the shared SET_IRQS header validation (vfio_set_irqs_validate_and_prepare), and the <c>pread</c>/<c>pwrite</c>
+/// dispatch of both bus drivers (region index in the offset's bits 40 and up, vfio_pci_rw): a bus driver supplies only
 /// its region handlers.
 /// </summary>
 internal abstract class VfioCoreDriver : VfioBusDriver
@@ -94,7 +94,7 @@ internal abstract class VfioCoreDriver : VfioBusDriver
     /// gives <c>-EINVAL</c>.</summary>
     protected virtual int DeviceFeature(uint flags, nint data, uint dataSize) => -EINVAL;
 
-    /// <summary>vfio_ioctl_device_feature (§10.5).</summary>
+    /// <summary>vfio_ioctl_device_feature.</summary>
     private int Feature(nint argument)
     {
         const int Minsz = vfio_device_feature.data_offset;
@@ -151,7 +151,7 @@ internal abstract class VfioCoreDriver : VfioBusDriver
     }
 
     /// <summary>
-    /// The SET_IRQS header copy and <c>vfio_set_irqs_validate_and_prepare</c> (§10.4), then the data copy:
+    /// The SET_IRQS header copy and <c>vfio_set_irqs_validate_and_prepare</c>, then the data copy:
     /// <paramref name="maxOf"/> gives the IRQ count of an index.
     /// </summary>
     protected static int ReadSetIrqs(nint argument, uint numIndexes, Func<uint, uint> maxOf, out vfio_irq_set header, out byte[] data)
@@ -216,7 +216,7 @@ internal abstract class VfioCoreDriver : VfioBusDriver
         }
     }
 
-    /// <summary>Writes the fixed part of an INFO struct and a capability chain (§2.2): returns 0 or <c>-EFAULT</c>.</summary>
+    /// <summary>Writes the fixed part of an INFO struct and a capability chain (vfio_info_cap_add): returns 0 or <c>-EFAULT</c>.</summary>
     protected static int WriteCaps(nint argument, int structSize, uint argsz, ReadOnlySpan<byte> caps)
         => argsz < structSize + caps.Length ? 0 : UserMemory.CopyTo(argument + structSize, caps);
 }

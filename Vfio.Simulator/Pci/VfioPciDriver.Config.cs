@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 
 namespace Vfio.Simulator;
 
-/// <summary>The virtual config space of vfio-pci (§11.6): a virtual copy with per-byte write masks and fix-ups.</summary>
+/// <summary>The virtual config space of vfio-pci (vfio_config_do_rw): a virtual copy with per-byte write masks and fix-ups.</summary>
 internal sealed partial class VfioPciDriver
 {
     private const ushort PciCommandIo = 0x1;

@@ -7,7 +7,7 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// PCI hot reset (§11.4). The simulated machine has no hotplug slots, so the reset is a secondary bus reset: the
+/// PCI hot reset (vfio_pci_ioctl_pci_hot_reset). The simulated machine has no hotplug slots, so the reset is a secondary bus reset: the
 /// affected devices are every PCI function on the same domain and bus. Functions on the root bus (bus 00, as on
 /// the testbed's q35) have no upstream bridge and cannot be bus-reset: both ioctls give <c>ENODEV</c>.
 /// </summary>

@@ -19,7 +19,7 @@ internal sealed partial class VfioPciDriver
     /// <summary>How many ioeventfds the device has (for tests).</summary>
     internal int IoEventFdCount => _ioeventfds.Count;
 
-    /// <summary>vfio_pci_ioctl_ioeventfd + vfio_pci_ioeventfd (§11.5).</summary>
+    /// <summary>vfio_pci_ioctl_ioeventfd + vfio_pci_ioeventfd.</summary>
     private int IoEventFdIoctl(nint argument)
     {
         const int Minsz = 28; // offsetofend(struct vfio_device_ioeventfd, fd)

@@ -7,7 +7,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
-/// <summary>vfio-pci interrupts (§11.2, §11.3): INTx with automasking, MSI/MSI-X vectors, ERR/REQ triggers.</summary>
+/// <summary>vfio-pci interrupts (vfio_pci_get_irq_count, vfio_pci_set_irqs_ioctl): INTx with automasking, MSI/MSI-X vectors, ERR/REQ triggers.</summary>
 internal sealed partial class VfioPciDriver
 {
     private int SetIrqs(nint argument)

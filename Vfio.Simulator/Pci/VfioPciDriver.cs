@@ -7,7 +7,7 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// The simulated vfio-pci core serving an <see cref="EmulatedPciDevice"/> (kernel-uapi-6.12.md §10, §11): regions at
+/// The simulated vfio-pci core serving an <see cref="EmulatedPciDevice"/> (drivers/vfio/vfio_main.c, drivers/vfio/pci): regions at
 /// <c>index &lt;&lt; 40</c>, BAR access and mmap, the virtualized config space, INTx/MSI/MSI-X/ERR/REQ interrupts
 /// function reset, PCI hot reset and ioeventfds.
 /// </summary>
@@ -119,7 +119,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         return -ENOTTY;
     }
 
-    // ---- §10.2 GET_INFO ----------------------------------------------------------------------------------------
+    // ---- GET_INFO (vfio_pci_ioctl_get_info) ----------------------------------------------------------------------------------------
 
     private int GetInfo(nint argument)
     {
@@ -140,7 +140,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         return UserMemory.Write(argument, (int)Math.Min(info.argsz, 24u), in info) < 0 ? -EFAULT : 0;
     }
 
-    // ---- §10.3 / §11.1 GET_REGION_INFO -----------------------------------------------------------------------------
+    // ---- GET_REGION_INFO (vfio_pci_ioctl_get_region_info) -----------------------------------------------------------------------------
 
     private int GetRegionInfo(nint argument)
     {
@@ -243,7 +243,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         return caps;
     }
 
-    // ---- §11.2 GET_IRQ_INFO -------------------------------------------------------------------------------------------
+    // ---- GET_IRQ_INFO (vfio_pci_ioctl_get_irq_info) -------------------------------------------------------------------------------------------
 
     private int GetIrqInfo(nint argument)
     {
@@ -285,7 +285,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         _ => 0u,
     };
 
-    // ---- §10.6 RESET ----------------------------------------------------------------------------------------------------
+    // ---- RESET (vfio_pci_ioctl_reset) ----------------------------------------------------------------------------------------------------
 
     private int Reset()
     {
@@ -299,7 +299,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         return 0;
     }
 
-    // ---- §10.5 features: vfio-pci's device_feature op ----------------------------------------------------------------------
+    // ---- features: vfio-pci's device_feature op (vfio_pci_core_ioctl_feature) ----------------------------------------------------------------------
 
     protected override int DeviceFeature(uint flags, nint data, uint dataSize)
     {
@@ -367,7 +367,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         return 0;
     }
 
-    // ---- §11.1 read / write ------------------------------------------------------------------------------------------------
+    // ---- read / write (vfio_pci_rw) ------------------------------------------------------------------------------------------------
 
     protected override uint RegionCount => NumRegions;
 
@@ -433,7 +433,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private PciBar? BarAt(int index) => index < _model.Bars.Count ? _model.Bars[index] : null;
 
-    // ---- §11.1 mmap ------------------------------------------------------------------------------------------------------------
+    // ---- mmap (vfio_pci_core_mmap) ------------------------------------------------------------------------------------------------------------
 
     internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
     {

@@ -3,7 +3,7 @@ namespace Vfio.Simulator;
 
 /// <summary>
 /// A platform device model (e.g. a virtio-mmio transport) served by the simulated vfio-platform driver
-/// (kernel-uapi-6.12.md §12): its MMIO regions, interrupt lines, register callbacks, and the means to raise
+/// (drivers/vfio/platform): its MMIO regions, interrupt lines, register callbacks, and the means to raise
 /// interrupts and do DMA.
 /// </summary>
 /// <remarks>Every callback runs under the simulated kernel's lock, as does work queued with <see cref="Schedule"/>.

@@ -9,7 +9,7 @@ using Vfio.Simulator.Interop;
 namespace Vfio.Simulator;
 
 /// <summary>
-/// The simulated vfio-platform driver (kernel-uapi-6.12.md §12) serving an <see cref="EmulatedPlatformDevice"/>:
+/// The simulated vfio-platform driver (drivers/vfio/platform) serving an <see cref="EmulatedPlatformDevice"/>:
 /// MMIO regions at <c>index &lt;&lt; 40</c>, level (automasked) and edge interrupt lines, reset.
 /// </summary>
 internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCoreDriver

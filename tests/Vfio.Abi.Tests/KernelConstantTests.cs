@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
-using System.Numerics;
+using System.Reflection;
 using Shouldly;
 using Vfio.Abi.Tests.Infrastructure;
-using Vfio.Core.Interop;
 
 namespace Vfio.Abi.Tests;
 
 /// <summary>
-/// Every <c>public const</c> of <see cref="VfioUapi"/>, <see cref="IommuUapi"/> and <see cref="IoctlEncoding"/>
-/// against the value gcc computes for the macro or enumerator of the same name.
+/// Every <c>const</c> of <c>VfioUapi</c>, <c>IommuUapi</c> and <c>IoctlEncoding</c> against the value each
+/// architecture's gcc computes for the macro or enumerator of the same name.
 /// </summary>
 /// <remarks>
 /// An unsigned C# constant matches when the C value converted to the C# type is the C# value and no significant
@@ -18,16 +17,16 @@ namespace Vfio.Abi.Tests;
 public sealed class KernelConstantTests
 {
     [Theory]
-    [MemberData(nameof(UapiModel.ConstantNames), MemberType = typeof(UapiModel))]
-    public void Constant_MatchesKernelHeaders(string name)
+    [MemberData(nameof(UapiModel.ConstantRows), MemberType = typeof(UapiModel))]
+    public void Constant_MatchesKernelHeaders(string arch, string name)
     {
         var managed = UapiModel.Constant(name);
-        var kernel = KernelProbe.Host;
+        var kernel = KernelProbe.For(arch);
         kernel.ThrowIfNotCompiled(KernelProbe.ConstantKey(name));
 
         if (managed.Value is string text)
         {
-            kernel.Strings[name].ShouldBe(text, $"{managed.DeclaringType.Name}.{name}: C# \"{text}\", C \"{kernel.Strings[name]}\"");
+            kernel.Strings[name].ShouldBe(text, $"{managed.DeclaringType.Name}.{name}: C# \"{text}\", C ({arch}) \"{kernel.Strings[name]}\"");
             return;
         }
 
@@ -37,21 +36,21 @@ public sealed class KernelConstantTests
         var matches = signed
             ? cValue == value
             : cValue >= -(Int128.One << (bits - 1)) && cValue <= (Int128.One << bits) - 1 && (UInt128)(cValue & ((Int128.One << bits) - 1)) == (UInt128)value;
-        matches.ShouldBeTrue($"{managed.DeclaringType.Name}.{name}: C# {value} (0x{value:X}, {managed.ValueType.Name}), C {c}");
+        matches.ShouldBeTrue($"{managed.DeclaringType.Name}.{name}: C# {value} (0x{value:X}, {managed.ValueType.Name}), C ({arch}) {c}");
     }
 
     [Fact]
     public void ConstantsNotInHeaders_AreDeclared()
     {
-        var declared = UapiModel.ConstantClasses.SelectMany(c => c.GetFields()).Where(f => f.IsLiteral).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        var declared = UapiModel.ConstantClasses.SelectMany(c => c.GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)).Where(f => f.IsLiteral).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
         UapiModel.ConstantsNotInHeaders.Keys.Where(k => !declared.Contains(k)).ShouldBeEmpty("stale entries in UapiModel.ConstantsNotInHeaders");
     }
 
     [Fact]
     public void UapiClasses_HoldOnlyConstantsAndIoctlNumbers()
     {
-        UapiModel.UnexpectedPublicStaticFields().ShouldBeEmpty(
-            "VfioUapi/IommuUapi/IoctlEncoding may only hold public const kernel constants and public static readonly uint ioctl numbers");
+        UapiModel.UnexpectedStaticFields().ShouldBeEmpty(
+            "VfioUapi/IommuUapi/IoctlEncoding may only hold const kernel constants and static readonly uint ioctl numbers");
     }
 
     private static (Int128 Value, int Bits, bool Signed) Describe(object value) => value switch

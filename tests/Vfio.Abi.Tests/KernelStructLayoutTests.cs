@@ -5,9 +5,11 @@ using Vfio.Abi.Tests.Infrastructure;
 namespace Vfio.Abi.Tests;
 
 /// <summary>
-/// Every public struct of <c>Vfio.Core.Interop</c> against gcc and the 6.12 headers: <c>sizeof</c>,
-/// <c>_Alignof</c>, and per member <c>offsetof</c>, <c>sizeof</c>, element size and signedness; flexible array
-/// offsets documented as <c>&lt;member&gt;_offset</c> constants against <c>offsetof</c>.
+/// Every struct of <c>Vfio.Core.Interop</c>, as the runtime lays it out on this host, against each architecture's
+/// gcc and the 6.12 headers: <c>sizeof</c>, <c>_Alignof</c>, and per member <c>offsetof</c>, <c>sizeof</c>, element
+/// size and signedness; flexible array offsets documented as <c>&lt;member&gt;_offset</c> constants against
+/// <c>offsetof</c>. x86-64, arm64 and ppc64le are all LP64 with natural alignment, so one managed layout must
+/// match the three.
 /// </summary>
 /// <remarks>
 /// Alignment: a flexible array member whose element type is more aligned than every declared member (e.g.
@@ -20,11 +22,11 @@ namespace Vfio.Abi.Tests;
 public sealed class KernelStructLayoutTests
 {
     [Theory]
-    [MemberData(nameof(UapiModel.StructNames), MemberType = typeof(UapiModel))]
-    public void Struct_MatchesKernelHeaders(string name)
+    [MemberData(nameof(UapiModel.StructRows), MemberType = typeof(UapiModel))]
+    public void Struct_MatchesKernelHeaders(string arch, string name)
     {
         var managed = UapiModel.Struct(name);
-        var kernel = KernelProbe.Host;
+        var kernel = KernelProbe.For(arch);
         kernel.ThrowIfNotCompiled(KernelProbe.StructKey(name));
 
         var differences = new List<string>(managed.Problems.Select(p => $"{name}: {p}"));
@@ -65,7 +67,55 @@ public sealed class KernelStructLayoutTests
             Compare(differences, $"offsetof({name}.{flex.Member}[]) ({name}.{flex.Member}{UapiModel.FlexibleArrayOffsetSuffix})", flex.Offset, kernel.FlexibleArrays[(name, flex.Member)]);
         }
 
-        differences.ShouldBeEmpty($"struct {name} differs from the 6.12 headers ({UapiHeaders.Current.Include})");
+        differences.ShouldBeEmpty($"struct {name} differs from the 6.12 headers for {arch} ({UapiHeaders.Current.Include})");
+    }
+
+    /// <summary>
+    /// The gaps the C structs themselves have: implicit padding before an 8-byte aligned member, which the kernel
+    /// headers do not name (C# leaves the same bytes out, and the layout comparison proves the offsets agree).
+    /// </summary>
+    private static readonly Dictionary<string, string> s_implicitPadding = new(StringComparer.Ordinal)
+    {
+        ["vfio_eeh_pe_op"] = "bytes 12..15 before err",
+        ["vfio_iommu_type1_info_cap_migration"] = "bytes 12..15 before pgsize_bitmap",
+    };
+
+    /// <summary>
+    /// The declared fields cover every byte of the struct: the kernel's uAPI structs name their padding
+    /// (<c>__u32 pad</c>, <c>__reserved</c>) except the gaps listed in <see cref="s_implicitPadding"/>, so any other
+    /// gap in the C# layout is a member the declaration left out, which the per-field comparison alone would not see.
+    /// </summary>
+    [Fact]
+    public void ImplicitPadding_ListsOnlyDeclaredStructs()
+    {
+        s_implicitPadding.Keys.Where(k => !UapiModel.Structs.Any(s => s.Name == k)).ShouldBeEmpty("stale entries in s_implicitPadding");
+    }
+
+    [Theory]
+    [MemberData(nameof(UapiModel.StructNames), MemberType = typeof(UapiModel))]
+    public void Struct_DeclaredFields_CoverEveryByte(string name)
+    {
+        var managed = UapiModel.Struct(name);
+        var gaps = new List<string>();
+        var next = 0;
+        foreach (var field in managed.Fields)
+        {
+            if (field.Offset > next)
+            {
+                gaps.Add($"bytes {next}..{field.Offset - 1} before {field.Name}");
+            }
+
+            next = Math.Max(next, field.Offset + field.Size);
+        }
+
+        var end = managed.FlexibleArrays.Count > 0 ? managed.FlexibleArrays.Min(f => f.Offset) : managed.Size;
+        if (end > next)
+        {
+            gaps.Add($"bytes {next}..{end - 1} at the end");
+        }
+
+        gaps.RemoveAll(gap => s_implicitPadding.GetValueOrDefault(name) == gap);
+        gaps.ShouldBeEmpty($"struct {name} has bytes no declared field covers (a member left out?)");
     }
 
     internal static void Compare(List<string> differences, string what, long managed, ulong kernel)

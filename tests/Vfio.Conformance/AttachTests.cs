@@ -73,7 +73,7 @@ public sealed class AttachTests
         AttachedDevice edu = rig.Attach(Target.Edu);
         DmaContainer container = edu.Container;
 
-        // Type1 and iommufd's Type1 compatibility report VT-d's page sizes (4K, 2M, 1G: testbed.md); iommufd reports
+        // Type1 and iommufd's Type1 compatibility report VT-d's page sizes (4K, 2M, 1G, as measured on the testbed); iommufd reports
         // one alignment.
         container.PageSizes.ShouldBe(mode == Mode.IommuFd ? 0x1000UL : 0x40201000UL);
         container.MinimumPageSize.ShouldBe(4096UL);

@@ -88,7 +88,7 @@ public sealed class KernelPortTests
         using var device = new SafeFileHandle(deviceFd, ownsHandle: true);
         VfioFdValidator.Identify(s_kernel, device).Kind.ShouldBe(VfioFdKind.Device);
 
-        // DEVICE_GET_INFO: as testbed.md saw it (PCI, 9 regions, 5 IRQs).
+        // DEVICE_GET_INFO: as the testbed's kernel reports it (PCI, 9 regions, 5 IRQs).
         var info = new vfio_device_info { argsz = (uint)sizeof(vfio_device_info) };
         s_kernel.Ioctl(device, VfioUapi.VFIO_DEVICE_GET_INFO, &info).ShouldBe(0);
         (info.flags & VfioUapi.VFIO_DEVICE_FLAGS_PCI).ShouldNotBe(0u);

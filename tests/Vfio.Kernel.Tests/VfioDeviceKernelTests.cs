@@ -32,7 +32,7 @@ public sealed class VfioDeviceKernelTests
     {
         using var edu = AttachedDevice.Open(Guest.EduAddress);
         VfioDeviceInfo info = edu.Device.Info;
-        info.Flags.ShouldBe(VfioDeviceFlags.Pci);   // testbed.md: flags 0x2, no RESET, no capability chain
+        info.Flags.ShouldBe(VfioDeviceFlags.Pci);   // the testbed's kernel: flags 0x2, no RESET, no capability chain
         info.IsPci.ShouldBeTrue();
         info.SupportsReset.ShouldBeFalse();
         info.RegionCount.ShouldBe(9);

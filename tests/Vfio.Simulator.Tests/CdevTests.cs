@@ -11,8 +11,8 @@ namespace Vfio.Simulator.Tests;
 public sealed class CdevTests
 {
     [Fact]
-    [Spec("§9.1")]
-    [Spec("§10.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
     public void Unbound_EverythingButBind_Einval()
     {
         using SimulatedKernel kernel = Machine();
@@ -25,7 +25,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
     public void Bind_Checks_InTableOrder()
     {
         using SimulatedKernel kernel = Machine();
@@ -48,7 +48,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
     public void Bind_SecondCdevFdOfOpenDevice_Einval()
     {
         using SimulatedKernel kernel = Machine();
@@ -60,8 +60,8 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
-    [Spec("§4.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_open")]
     public void GroupOpen_AndCdevBind_ExcludeEachOther_Ebusy()
     {
         using SimulatedKernel kernel = Machine();
@@ -80,7 +80,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
     public void Bind_SameGroupDifferentIommufd_Eperm_SameIommufdShared()
     {
         using SimulatedKernel kernel = Machine(sameGroup: true);
@@ -95,7 +95,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
     public void Bind_NoInterruptRemapping_Eperm_KernelDriverInGroup_Eperm()
     {
         using (SimulatedKernel kernel = Machine(configure: t => t.InterruptRemapping = false))
@@ -113,8 +113,8 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.1")]
-    [Spec("§10.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
     public void Bound_DriverOpensOnce_CallsReachDriver_CloseRunsCloseDevice()
     {
         using SimulatedKernel kernel = Machine();
@@ -134,7 +134,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.2")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_attach_pt")]
     public void Attach_Checks_AndAutoHwptIds_MatchTestbed()
     {
         using SimulatedKernel kernel = Machine();
@@ -156,8 +156,8 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.2")]
-    [Spec("§8.9")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_attach_pt")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void Attach_TwoDevices_ShareTheAutoHwptOfAnIoas()
     {
         using SimulatedKernel kernel = Machine();
@@ -173,7 +173,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.2")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_attach_pt")]
     public void Attach_Replace_MovesToNewIoas_OldAutoHwptDestroyed()
     {
         using SimulatedKernel kernel = Machine();
@@ -190,7 +190,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.2")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_attach_pt")]
     public void Attach_SameGroupOtherDeviceOnDifferentHwpt_Einval()
     {
         using SimulatedKernel kernel = Machine(sameGroup: true);
@@ -206,8 +206,8 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§9.3")]
-    [Spec("§8.5")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_detach_pt")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Dma_ThroughAttachedIoas_ReadOnlyWriteFaults_DetachBlocks()
     {
         using SimulatedKernel kernel = Machine();
@@ -238,7 +238,7 @@ public sealed class CdevTests
     }
 
     [Fact]
-    [Spec("§8.8")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_unmap")]
     public void Dma_AfterUnmap_Faults()
     {
         using SimulatedKernel kernel = Machine();

@@ -6,12 +6,12 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>The device fd of the group path (kernel-uapi-6.12.md §10.1).</summary>
+/// <summary>The device fd of the group path (vfio_device_fops_unl_ioctl).</summary>
 public sealed class DeviceFileTests
 {
     [Fact]
-    [Spec("§9.1")]
-    [Spec("§10.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
     public unsafe void BindIommuFd_OnADeviceFdFromAGroup_Einval_NullArgument_Efault()
     {
         using var machine = new LegacyMachine();

@@ -15,7 +15,7 @@ public sealed class DeviceRemovalTests
     private const int ENODEV = -(int)Errno.ENODEV;
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void RequestDeviceRemoval_SignalsTheReqEventFd()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -31,8 +31,8 @@ public sealed class DeviceRemovalTests
     }
 
     [Fact]
-    [Spec("§10.1")]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void RemoveDevice_DeviceFdFailsWithEnodev_MappingReadsAllOnes()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -54,7 +54,7 @@ public sealed class DeviceRemovalTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void RemoveDevice_GoneFromSysfsAndGroup()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -70,7 +70,7 @@ public sealed class DeviceRemovalTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void RemoveDevice_NoMoreDma_NoFaultRecorded()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -84,7 +84,7 @@ public sealed class DeviceRemovalTests
     }
 
     [Fact]
-    [Spec("§4.7")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
     public void RemoveDevice_LegacyFds_CloseCleanly()
     {
         using var m = new LegacyMachine();
@@ -101,7 +101,7 @@ public sealed class DeviceRemovalTests
     }
 
     [Fact]
-    [Spec("§9.1")]
+    [Spec("drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd")]
     public void RemoveDevice_BoundCdev_EnodevAndReleasesEverything()
     {
         using SimulatedKernel kernel = Machine();

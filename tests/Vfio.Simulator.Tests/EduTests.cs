@@ -6,7 +6,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>The edu model through vfio-pci in no-IOMMU mode: registers, interrupts, DMA (testbed.md "The edu device").</summary>
+/// <summary>The edu model through vfio-pci in no-IOMMU mode: registers, interrupts, DMA (QEMU's edu device, as the testbed boots it: tests/testbed/README.md).</summary>
 public sealed class EduTests
 {
     private const uint Trigger = VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER;
@@ -16,7 +16,7 @@ public sealed class EduTests
     private static EduDevice Edu() => new(ulong.MaxValue) { DmaDelay = TimeSpan.FromMilliseconds(5) };
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Identification_ThroughPRead()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -24,7 +24,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Liveness_ReadsTheBitwiseNot()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -33,7 +33,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Factorial_ThroughPReadPWrite()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -43,7 +43,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Registers_ThroughMmap()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -63,7 +63,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void NarrowAccessBelow0x80_ReadsAllOnesAndIsIgnored()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -78,7 +78,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void DmaRegisters_64And32BitAccess()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -89,7 +89,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_RaiseFiresOnce_AckAndUnmaskFiresAgain()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -109,7 +109,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_UnmaskWhileStillPending_ResignalsAndStaysMasked()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -125,7 +125,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_UnmaskEventfd_SignallingItUnmasks()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -149,7 +149,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_EnabledWhileLineAsserted_FiresAtOnce()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -160,7 +160,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Msi_RaiseFiresEveryTime_NeedsBusMaster()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -177,7 +177,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Msi_SecondVector_Einval_NoResize()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -187,7 +187,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Factorial_WithInterruptFlag_RaisesIrqOne()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -202,8 +202,8 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§4.8")]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Dma_RoundTrip_RamToEduToRam_MatchesByteForByte()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -231,7 +231,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     public void Dma_ToAProcessAddress_IsNotPhysicalMemory_Refused()
     {
         using var m = NoIommuDevice.Pci(new EduDevice(ulong.MaxValue) { DmaDelay = TimeSpan.FromMilliseconds(5) });
@@ -254,7 +254,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Dma_WithIrqFlag_RaisesMsiAndStatus0x100()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -272,7 +272,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Dma_WithoutBusMaster_TransfersNothing()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -287,7 +287,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Dma_OutsideTheDeviceBuffer_IsRefusedAndRecorded()
     {
         var edu = Edu();
@@ -304,7 +304,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     public void Dma_DefaultMask_ClampsTheAddressTo28Bits()
     {
         var edu = new EduDevice { DmaDelay = TimeSpan.FromMilliseconds(5) };
@@ -321,7 +321,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Dma_RegistersLockedWhileRunning()
     {
         var edu = new EduDevice(ulong.MaxValue) { DmaDelay = TimeSpan.FromMilliseconds(300) };
@@ -340,7 +340,7 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void DeviceState_PersistsAcrossReopenWithoutFlr()
     {
         using var m = NoIommuDevice.Pci(Edu());
@@ -351,8 +351,8 @@ public sealed class EduTests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Dma_ThroughType1_RoundTripThenFaultAfterUnmap()
     {
         var topology = new SimulatedTopology().AddPci("0000:00:02.0", iommuGroup: 2, new EduDevice { DmaDelay = TimeSpan.FromMilliseconds(5) });

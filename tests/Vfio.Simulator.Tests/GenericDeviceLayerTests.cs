@@ -92,8 +92,8 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
-    [Spec("§10.2")]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_info")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Info_RegionsAndIrqs_AsTheRealKernelReportsThem()
     {
         using var edu = new Edu();
@@ -110,7 +110,7 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Registers_ThroughMmapAndPread_IdentificationLivenessFactorial()
     {
         using var edu = new Edu();
@@ -130,8 +130,8 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void DmaRoundTrip_RamToEduToRam_MatchesByteForByte_ThenBlockedAfterUnmap()
     {
         using var edu = new Edu();
@@ -162,7 +162,7 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public async Task Msi_ThroughInterruptEvents_NoneLostNoneExtra()
     {
         using var edu = new Edu();
@@ -183,7 +183,7 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_AutomaskedUntilUnmask_ThenArrivesAgain()
     {
         using var edu = new Edu();

@@ -10,7 +10,7 @@ namespace Vfio.Simulator.Tests;
 public sealed class HostFactsTests
 {
     [Fact]
-    [Spec("§5.1")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c struct vfio_iommu")]
     public void ModuleParameters_FollowTheTopology_InTheKernelsFormat()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology { DmaEntryLimit = 77, AllowUnsafeInterrupts = true });
@@ -21,7 +21,7 @@ public sealed class HostFactsTests
     }
 
     [Fact]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     public void NoIommuMachine_HasNoIommuClassDevice_NorType1Parameters_AndNoIommuModeOn()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false });
@@ -32,7 +32,7 @@ public sealed class HostFactsTests
     }
 
     [Theory]
-    [Spec("§5.6")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     [InlineData(true, "f00f4a")]
     [InlineData(false, "f00f42")]
     public void VtdEcap_HasTheInterruptRemappingBit_OnlyWithRemapping(bool remapping, string ecap)
@@ -45,7 +45,7 @@ public sealed class HostFactsTests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void ProcLimits_ShowsTheTopologysMemlockLimit_AndKeepsTheOtherLimits()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology { MemlockLimit = 65536 });
@@ -57,7 +57,7 @@ public sealed class HostFactsTests
     }
 
     [Theory]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     [InlineData(true, "000001ffffffbfff")]
     [InlineData(false, "0000000000000000")]
     public void ProcStatus_CapEff_NeverHasIpcLock_AndFollowsPrivileged(bool privileged, string capEff)
@@ -69,7 +69,7 @@ public sealed class HostFactsTests
     }
 
     [Fact]
-    [Spec("§4.3")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
     public void ListDevices_NamesIdsDriversGroupsCdevs_AndTheDevicesThatBlockAGroup()
     {
         var topology = new SimulatedTopology()
@@ -104,7 +104,7 @@ public sealed class HostFactsTests
     /// <summary>The class from sysfs <c>class</c>, and which classes are the bridges vfio-pci refuses (type 1/2 headers):
     /// the real guest's host bridge (0x060000) and ISA bridge (0x060100) have normal headers and are not among them.</summary>
     [Fact]
-    [Spec("§4.3")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
     public void ListDevices_GivesThePciClass_AndTellsTheBridgesVfioPciRefuses()
     {
         var topology = SimulatedMachines.Testbed()
@@ -130,7 +130,7 @@ public sealed class HostFactsTests
     }
 
     [Fact]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     public void ListDevices_NoIommu_ListsOnlyVfioBoundDevices_InNoIommuGroups()
     {
         var topology = new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }

@@ -7,7 +7,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>vfio-pci hot reset through the group path (§11.4).</summary>
+/// <summary>vfio-pci hot reset through the group path (vfio_pci_ioctl_pci_hot_reset).</summary>
 public sealed class HotResetTests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
@@ -42,7 +42,7 @@ public sealed class HotResetTests
     private static int Fd(SafeFileHandle h) => (int)h.DangerousGetHandle();
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void RootBusDevice_NoBusReset_Enodev()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -53,7 +53,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void HotReset_HeaderChecks_BeforeTopology()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -66,7 +66,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void Info_TwoCallProtocol_EnospcThenEntries()
     {
         using var m = NoIommuDevice.Create(Bus1(), "0000:01:00.0");
@@ -86,7 +86,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void Info_AffectedDeviceWithoutGroup_Eperm()
     {
         using var m = NoIommuDevice.Create(Bus1(withForeignDevice: true), "0000:01:00.0");
@@ -96,7 +96,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void HotReset_AllGroupsGiven_ResetsEveryFunction()
     {
         using var m = NoIommuDevice.Create(Bus1(), "0000:01:00.0");
@@ -109,7 +109,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void HotReset_BadFds()
     {
         using var m = NoIommuDevice.Create(Bus1(), "0000:01:00.0");
@@ -123,7 +123,7 @@ public sealed class HotResetTests
     }
 
     [Fact]
-    [Spec("§11.4")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_pci_hot_reset")]
     public void HotReset_AffectedDeviceNotOnVfioPci_Einval()
     {
         using var m = NoIommuDevice.Create(Bus1(withForeignDevice: true), "0000:01:00.0");

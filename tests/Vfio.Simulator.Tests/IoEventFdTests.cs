@@ -5,7 +5,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>VFIO_DEVICE_IOEVENTFD on vfio-pci (§11.5): validation, and the kernel's write when the eventfd fires.</summary>
+/// <summary>VFIO_DEVICE_IOEVENTFD on vfio-pci (vfio_pci_ioeventfd): validation, and the kernel's write when the eventfd fires.</summary>
 public sealed class IoEventFdTests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
@@ -22,7 +22,7 @@ public sealed class IoEventFdTests
     private static VfioPciDriver Driver(NoIommuDevice m) => (VfioPciDriver)m.Kernel.FindDevice("0000:00:02.0")!.VfioDriver!;
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Signal_WritesTheRegister()
     {
         // edu's liveness register 0x04 reads back the bitwise NOT of the last write.
@@ -35,7 +35,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Signal_RaisesEduInterrupt()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -49,7 +49,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Signal_WithMemoryDecodingOff_IsDropped()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -65,7 +65,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Validation_ArgszFlagsFd()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -80,7 +80,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Validation_OnlyBarsAndWithinTheBar()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -94,7 +94,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Validation_MsixTableIsRefused()
     {
         var model = new MsixTestDevice();
@@ -105,7 +105,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void ExistingEntry_EexistThenTeardownWithMinusOne_Enodev()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -122,7 +122,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void TornDown_SignalWritesNothing()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -137,8 +137,8 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
-    [Spec("§14")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void Limit_1000_Enospc()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());
@@ -155,7 +155,7 @@ public sealed class IoEventFdTests
     }
 
     [Fact]
-    [Spec("§11.5")]
+    [Spec("drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_ioeventfd")]
     public void BadEventFd_EbadfOrEinval()
     {
         using NoIommuDevice m = NoIommuDevice.Pci(new EduDevice());

@@ -14,8 +14,8 @@ public sealed class IommuFdAccountingTests
     private static ulong Pinned(SimulatedKernel kernel) => kernel.GetState().PinnedPages;
 
     [Fact]
-    [Spec("§8.5")]
-    [Spec("§14")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
+    [Spec("drivers/iommu/iommufd/io_pagetable.c iopt_table_add_domain")]
     public void Map_WithoutDomain_PinsNothing_AttachPinsExistingAreas()
     {
         using SimulatedKernel kernel = Machine();
@@ -34,7 +34,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.5")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Map_WithDomain_Charges_UnmapUncharges()
     {
         using SimulatedKernel kernel = Machine();
@@ -52,8 +52,8 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.5")]
-    [Spec("§14")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
+    [Spec("drivers/iommu/iommufd/pages.c incr_user_locked_vm")]
     public void Map_OverMemlockLimit_Enomem_NothingMapped()
     {
         using SimulatedKernel kernel = Machine(configure: t => t.MemlockLimit = 0x3000);
@@ -72,7 +72,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.9")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void Attach_ExistingAreasOverLimit_Enomem_NothingPinned()
     {
         using SimulatedKernel kernel = Machine(configure: t => t.MemlockLimit = 0x2000);
@@ -88,7 +88,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.7")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_copy")]
     public void Copy_SharesThePages_NoSecondCharge()
     {
         // Not in the reference: COPY shares the source's iopt_pages, and a page pinned for several areas is charged
@@ -115,7 +115,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.10")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_option")]
     public void PerUserAndPerProcessCounters_AreSeparate_EachAgainstTheLimit()
     {
         // /dev/iommu defaults to per-user accounting (user->locked_vm); RLIMIT_MODE 1 switches to the process's
@@ -146,7 +146,7 @@ public sealed class IommuFdAccountingTests
     }
 
     [Fact]
-    [Spec("§8.1")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void CloseEverything_PinnedReturnsToZero()
     {
         using SimulatedKernel kernel = Machine();

@@ -8,7 +8,7 @@ using static Vfio.Simulator.Tests.IommuFdTestKit;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>An iommufd used as a VFIO container: the container ioctls (§7) and the group path (§4.4 5b, §4.6).</summary>
+/// <summary>An iommufd used as a VFIO container: the container ioctls (drivers/iommu/iommufd/vfio_compat.c) and the group path (vfio_group_ioctl_set_container, vfio_group_ioctl_get_device_fd).</summary>
 public sealed class IommuFdCompatTests
 {
     private static int SetContainer(SimulatedKernel kernel, SafeHandle group, SafeHandle iommufd)
@@ -26,7 +26,7 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§7")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioctl")]
     public void ContainerIoctls_WithoutGroup_ApiVersionExtensionsAndEnodev()
     {
         using SimulatedKernel kernel = Machine();
@@ -44,8 +44,8 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§4.4")]
-    [Spec("§8.11")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioas")]
     public void SetContainer_CreatesCompatIoas_SetIommuRepeatable()
     {
         using SimulatedKernel kernel = Machine();
@@ -63,8 +63,8 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§4.6")]
-    [Spec("§8.9")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void GetDeviceFd_BindsAndAttachesToCompatIoas_DmaWorks_CloseUnbinds()
     {
         using SimulatedKernel kernel = Machine();
@@ -88,7 +88,7 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§7")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioctl")]
     public void GetInfo_CapsChain_DmaAvailThenIovaRanges_ShortBufferGetsArgsz()
     {
         using SimulatedKernel kernel = Machine();
@@ -117,7 +117,7 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§7")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioctl")]
     public void MapUnmapDma_Checks_AndCutMappingEnoent()
     {
         using SimulatedKernel kernel = Machine();
@@ -141,7 +141,7 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§7")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioctl")]
     public void Type1v1_CutsRangeEnds_PartialUnmapSucceeds()
     {
         using SimulatedKernel kernel = Machine();
@@ -158,8 +158,8 @@ public sealed class IommuFdCompatTests
     }
 
     [Fact]
-    [Spec("§4.5")]
-    [Spec("§8.1")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_unset_container")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void UnsetContainer_DropsReference_CompatIoasStaysInOpenIommufd()
     {
         using SimulatedKernel kernel = Machine();

@@ -12,7 +12,7 @@ namespace Vfio.Simulator.Tests;
 public sealed class IommuFdTests
 {
     [Fact]
-    [Spec("§2.3")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_ioctl")]
     public void Ioctl_SizeBelowMinimum_Einval()
     {
         using SimulatedKernel kernel = Machine();
@@ -22,7 +22,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§2.3")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_ioctl")]
     public void Ioctl_LargerStructWithNonZeroTail_E2big_ZeroTailAccepted()
     {
         using SimulatedKernel kernel = Machine();
@@ -37,7 +37,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§2.3")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_ioctl")]
     public void Ioctl_NullArgument_Efault_UnknownCommands_Enotty()
     {
         using SimulatedKernel kernel = Machine();
@@ -49,7 +49,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.3")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_alloc_ioctl")]
     public void IoasAlloc_FlagsSet_Eopnotsupp()
     {
         using SimulatedKernel kernel = Machine();
@@ -59,8 +59,8 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.1")]
-    [Spec("§8.2")]
+    [Spec("drivers/iommu/iommufd/main.c _iommufd_object_alloc")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_destroy")]
     public void Ids_LowestFreeIsReused_AfterDestroy()
     {
         using SimulatedKernel kernel = Machine();
@@ -74,7 +74,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.2")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_destroy")]
     public void Destroy_UnknownOrZeroId_Enoent()
     {
         using SimulatedKernel kernel = Machine();
@@ -86,8 +86,8 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.1")]
-    [Spec("§8.2")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_object_remove")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_destroy")]
     public void Destroy_DeviceIoasWithHwptAndAttachedHwpt_Ebusy()
     {
         using SimulatedKernel kernel = Machine();
@@ -104,7 +104,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.4")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_iova_ranges")]
     public void IovaRanges_FreshIoas_OneFullRange_ProbeEmsgsize()
     {
         using SimulatedKernel kernel = Machine();
@@ -121,7 +121,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.4")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_iova_ranges")]
     public void IovaRanges_ReservedSetOrUnknownIoas_EopnotsuppEnoent()
     {
         using SimulatedKernel kernel = Machine();
@@ -133,8 +133,8 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.4")]
-    [Spec("§8.9")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_iova_ranges")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void IovaRanges_AfterAttach_MatchRealVtd_DetachWidensAgain()
     {
         using SimulatedKernel kernel = Machine();
@@ -153,7 +153,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Map_Checks_InTableOrder()
     {
         using SimulatedKernel kernel = Machine();
@@ -172,7 +172,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Map_FixedOverlap_Eexist_NoDomainAlignmentIsOne()
     {
         using SimulatedKernel kernel = Machine();
@@ -186,7 +186,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Map_NoDomain_InvalidUserVaAccepted_ErrorAppearsAtAttach()
     {
         using SimulatedKernel kernel = Machine();
@@ -201,7 +201,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
     public void Map_AutoIova_NeverZero_AlignedToLength_CappedAtHugePage()
     {
         using SimulatedKernel kernel = Machine();
@@ -218,8 +218,8 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
-    [Spec("§8.6")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_allow_iovas")]
     public void Map_AutoIova_TakenFromAllowedRanges_FixedIgnoresThem()
     {
         using SimulatedKernel kernel = Machine();
@@ -240,7 +240,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.6")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_allow_iovas")]
     public void AllowIovas_BadRanges_EinvalAndReserved_Eaddrinuse()
     {
         using SimulatedKernel kernel = Machine();
@@ -264,8 +264,8 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.5")]
-    [Spec("§8.9")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_map")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void Map_WithDomain_ReservedMsiWindow_Einval_UnalignedLength_Einval()
     {
         using SimulatedKernel kernel = Machine();
@@ -284,7 +284,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.9")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_device_attach")]
     public void Attach_ExistingMappingInMsiWindow_Eaddrinuse_UnalignedMapping_Eaddrinuse()
     {
         using SimulatedKernel kernel = Machine();
@@ -303,7 +303,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.8")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_unmap")]
     public void Unmap_CuttingARange_Enoent_EarlierWholeAreasAlreadyRemoved()
     {
         using SimulatedKernel kernel = Machine();
@@ -322,7 +322,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.8")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_unmap")]
     public void Unmap_Checks_NothingMappedEnoent_UnmapAllOnEmptySucceeds()
     {
         using SimulatedKernel kernel = Machine();
@@ -338,7 +338,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.7")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_copy")]
     public void Copy_SharesPages_DeviceSeesSourceMemoryThroughDestination()
     {
         using SimulatedKernel kernel = Machine();
@@ -358,7 +358,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.7")]
+    [Spec("drivers/iommu/iommufd/ioas.c iommufd_ioas_copy")]
     public void Copy_Checks_UnmappedSourceEnoent_ReadOnlySourceWritableEperm()
     {
         using SimulatedKernel kernel = Machine();
@@ -380,7 +380,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.10")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_option")]
     public void Option_HugePages_GetSetAndRlimitMode()
     {
         using SimulatedKernel kernel = Machine();
@@ -408,7 +408,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.10")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_option")]
     public void Option_RlimitSetUnprivileged_Eperm()
     {
         using SimulatedKernel kernel = Machine(configure: t => t.Privileged = false);
@@ -418,7 +418,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.11")]
+    [Spec("drivers/iommu/iommufd/vfio_compat.c iommufd_vfio_ioas")]
     public void VfioIoas_GetSetClear()
     {
         using SimulatedKernel kernel = Machine();
@@ -440,7 +440,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.12")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_alloc")]
     public void HwptAlloc_Checks_InTableOrder()
     {
         using SimulatedKernel kernel = Machine();
@@ -465,7 +465,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.12")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_alloc")]
     public void HwptAlloc_Manual_NotAttached_NarrowsApertureOnly_DestroyableWhenUnused()
     {
         using SimulatedKernel kernel = Machine();
@@ -488,7 +488,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.12")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_alloc")]
     public void HwptAlloc_NestedOnPagingParent_NotNestParent_Einval()
     {
         using SimulatedKernel kernel = Machine();
@@ -504,7 +504,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.13")]
+    [Spec("drivers/iommu/iommufd/device.c iommufd_get_hw_info")]
     public void GetHwInfo_IntelVtd_TwoCallLength_ZeroFillsTail()
     {
         using SimulatedKernel kernel = Machine();
@@ -543,7 +543,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.14")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_get_dirty_bitmap")]
     public void DirtyTracking_DeviceWritesMarkPages_ReadClearsUnlessNoClear()
     {
         using SimulatedKernel kernel = Machine();
@@ -576,7 +576,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.14")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_get_dirty_bitmap")]
     public void DirtyTracking_Checks_AutoDomainEopnotsupp_BadRangeEinval()
     {
         using SimulatedKernel kernel = Machine();
@@ -609,7 +609,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.15")]
+    [Spec("drivers/iommu/iommufd/hw_pagetable.c iommufd_hwpt_invalidate")]
     public void HwptInvalidate_NoNestedHwpt_Enoent_EntryNumWrittenBack()
     {
         using SimulatedKernel kernel = Machine();
@@ -626,7 +626,7 @@ public sealed class IommuFdTests
     }
 
     [Fact]
-    [Spec("§8.1")]
+    [Spec("drivers/iommu/iommufd/main.c iommufd_fops_release")]
     public void ClosingIommufd_WhileDeviceBound_KeepsMappingsAlive()
     {
         using SimulatedKernel kernel = Machine();

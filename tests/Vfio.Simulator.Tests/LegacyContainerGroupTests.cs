@@ -6,13 +6,13 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>The legacy container and group state machines (kernel-uapi-6.12.md §3, §4) over a Type1 machine.</summary>
+/// <summary>The legacy container and group state machines (drivers/vfio/container.c, drivers/vfio/group.c) over a Type1 machine.</summary>
 public sealed class LegacyContainerGroupTests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
 
     [Fact]
-    [Spec("§3.2")]
+    [Spec("drivers/vfio/container.c vfio_fops_unl_ioctl")]
     public void GetApiVersion_AnyState_ReturnsZero()
     {
         using var m = new LegacyMachine();
@@ -21,7 +21,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.3")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     public void CheckExtension_BeforeSetIommu_PollsType1Statelessly()
     {
         using var m = new LegacyMachine();
@@ -38,7 +38,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.3")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
     public void CheckExtension_AfterSetIommu_OnlyType1AnswersWithItsState()
     {
         using var m = new LegacyMachine();
@@ -56,7 +56,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.2")]
+    [Spec("drivers/vfio/container.c vfio_fops_unl_ioctl")]
     public void SetIommu_NoGroups_Einval()
     {
         using var m = new LegacyMachine();
@@ -65,7 +65,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.2")]
+    [Spec("drivers/vfio/container.c vfio_fops_unl_ioctl")]
     public void SetIommu_Twice_Einval()
     {
         using var m = new LegacyMachine();
@@ -84,7 +84,7 @@ public sealed class LegacyContainerGroupTests
     [InlineData(VfioUapi.VFIO_DMA_CC_IOMMU)]
     [InlineData(VfioUapi.VFIO_UPDATE_VADDR)]
     [InlineData(77u)]
-    [Spec("§3.4")]
+    [Spec("drivers/vfio/container.c vfio_ioctl_set_iommu")]
     public void SetIommu_TypeNoBackendOffers_Enodev(uint type)
     {
         using var m = new LegacyMachine();
@@ -98,7 +98,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.4")]
+    [Spec("drivers/vfio/container.c vfio_ioctl_set_iommu")]
     public void SetIommu_UnmapAllAsType_Type1OffersItButOpenRejects_Einval()
     {
         using var m = new LegacyMachine();
@@ -109,8 +109,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.3")]
-    [Spec("§5.6")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     public void SetIommu_Nesting_VtdCannotNest_Einval()
     {
         using var m = new LegacyMachine();
@@ -123,8 +123,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§5.6")]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SetIommu_NoInterruptRemapping_Eperm_AsTestbedIntremapOff()
     {
         using var m = new LegacyMachine(t => t.InterruptRemapping = false);
@@ -137,7 +137,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§5.6")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     public void SetIommu_NoInterruptRemappingButAllowUnsafeInterrupts_Succeeds()
     {
         using var m = new LegacyMachine(t => { t.InterruptRemapping = false; t.AllowUnsafeInterrupts = true; });
@@ -147,7 +147,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.2")]
+    [Spec("drivers/vfio/container.c vfio_fops_unl_ioctl")]
     public void ContainerIoctl_UnknownAfterSetIommu_Enotty_BeforeEinval()
     {
         using var m = new LegacyMachine();
@@ -165,7 +165,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.1")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_open")]
     public void OpenGroup_Twice_Ebusy_ThenAfterCloseSucceeds()
     {
         using var m = new LegacyMachine();
@@ -177,7 +177,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.3")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
     public void GroupGetStatus_ViableThenContainerSet()
     {
         using var m = new LegacyMachine();
@@ -191,7 +191,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.3")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
     public void GroupGetStatus_ArgszTooSmall_Einval()
     {
         using var m = new LegacyMachine();
@@ -200,8 +200,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.3")]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void Group_SecondDeviceBoundToKernelDriver_NotViable_SetContainerEperm()
     {
         using var m = new LegacyMachine(t => t
@@ -217,7 +217,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.3")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_status")]
     public void Group_SecondDeviceWithoutDriver_StaysViable()
     {
         using var m = new LegacyMachine(t => t
@@ -229,7 +229,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SetContainer_FdNotOpen_Ebadf()
     {
         using var m = new LegacyMachine();
@@ -239,7 +239,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SetContainer_NullPointer_Efault()
     {
         using var m = new LegacyMachine();
@@ -248,7 +248,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SetContainer_FdOfAnotherKind_Ebadfd()
     {
         using var m = new LegacyMachine();
@@ -263,7 +263,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SetContainer_AlreadyAttached_Einval()
     {
         using var m = new LegacyMachine();
@@ -276,7 +276,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.5")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_unset_container")]
     public void UnsetContainer_NotAttached_Einval()
     {
         using var m = new LegacyMachine();
@@ -285,8 +285,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.5")]
-    [Spec("§4.7")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_unset_container")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
     public void UnsetContainer_DeviceFdOpen_Ebusy_ThenSucceedsAfterClose()
     {
         using var m = new LegacyMachine();
@@ -304,7 +304,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void GetDeviceFd_NotAttachedOrNoIommuSet_Einval()
     {
         using var m = new LegacyMachine();
@@ -318,7 +318,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void GetDeviceFd_NameNotInGroup_Enodev()
     {
         using var m = new LegacyMachine();
@@ -334,7 +334,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void GetDeviceFd_PciNameWithOptions_EinvalWithoutSriov()
     {
         using var m = new LegacyMachine();
@@ -350,8 +350,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.6")]
-    [Spec("§10.1")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
     public void GetDeviceFd_ReturnsAnonymousDeviceFd_ServedByTheBusDriver()
     {
         using var m = new LegacyMachine();
@@ -372,7 +372,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§3.2")]
+    [Spec("drivers/vfio/container.c vfio_fops_unl_ioctl")]
     public void CheckExtension_GroupsAttachedNoBackend_StillPollsType1()
     {
         using var m = new LegacyMachine();
@@ -385,7 +385,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_get_device_fd")]
     public void GetDeviceFd_Twice_TwoFdsOneOpenDevice()
     {
         using var m = new LegacyMachine();
@@ -407,7 +407,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
     public void SecondGroup_JoinsContainerThatHasType1_WithoutAnotherSetIommu()
     {
         using var m = new LegacyMachine();
@@ -426,8 +426,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.4")]
-    [Spec("§5.6")]
+    [Spec("drivers/vfio/group.c vfio_group_ioctl_set_container")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     public void SecondGroup_WhileAVaddrIsInvalidated_Ebusy()
     {
         using var m = new LegacyMachine();
@@ -448,8 +448,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.7")]
-    [Spec("§3.1")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
+    [Spec("drivers/vfio/container.c struct vfio_container")]
     public void LastGroupLeaving_ReleasesBackendAndMappings_ContainerBackToEmpty()
     {
         using var m = new LegacyMachine();
@@ -477,7 +477,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.7")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
     public void ClosingContainerFd_GroupsKeepContainerAndMappings()
     {
         using var m = new LegacyMachine();
@@ -500,8 +500,8 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.7")]
-    [Spec("§4.1")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_open")]
     public void ClosingGroupFd_WithDeviceFdOpen_StaysAttachedAndOpen()
     {
         using var m = new LegacyMachine();
@@ -527,7 +527,7 @@ public sealed class LegacyContainerGroupTests
     }
 
     [Fact]
-    [Spec("§4.7")]
+    [Spec("drivers/vfio/group.c vfio_group_fops_release")]
     public void ClosingGroupFd_NoDevices_DetachesAndReleasesMappings()
     {
         using var m = new LegacyMachine();

@@ -32,7 +32,7 @@ public sealed class PhysicalMemoryTests
     }
 
     [Fact]
-    [Spec("pagemap.rst")]
+    [Spec("Documentation/admin-guide/mm/pagemap.rst")]
     public void Pagemap_LockedPages_ArePresentWithDistinctFrames_NotTheProcessAddress()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology());
@@ -58,7 +58,7 @@ public sealed class PhysicalMemoryTests
     }
 
     [Fact]
-    [Spec("pagemap.rst")]
+    [Spec("Documentation/admin-guide/mm/pagemap.rst")]
     public void Pagemap_WithoutCapSysAdmin_FramesReadAsZero_PresentStays()
     {
         var topology = new SimulatedTopology();
@@ -71,7 +71,7 @@ public sealed class PhysicalMemoryTests
     }
 
     [Fact]
-    [Spec("pagemap.rst")]
+    [Spec("Documentation/admin-guide/mm/pagemap.rst")]
     public void Pagemap_OpenedWithCapSysAdmin_KeepsShowingFrames()
     {
         // The capability is the opener's (file_ns_capable on the file's credentials), not the reader's.
@@ -91,7 +91,7 @@ public sealed class PhysicalMemoryTests
     [Theory]
     [InlineData(4L, 8)]
     [InlineData(8L, 12)]
-    [Spec("pagemap.rst")]
+    [Spec("Documentation/admin-guide/mm/pagemap.rst")]
     public void Pagemap_OffsetOrCountNotAMultipleOf8_Einval(long offset, int count)
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology());
@@ -135,7 +135,7 @@ public sealed class PhysicalMemoryTests
     }
 
     [Fact]
-    [Spec("pagemap.rst")]
+    [Spec("Documentation/admin-guide/mm/pagemap.rst")]
     public void PhysicalDmaBuffer_WithoutCapSysAdmin_TypedError_NothingLeaked()
     {
         var topology = new SimulatedTopology { CapSysAdmin = false };
@@ -151,7 +151,7 @@ public sealed class PhysicalMemoryTests
     [Theory]
     [InlineData(0UL, Errno.EPERM)]
     [InlineData(Page, Errno.ENOMEM)]
-    [Spec("mlock.c")]
+    [Spec("mm/mlock.c")]
     public void PhysicalDmaBuffer_OverRlimitMemlock_LimitReached_NothingLeaked(ulong limit, Errno errno)
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology { MemlockLimit = limit });
@@ -165,7 +165,7 @@ public sealed class PhysicalMemoryTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    [Spec("§4.8")]
+    [Spec("drivers/vfio/group.c vfio_noiommu_group_alloc")]
     public void NoIommuDma_ReachesLockedFrames_RefusedElsewhereAndOnceFreed(bool scattered)
     {
         using NoIommuDevice m = NoIommuDevice.Create(

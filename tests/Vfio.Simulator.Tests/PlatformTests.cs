@@ -7,7 +7,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>vfio-platform over the virtio-mmio entropy device in no-IOMMU mode (§12; testbed.md "Platform").</summary>
+/// <summary>vfio-platform over the virtio-mmio entropy device in no-IOMMU mode (drivers/vfio/platform; the testbed's platform shape: tests/testbed/README.md).</summary>
 public sealed class PlatformTests
 {
     private const uint Trigger = VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER;
@@ -18,7 +18,7 @@ public sealed class PlatformTests
     private static NoIommuDevice Rng() => NoIommuDevice.Platform(new VirtioRngDevice());
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void GetInfo_PlatformOneRegionOneIrq()
     {
         using var m = Rng();
@@ -31,7 +31,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void GetRegionInfo_0x200ReadWriteNotMappable()
     {
         using var m = Rng();
@@ -45,7 +45,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void GetIrqInfo_LevelLine_EventfdMaskableAutomasked()
     {
         using var m = Rng();
@@ -56,7 +56,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void Registers_MagicVersionDeviceId()
     {
         using var m = Rng();
@@ -67,7 +67,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void ReadWrite_BoundsAndTruncation()
     {
         using var m = Rng();
@@ -80,7 +80,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void Mmap_SubPageRegion_Einval()
     {
         using var m = Rng();
@@ -88,8 +88,8 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§10.6")]
-    [Spec("§12")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_reset")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void Reset_NoResetHandler_Einval()
     {
         using var m = Rng();
@@ -97,7 +97,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§10.5")]
+    [Spec("drivers/vfio/vfio_main.c vfio_ioctl_device_feature")]
     public void Feature_PlatformHasNoFeatureOp()
     {
         using var m = Rng();
@@ -110,7 +110,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void SetIrqs_Loopback_AutomasksUntilUnmask()
     {
         using var m = Rng();
@@ -126,7 +126,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void SetIrqs_MaskUnmaskValidation()
     {
         using var m = Rng();
@@ -140,7 +140,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void SetIrqs_EventfdMinusOne_RemovesTheTrigger()
     {
         using var m = Rng();
@@ -152,7 +152,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void VirtioRng_Request_CompletesThroughDmaAndIrq()
     {
         var rng = new VirtioRngDevice();
@@ -179,7 +179,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void VirtioRng_WithoutUnmask_SecondInterruptHeldUntilUnmask()
     {
         using var m = Rng();
@@ -197,7 +197,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void VirtioRng_UnmaskIrqfd_StillAssertedLineFiresAgain()
     {
         using var m = Rng();
@@ -219,7 +219,7 @@ public sealed class PlatformTests
     }
 
     [Fact]
-    [Spec("§12")]
+    [Spec("drivers/vfio/platform/vfio_platform_common.c vfio_platform_ioctl")]
     public void VirtioRng_StatusZero_ResetsTheDevice()
     {
         using var m = Rng();

@@ -20,7 +20,7 @@ public sealed class SimulatedKernelCoreTests
     }
 
     [Fact]
-    [Spec("§2.4")]
+    [Spec("drivers/vfio/group.c vfio_group_fops")]
     public void Open_ContainerNode_IsARealFdIdentifiedAsContainerThroughSysfs()
     {
         using var kernel = NoIommuMachine();
@@ -38,7 +38,7 @@ public sealed class SimulatedKernelCoreTests
     }
 
     [Fact]
-    [Spec("§2.4")]
+    [Spec("drivers/vfio/group.c vfio_group_fops")]
     public void Open_MissingNode_Enoent_IommuFdAbsentWithoutConfig()
     {
         using var kernel = NoIommuMachine();

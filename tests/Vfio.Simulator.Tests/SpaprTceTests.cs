@@ -8,7 +8,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>The sPAPR TCE backend of a POWER host (§6): v1 and v2 containers, windows, pre-registration, EEH.</summary>
+/// <summary>The sPAPR TCE backend of a POWER host (drivers/vfio/vfio_iommu_spapr_tce.c): v1 and v2 containers, windows, pre-registration, EEH.</summary>
 public sealed class SpaprTceTests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
@@ -48,8 +48,8 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§3.3")]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/container.c vfio_container_ioctl_check_extension")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void Host_OffersSpaprNotType1_NoIommuFdNoCdev()
     {
         using LegacyMachine m = Machine();
@@ -68,7 +68,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void CheckExtension_Eeh_ZeroWhenEehDisabled()
     {
         using LegacyMachine m = Machine(t => t.Eeh = false);
@@ -77,7 +77,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void GetInfo_V1WithoutDdw_V2WithDdw()
     {
         using LegacyMachine m = Machine();
@@ -111,7 +111,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
     public void V1_OneGroupOnly_SecondEbusy()
     {
         using LegacyMachine m = Machine();
@@ -125,7 +125,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
     public void V2_ManyGroups()
     {
         using LegacyMachine m = Machine();
@@ -139,8 +139,8 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V1_MapBeforeEnableEperm_EnableAccountsTheWindow_Disable()
     {
         using LegacyMachine m = Machine();
@@ -164,7 +164,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
     public void V1_V2OnlyIoctlsEnotty_V2_EnableEnotty()
     {
         using LegacyMachine m = Machine();
@@ -184,7 +184,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void Map_WindowChecks_AndTheReturnsOneQuirk()
     {
         using LegacyMachine m = Machine();
@@ -215,8 +215,8 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_MapNeedsRegisteredMemory_RegisterEnables()
     {
         using LegacyMachine m = Machine();
@@ -236,7 +236,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_RegisterRules()
     {
         using LegacyMachine m = Machine();
@@ -269,7 +269,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_UnregisterWithMappings_ReturnsZero_PagesStayUntilUnmapped()
     {
         using LegacyMachine m = Machine();
@@ -293,8 +293,8 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_CreateRemove_Windows()
     {
         using LegacyMachine m = Machine();
@@ -322,7 +322,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_Create_TableOverMemlockLimit_Enomem()
     {
         using LegacyMachine m = Machine(t => t.MemlockLimit = 0x10000);
@@ -337,7 +337,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void V2_MapIntoSecondWindow_WithItsPageSize()
     {
         using LegacyMachine m = Machine();
@@ -356,7 +356,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.3")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c vfio_spapr_ioctl_eeh_pe_op")]
     public void EehPeOp_States()
     {
         using LegacyMachine m = Machine();
@@ -388,7 +388,7 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.3")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c vfio_spapr_ioctl_eeh_pe_op")]
     public void EehPeOp_Enable_EioWhenEehDisabled()
     {
         using LegacyMachine m = Machine(t => t.Eeh = false);
@@ -401,8 +401,8 @@ public sealed class SpaprTceTests
     }
 
     [Fact]
-    [Spec("§6.1")]
-    [Spec("§6.2")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c struct tce_container")]
+    [Spec("drivers/vfio/vfio_iommu_spapr_tce.c tce_iommu_ioctl")]
     public void Dma_RoundTripThroughTheTceTable_Edu()
     {
         const string Edu = "0000:00:02.0";

@@ -7,7 +7,7 @@ using Vfio.Core.Interop;
 
 namespace Vfio.Simulator.Tests;
 
-/// <summary>The Type1 IOMMU backend (kernel-uapi-6.12.md §5) through the container fd, with the real uAPI structs.</summary>
+/// <summary>The Type1 IOMMU backend (drivers/vfio/vfio_iommu_type1.c) through the container fd, with the real uAPI structs.</summary>
 public sealed class Type1Tests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
@@ -99,10 +99,10 @@ public sealed class Type1Tests
         return buffer;
     }
 
-    // ---- §5.2 GET_INFO ----
+    // ---- GET_INFO (vfio_iommu_type1_get_info) ----
 
     [Fact]
-    [Spec("§5.2")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
     public void GetInfo_FullBuffer_FlagsPageSizesAndChainAsOnTheTestbed()
     {
         using var f = new Fixture();
@@ -140,8 +140,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.2")]
-    [Spec("§2.2")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
+    [Spec("drivers/vfio/vfio_main.c vfio_info_cap_add")]
     public void GetInfo_ArgszTooSmallForCaps_SucceedsWithNeededSizeAndNoCaps()
     {
         using var f = new Fixture();
@@ -159,8 +159,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.2")]
-    [Spec("§2.1")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
+    [Spec("include/uapi/linux/vfio.h argsz/flags")]
     public void GetInfo_Argsz16_CopiesBackOnly16Bytes()
     {
         using var f = new Fixture();
@@ -172,7 +172,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.2")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
     public void GetInfo_ArgszBelowMinimum_Einval()
     {
         using var f = new Fixture();
@@ -181,8 +181,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.2")]
-    [Spec("§5.1")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c struct vfio_iommu")]
     public void GetInfo_DmaAvail_CountsMappings()
     {
         using var f = new Fixture();
@@ -193,10 +193,10 @@ public sealed class Type1Tests
         MemoryMarshal.Read<vfio_iommu_type1_info_dma_avail>(GetInfo(f, 256, out _).AsSpan(56)).avail.ShouldBe(65535u);
     }
 
-    // ---- §5.3 MAP_DMA ----
+    // ---- MAP_DMA (vfio_dma_do_map) ----
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_ReadWrite_DeviceDmaReachesTheBuffer()
     {
         using var f = new Fixture();
@@ -214,7 +214,7 @@ public sealed class Type1Tests
     [InlineData(32u, LegacyMachine.ReadWrite | 8u)]
     [InlineData(32u, 0u)]
     [InlineData(32u, VfioUapi.VFIO_DMA_MAP_FLAG_VADDR | VfioUapi.VFIO_DMA_MAP_FLAG_READ)]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_BadArgszOrFlags_Einval(uint argsz, uint flags)
     {
         using var f = new Fixture();
@@ -227,7 +227,7 @@ public sealed class Type1Tests
     [InlineData(0UL, Iova + 0x800, 0x1000UL)]
     [InlineData(0x10UL, Iova, 0x1000UL)]
     [InlineData(0UL, Iova, 0x1800UL)]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_ZeroOrUnalignedSizeIovaOrVaddr_Einval(ulong vaddrOffset, ulong iova, ulong size)
     {
         using var f = new Fixture();
@@ -235,7 +235,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_IovaWraps_Einval()
     {
         using var f = new Fixture();
@@ -244,7 +244,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_OverlapsExisting_Eexist()
     {
         using var f = new Fixture();
@@ -261,8 +261,8 @@ public sealed class Type1Tests
     [InlineData(0xfed00000UL, 0x200000UL)]
     [InlineData(0xffff_ffff_f000UL, 0x2000UL)]
     [InlineData(0x1_0000_0000_0000UL, 0x1000UL)]
-    [Spec("§5.3")]
-    [Spec("§5.1")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c struct vfio_iommu")]
     public void Map_OutsideValidIovaRanges_Einval(ulong iova, ulong size)
     {
         using var f = new Fixture(bufferSize: 0x200000);
@@ -270,8 +270,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§13")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_IovaZeroAndTopOfRange_Allowed()
     {
         using var f = new Fixture();
@@ -283,8 +283,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§13")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_EntryLimitReached_Enospc()
     {
         using var f = new Fixture(configure: t => t.DmaEntryLimit = 2);
@@ -299,8 +299,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§13")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_lock_acct")]
     public void Map_ExceedsMemlock_Enomem_AndUnmapReturnsTheCharge()
     {
         using var f = new Fixture(configure: t => t.MemlockLimit = 0x3000);
@@ -315,8 +315,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
-    [Spec("§13")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_lock_acct")]
     public void Map_Memlock_IsPerProcessAcrossContainers()
     {
         using var f = new Fixture(configure: t => t.MemlockLimit = 0x2000);
@@ -329,7 +329,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_NullVaddr_Efault()
     {
         using var f = new Fixture();
@@ -338,7 +338,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_ReadOnly_DeviceWriteFaults_ReadWorks()
     {
         using var f = new Fixture();
@@ -350,7 +350,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Map_WriteOnly_DeviceReadFaults()
     {
         using var f = new Fixture();
@@ -360,7 +360,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void Dma_AcrossAdjacentMappings_EachPageThroughItsOwnTranslation()
     {
         // An IOMMU translates page by page: a transfer runs across IOVA-adjacent mappings wherever their memory is.
@@ -378,7 +378,7 @@ public sealed class Type1Tests
         f.Device.DmaWrite(Iova - 1, [3, 4]).ShouldBeFalse("starts before the first mapping");
     }
 
-    // ---- §5.4 UNMAP_DMA ----
+    // ---- UNMAP_DMA (vfio_dma_do_unmap) ----
 
     [Theory]
     [InlineData(23u, 0u)]
@@ -386,7 +386,7 @@ public sealed class Type1Tests
     [InlineData(48u, VfioUapi.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VfioUapi.VFIO_DMA_UNMAP_FLAG_ALL)]
     [InlineData(48u, VfioUapi.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VfioUapi.VFIO_DMA_UNMAP_FLAG_VADDR)]
     [InlineData(24u, VfioUapi.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_BadArgszOrFlags_Einval(uint argsz, uint flags)
     {
         using var f = new Fixture();
@@ -400,7 +400,7 @@ public sealed class Type1Tests
     [InlineData(Iova, 0UL)]
     [InlineData(Iova, 0x800UL)]
     [InlineData(0xffff_ffff_ffff_f000UL, 0x2000UL)]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_ZeroUnalignedOrWrapping_Einval(ulong iova, ulong size)
     {
         using var f = new Fixture();
@@ -408,7 +408,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_V2_BisectingAMapping_Einval()
     {
         using var f = new Fixture();
@@ -420,7 +420,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_V2_RangeCoveringSeveral_RemovesThemAndReturnsTheirTotal()
     {
         using var f = new Fixture();
@@ -434,7 +434,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_V2_NothingInRange_SucceedsWithSizeZero()
     {
         using var f = new Fixture();
@@ -444,8 +444,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
-    [Spec("§14")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_V1_RequestStartingInsideAMapping_SucceedsWithSizeZero()
     {
         using var f = new Fixture(VfioUapi.VFIO_TYPE1_IOMMU);
@@ -456,8 +456,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
-    [Spec("§14")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_V1_RequestCoveringTheStart_RemovesTheWholeMapping()
     {
         using var f = new Fixture(VfioUapi.VFIO_TYPE1_IOMMU);
@@ -473,7 +473,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_All_RemovesEverything_AndNeedsZeroIovaAndSize()
     {
         using var f = new Fixture();
@@ -488,7 +488,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_ThenDeviceDma_IsBlockedAndRecorded()
     {
         using var f = new Fixture();
@@ -500,8 +500,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void UnmapVaddr_InvalidatesButDmaContinues_MapVaddrRestores()
     {
         using var f = new Fixture();
@@ -519,7 +519,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void UnmapVaddr_AMappingAlreadyInvalid_EinvalAndRollsBackThisCall()
     {
         using var f = new Fixture();
@@ -533,7 +533,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void MapVaddr_NoMapping_Enoent_SizeMismatch_Einval()
     {
         using var f = new Fixture();
@@ -545,7 +545,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_GetDirtyBitmapWithoutTracking_Einval()
     {
         using var f = new Fixture();
@@ -568,8 +568,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void Unmap_GetDirtyBitmap_ReportsEveryPageThenRemoves()
     {
         using var f = new Fixture();
@@ -604,7 +604,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.4")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_unmap")]
     public void Unmap_GetDirtyBitmap_NullData_Efault()
     {
         using var f = new Fixture();
@@ -619,10 +619,10 @@ public sealed class Type1Tests
         f.M.Type1(f.Container).MappingCount.ShouldBe(1, "the mapping whose bits could not be copied stays");
     }
 
-    // ---- §5.5 DIRTY_PAGES ----
+    // ---- DIRTY_PAGES (vfio_iommu_type1_dirty_pages) ----
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_V1Container_Eacces()
     {
         using var f = new Fixture(VfioUapi.VFIO_TYPE1_IOMMU);
@@ -636,7 +636,7 @@ public sealed class Type1Tests
     [InlineData(8u, 8u)]
     [InlineData(7u, 1u)]
     [InlineData(8u, VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP)]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_BadArgszOrFlags_Einval(uint argsz, uint flags)
     {
         using var f = new Fixture();
@@ -644,7 +644,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_StartAndStop_AreIdempotent()
     {
         using var f = new Fixture();
@@ -656,7 +656,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_IommuBackedGroup_EveryMappedPageDirty()
     {
         using var f = new Fixture();
@@ -672,7 +672,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_PinnedScope_ReportsDeviceWritesThenReArms()
     {
         using var f = new Fixture();
@@ -690,7 +690,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_MappingCreatedWhileTracking_IsTracked()
     {
         using var f = new Fixture();
@@ -704,7 +704,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_BisectsAMapping_Einval()
     {
         using var f = new Fixture();
@@ -715,7 +715,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_BadPageSizeAlignmentOrBitmapSize_Einval()
     {
         using var f = new Fixture();
@@ -733,7 +733,7 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.5")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_dirty_pages")]
     public void DirtyPages_GetBitmap_ArgszWithoutRange_Einval()
     {
         using var f = new Fixture();
@@ -741,10 +741,10 @@ public sealed class Type1Tests
         f.Dirty(VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, argsz: 47).ShouldBe(EINVAL);
     }
 
-    // ---- §5.6 attach/detach ----
+    // ---- attach/detach (vfio_iommu_type1_attach_group) ----
 
     [Fact]
-    [Spec("§5.6")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_attach_group")]
     public void Detach_DevicesLoseTranslation_OtherGroupKeepsMappings()
     {
         using var f = new Fixture();
@@ -761,8 +761,8 @@ public sealed class Type1Tests
     }
 
     [Fact]
-    [Spec("§5.2")]
-    [Spec("§5.3")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_iommu_type1_get_info")]
+    [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     public void V1Container_SameInfoAndMapRules()
     {
         using var f = new Fixture(VfioUapi.VFIO_TYPE1_IOMMU);

@@ -186,7 +186,7 @@ internal sealed class NoIommuDevice : IDisposable
     }
 }
 
-/// <summary>The vfio-pci core over emulated devices: GET_INFO, regions, config space, IRQs, features, reset (§10, §11).</summary>
+/// <summary>The vfio-pci core over emulated devices: GET_INFO, regions, config space, IRQs, features, reset (drivers/vfio/vfio_main.c, drivers/vfio/pci).</summary>
 public sealed class VfioPciTests
 {
     private const uint Config = VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX;
@@ -197,7 +197,7 @@ public sealed class VfioPciTests
     private const int EINVAL = -(int)Errno.EINVAL;
 
     [Fact]
-    [Spec("§10.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_info")]
     public void GetInfo_Edu_PciFlagsNineRegionsFiveIrqs()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -209,7 +209,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_info")]
     public void GetInfo_DeviceWithFlr_ReportsReset()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -218,7 +218,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_info")]
     public void GetInfo_ArgszBelow16_Einval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -227,7 +227,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_info")]
     public void GetInfo_Argsz16_WritesOnlyTheMandatoryPart()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -238,7 +238,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.1")]
+    [Spec("drivers/vfio/vfio_main.c vfio_device_fops_unl_ioctl")]
     public void UnknownIoctl_Enotty()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -246,7 +246,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_Edu_Bar0IsOneMiBMappable()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -262,7 +262,7 @@ public sealed class VfioPciTests
     [InlineData(2u)]
     [InlineData(5u)]
     [InlineData(6u)]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_UnimplementedBarOrRom_SizeZeroFlagsZero(uint index)
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -273,7 +273,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_Config_At7Shl40_256Bytes()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -284,7 +284,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_PcieConfig_4096Bytes()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -296,7 +296,7 @@ public sealed class VfioPciTests
     [InlineData(8u)]
     [InlineData(9u)]
     [InlineData(100u)]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_VgaOrBeyond_Einval(uint index)
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -304,7 +304,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_region_info")]
     public void GetRegionInfo_ArgszBelow32_Einval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -313,8 +313,8 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§2.2")]
-    [Spec("§10.3")]
+    [Spec("drivers/vfio/vfio_main.c vfio_info_cap_add")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_get_region_info")]
     public void GetRegionInfo_MsixBarShortArgsz_SucceedsWithRequiredSizeAndNoCaps()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -326,8 +326,8 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§2.2")]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/vfio_main.c vfio_info_cap_add")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_MsixBar_SparseMmapExcludesTableThenMsixMappable()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -350,7 +350,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void GetRegionInfo_PlainVfioPciMsixBar_OnlyMsixMappable()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice(sparseMmap: false));
@@ -363,7 +363,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Mmap_SparseArea_AllowedOutsideAndRefusedOverTheTable()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -379,7 +379,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Mmap_ConfigRomOrBeyondBar_Einval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -392,7 +392,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void PRead_MsixTableRange_ReadsAllOnesAndWritesAreDropped()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -403,7 +403,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void PRead_BeyondBarOrUnimplementedBar_EinvalAndCountTruncated()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -418,8 +418,8 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void PRead_MemoryDecodeDisabled_Eio()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -432,7 +432,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void PRead_ConfigBeyondSize_Efault()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -443,7 +443,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_Ids_VirtualizedReadOnly()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -455,7 +455,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_BarSizing_ReadsBackSizeMaskWithTypeBits()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -468,7 +468,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_Bar64Sizing_UpperHalfMasked()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -479,7 +479,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_CapabilityList_EduHasMsiAt0x40()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -494,7 +494,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_PcieChain_MsiXAfterExpress_ExtendedSpaceReadsZero()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice(vectors: 8));
@@ -506,7 +506,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_MsiEnableBit_OnlySticksWhileMsiIsEnabledThroughSetIrqs()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -519,7 +519,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_MsixEnableBit_ReflectsSetIrqs()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -534,7 +534,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_UnassignedBytes_RawReadWrite()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -547,7 +547,7 @@ public sealed class VfioPciTests
     [InlineData(1u, 1u, 9u)]
     [InlineData(2u, 0u, 1u)]
     [InlineData(4u, 1u, 9u)]
-    [Spec("§11.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_get_irq_count")]
     public void GetIrqInfo_Edu_MatchesTheTestbed(uint index, uint count, uint flags)
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -557,7 +557,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.2")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_get_irq_count")]
     public void GetIrqInfo_ErrOnConventionalPci_Einval_OnPcie_One()
     {
         using (var edu = NoIommuDevice.Pci(new EduDevice()))
@@ -575,7 +575,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.4")]
+    [Spec("drivers/vfio/vfio_main.c vfio_set_irqs_validate_and_prepare")]
     public void SetIrqs_CoreValidation_InOrder()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -592,7 +592,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_MaskOnMsi_Enotty()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -601,7 +601,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_IntxEventfd_BadFdEbadf_NotAnEventfdEinval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -617,7 +617,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_UnmaskOrLoopbackWithoutIntxEnabled_Einval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -628,7 +628,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_IntxLoopback_SignalsTheEventfd()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -643,7 +643,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_OnlyOneInterruptTypeAtATime()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -658,7 +658,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_MsixVectors_EachVectorSignalsItsOwnEventfd()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice(vectors: 8));
@@ -690,7 +690,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_MsixWithoutBusMaster_MessageLost()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -704,7 +704,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_MsixRewire_DynamicAllocationAndUnwire()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice(vectors: 8));
@@ -723,8 +723,8 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
-    [Spec("§14")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_msi_enable")]
     public void SetIrqs_HostCannotAllocateAll_ReturnsPositiveCountAndEnablesNothing()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice(vectors: 8, hostVectorLimit: 3));
@@ -736,7 +736,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_MsixBadFd_RollsBackAndDisables()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -750,7 +750,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_ErrAndReq_RegisterSignalUnregister()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -771,7 +771,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void SetIrqs_ErrOnConventionalPci_EinvalFromZeroCount()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -780,7 +780,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void CloseDevice_DisablesInterrupts()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -795,8 +795,8 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Intx_CommandIntxDisable_MasksAndClearingUnmasksWithPendingResignal()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -814,7 +814,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.3")]
+    [Spec("drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl")]
     public void Intx_MaskAction_HoldsTheInterruptUntilUnmask()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -829,7 +829,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_reset")]
     public void Reset_EduWithoutFlr_Einval()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -837,7 +837,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_ioctl_reset")]
     public void Reset_WithFlr_ResetsTheDeviceState()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -848,7 +848,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void Config_PcieFlrBit_ResetsAndReadsBackZero()
     {
         using var m = NoIommuDevice.Pci(new MsixTestDevice());
@@ -867,7 +867,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.5")]
+    [Spec("drivers/vfio/vfio_main.c vfio_ioctl_device_feature")]
     public void Feature_ValidationOrder()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -884,7 +884,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§10.5")]
+    [Spec("drivers/vfio/vfio_main.c vfio_ioctl_device_feature")]
     public void Feature_LowPowerEntryExit_StateMachine()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -904,7 +904,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.1")]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void Mmap_AccessWhileMemoryDisabled_FaultsLikeSigbus()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());
@@ -918,7 +918,7 @@ public sealed class VfioPciTests
     }
 
     [Fact]
-    [Spec("§11.6")]
+    [Spec("drivers/vfio/pci/vfio_pci_config.c vfio_config_do_rw")]
     public void SysfsAttributes_EduIdentity()
     {
         using var m = NoIommuDevice.Pci(new EduDevice());

@@ -21,7 +21,8 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
   --timeout SEC      kill QEMU after SEC seconds (default 600)
   --memory SIZE      guest RAM (default 2G)
   --smp N            guest CPUs (default 2)
-  --cwd DIR          working folder of the command in the guest (default: the current folder)
+  --cwd DIR          working folder of the command in the guest (default: the current folder); one under
+                     the host's /tmp, /var/tmp, /run or /dev/shm (hidden in the guest) is shared read-only
   --env NAME=VALUE   set an environment variable for the command (repeatable);
   --env NAME         ... copying the host's value
   --bind LIST        devices to bind for VFIO, comma-separated: none | pci:BDF | platform:NAME |
@@ -143,6 +144,27 @@ for s in "${shares[@]}"; do
   mount_lines+=("share$n $share_mode $dir")
   n=$((n + 1))
 done
+
+# The guest mounts its own tmpfs on /tmp, /var/tmp, /run and /dev/shm, which hides the host's. A working folder the
+# host has there (a checkout cloned into /tmp) is therefore shared into the guest at the same path, read-only like
+# the rest of the host root, unless a --share already covers it.
+if [ -d "$cwd" ]; then
+  cwd_host=$(cd "$cwd" && pwd -P)
+  case "$cwd_host/" in
+    /tmp/*|/var/tmp/*|/run/*|/dev/shm/*)
+      covered=0
+      for line in "${mount_lines[@]}"; do
+        read -r _ _ dir <<< "$line"
+        [[ "$cwd_host/" == "$dir/"* ]] && covered=1
+      done
+      if [ $covered = 0 ]; then
+        [[ $cwd_host != *$'\n'* ]] || tb_die "--cwd: newline in path"
+        mount_lines+=("share$n ro $cwd_host")
+        n=$((n + 1))
+      fi
+      cwd=$cwd_host ;;
+  esac
+fi
 
 dotnet_root=${DOTNET_ROOT:-}
 if [ -z "$dotnet_root" ] && command -v dotnet >/dev/null; then

@@ -110,6 +110,12 @@ if [ "$quick" = 0 ]; then
     "[ ! -e $edu/driver ] && [ ! -e /dev/vfio/2 ] && [ \"\$(cat /run/results/testbed/bound)\" = '' ]"
   run_case env-and-cwd 0 --shape platform --timeout 120 --cwd /usr/share --env 'A=x y$z' \
     -- bash -c '[ "$PWD" = /usr/share ] && [ "$A" = "x y\$z" ] && [ "$HOME" = /tmp ] && [ "$VFIO_TESTBED_SHAPE" = platform ]'
+  # A working folder under the host's /tmp (hidden by the guest's tmpfs) is shared into the guest at its path.
+  tmp_cwd=$(mktemp -d /tmp/vfio-testbed-cwd.XXXXXX)
+  echo here > "$tmp_cwd/marker"
+  run_case tmp-cwd 0 --shape platform --timeout 120 --cwd "$tmp_cwd" \
+    -- bash -c '[ "$(cat marker)" = here ] && ! touch marker 2>/dev/null'
+  rm -rf "$tmp_cwd"
   run_case kernel-warning 203 --shape platform --timeout 120 -c \
     'echo "<4>WARNING: CPU: 0 PID: 1 at selftest (injected through /dev/kmsg)" > /dev/kmsg'
   run_case kernel-panic 202 --shape platform --timeout 120 -c 'echo c > /proc/sysrq-trigger; sleep 30'

@@ -6,7 +6,7 @@ namespace Vfio.Core.Interop;
 internal static unsafe partial class Libc
 {
     // ioctl(2) is variadic: int ioctl(int fd, unsigned long request, ...). On x86-64 and arm64 a fixed
-    // pointer-sized third argument is passed as the variadic one (ppc64le is unverified; see style.md).
+    // pointer-sized third argument is passed as the variadic one (ppc64le is unverified).
     [LibraryImport(Name, EntryPoint = "ioctl", SetLastError = true)]
     internal static partial int ioctl(SafeHandle fd, nuint request, nint argument);
 

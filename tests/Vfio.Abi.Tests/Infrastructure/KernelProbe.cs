@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-using System.Globalization;
+using System.Collections.Concurrent;
 using System.Text;
 
 namespace Vfio.Abi.Tests.Infrastructure;
@@ -27,10 +27,10 @@ internal sealed record CConstant(ulong Bits, bool IsNegative, ulong Size)
 }
 
 /// <summary>
-/// The kernel side of the ABI: a C program generated from <see cref="UapiModel"/>, compiled with gcc against the
-/// 6.12 headers and run. <see cref="Host"/> uses the host architecture's <c>asm/</c> headers (structs, constants,
-/// ioctls); <see cref="Ppc64le"/> compiles the ioctl numbers once more with powerpc64le's <c>asm/ioctl.h</c>
-/// (only preprocessor arithmetic, so the host compiler computes the ppc64le values).
+/// The kernel side of the ABI for one architecture: a C file generated from <see cref="UapiModel"/> that holds every
+/// value as initialised data (<c>sizeof</c>, <c>_Alignof</c>, <c>offsetof</c>, macro values, ioctl numbers),
+/// compiled with that architecture's gcc (<c>-c</c>, never run) against the 6.12 headers and that architecture's
+/// <c>asm/</c>, and read back from the ELF object.
 /// </summary>
 internal sealed class KernelProbe
 {
@@ -45,7 +45,6 @@ internal sealed class KernelProbe
 
     private const string Includes = """
         #include <stddef.h>
-        #include <stdio.h>
         #include <linux/version.h>
         #include <linux/types.h>
         #include <linux/vfio.h>
@@ -53,47 +52,64 @@ internal sealed class KernelProbe
 
         """;
 
-    private static readonly Lazy<KernelProbe> s_host = new(() => Create(UapiHeaders.Current.HostIncludeArgs, everything: true));
-    private static readonly Lazy<KernelProbe> s_ppc64le = new(CreatePpc64le);
+    private const string VersionKey = "version";
 
-    private KernelProbe(CProbeOutput output)
+    private static readonly ConcurrentDictionary<AbiArch, Lazy<KernelProbe>> s_probes = new();
+
+    private KernelProbe(AbiArch arch, CObjectProbeOutput output)
     {
+        Arch = arch;
         CompileErrors = output.CompileErrors;
         IncludedHeaders = output.IncludedHeaders;
-        foreach (var r in output.Records)
+        ElfMachine = output.Object.Machine;
+        ElfFlags = output.Object.Flags;
+        ulong[] Read(string key) =>
+            output.Object.Values(output.Symbols[key]) ?? throw new InvalidDataException($"{output.Object.Path} has no symbol {output.Symbols[key]} ({key}).");
+
+        LinuxVersionCode = Read(VersionKey)[0];
+        foreach (var s in UapiModel.Structs.Where(s => !CompileErrors.ContainsKey(StructKey(s.Name))))
         {
-            switch (r[0])
+            var v = Read(StructKey(s.Name));
+            Structs[s.Name] = (v[0], v[1]);
+            var at = 2;
+            foreach (var f in s.Fields)
             {
-                case "V":
-                    LinuxVersionCode = Parse(r[1]);
-                    break;
-                case "S":
-                    Structs[r[1]] = (Parse(r[2]), Parse(r[3]));
-                    break;
-                case "F":
-                    Fields[(r[1], r[2])] = new CField(Parse(r[3]), Parse(r[4]), Parse(r[5]), Parse(r[6]), r[7][0]);
-                    break;
-                case "X":
-                    FlexibleArrays[(r[1], r[2])] = Parse(r[3]);
-                    break;
-                case "C":
-                    Constants[r[1]] = new CConstant(Parse(r[2]), r[3] != "0", Parse(r[4]));
-                    break;
-                case "T":
-                    Strings[r[1]] = r[2];
-                    break;
-                case "I":
-                    Ioctls[r[1]] = Parse(r[2]);
-                    break;
-                default:
-                    throw new InvalidOperationException($"Unexpected probe record: {string.Join('\t', r)}");
+                Fields[(s.Name, f.Name)] = new CField(v[at], v[at + 1], v[at + 2], v[at + 3], (char)v[at + 4]);
+                at += 5;
             }
+
+            foreach (var flex in s.FlexibleArrays)
+            {
+                FlexibleArrays[(s.Name, flex.Member)] = v[at++];
+            }
+        }
+
+        foreach (var k in UapiModel.Constants.Where(k => !CompileErrors.ContainsKey(ConstantKey(k.Name))))
+        {
+            var key = output.Symbols[ConstantKey(k.Name)];
+            if (k.IsString)
+            {
+                var bytes = output.Object.Data(key)!;
+                Strings[k.Name] = Encoding.ASCII.GetString(bytes, 0, Array.IndexOf(bytes, (byte)0) is var end and >= 0 ? end : bytes.Length);
+            }
+            else
+            {
+                var v = Read(ConstantKey(k.Name));
+                Constants[k.Name] = new CConstant(v[0], v[1] != 0, v[2]);
+            }
+        }
+
+        foreach (var i in UapiModel.Ioctls.Where(i => !CompileErrors.ContainsKey(IoctlKey(i.Name))))
+        {
+            Ioctls[i.Name] = Read(IoctlKey(i.Name))[0];
         }
     }
 
-    public static KernelProbe Host => s_host.Value;
+    public AbiArch Arch { get; }
 
-    public static KernelProbe Ppc64le => s_ppc64le.Value;
+    public ushort ElfMachine { get; }
+
+    public uint ElfFlags { get; }
 
     public ulong LinuxVersionCode { get; }
 
@@ -113,6 +129,11 @@ internal sealed class KernelProbe
 
     public Dictionary<string, ulong> Ioctls { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The probe of the architecture named <paramref name="arch"/>, compiled once per test run.</summary>
+    public static KernelProbe For(string arch) => For(AbiArch.Get(arch));
+
+    public static KernelProbe For(AbiArch arch) => s_probes.GetOrAdd(arch, a => new Lazy<KernelProbe>(() => Create(a))).Value;
+
     public static string StructKey(string name) => "struct " + name;
 
     public static string ConstantKey(string name) => "const " + name;
@@ -124,70 +145,39 @@ internal sealed class KernelProbe
     {
         if (CompileErrors.TryGetValue(key, out var error))
         {
-            Assert.Fail($"{key} does not compile against the 6.12 headers ({UapiHeaders.Current.Include}):\n{error}");
+            Assert.Fail($"{key} does not compile for {Arch.Name} against the 6.12 headers ({UapiHeaders.Current.Include}):\n{error}");
         }
     }
 
-    private static KernelProbe CreatePpc64le()
+    private static KernelProbe Create(AbiArch arch)
     {
-        var headers = UapiHeaders.Current;
-        if (!File.Exists(Path.Combine(headers.Ppc64leInclude, "asm", "ioctl.h")))
-        {
-            throw new InvalidOperationException(
-                $"{headers.Ppc64leInclude}/asm/ioctl.h does not exist. Debian's linux-libc-dev 6.12 ships it; run `sudo {RepoLayout.FetchScript}` " +
-                "or set VFIO_UAPI_PPC64LE_INCLUDE to a directory holding powerpc64le's asm/.");
-        }
-
-        return Create(headers.Ppc64leIncludeArgs, everything: false);
+        var items = new List<CObjectItem> { new(VersionKey, "unsigned long long", "{ LINUX_VERSION_CODE }") };
+        items.AddRange(UapiModel.Structs.Select(StructItem));
+        items.AddRange(UapiModel.Constants.Select(ConstantItem));
+        items.AddRange(UapiModel.Ioctls.Select(i => new CObjectItem(IoctlKey(i.Name), "unsigned long long", $"{{ (unsigned long long)({i.Name}) }}")));
+        var output = CObjectProbe.Compile(arch, UapiHeaders.Current.IncludeArgs(arch), Includes + KindMacro, items);
+        return new KernelProbe(arch, output);
     }
 
-    private static KernelProbe Create(IReadOnlyList<string> includeArgs, bool everything)
+    /// <summary><c>{ sizeof, _Alignof, then per field offset, size, alignment, element size, kind, then each flexible array's offset }</c>.</summary>
+    private static CObjectItem StructItem(KernelStruct s)
     {
-        var items = new List<CProbeItem>();
-        if (everything)
-        {
-            items.AddRange(UapiModel.Structs.Select(StructItem));
-            items.AddRange(UapiModel.Constants.Select(ConstantItem));
-        }
-
-        items.AddRange(UapiModel.Ioctls.Select(i => new CProbeItem(
-            IoctlKey(i.Name),
-            $"        printf(\"I\\t{i.Name}\\t%llu\\n\", (unsigned long long)({i.Name}));\n")));
-
-        var prelude = Includes + KindMacro;
-        var output = CProbe.Run(
-            UapiHeaders.Current.Compiler,
-            includeArgs,
-            prelude,
-            [new CProbeItem("version", "        printf(\"V\\t%d\\n\", (int)LINUX_VERSION_CODE);\n"), .. items]);
-        return new KernelProbe(output);
-    }
-
-    private static CProbeItem StructItem(KernelStruct s)
-    {
-        var c = new StringBuilder();
         var type = $"struct {s.Name}";
-        c.Append(CultureInfo.InvariantCulture, $"        printf(\"S\\t{s.Name}\\t%zu\\t%zu\\n\", sizeof({type}), _Alignof({type}));\n");
+        var values = new List<string> { $"sizeof({type})", $"_Alignof({type})" };
         foreach (var f in s.Fields)
         {
             var member = $"(({type} *)0)->{f.Name}";
             var element = f.IsFixedBuffer ? member + "[0]" : member;
-            c.Append(CultureInfo.InvariantCulture,
-                $"        printf(\"F\\t{s.Name}\\t{f.Name}\\t%zu\\t%zu\\t%zu\\t%zu\\t%c\\n\", offsetof({type}, {f.Name}), sizeof({member}), _Alignof(__typeof__({member})), sizeof({element}), VFIO_ABI_KIND({element}));\n");
+            values.AddRange([$"offsetof({type}, {f.Name})", $"sizeof({member})", $"_Alignof(__typeof__({member}))", $"sizeof({element})", $"VFIO_ABI_KIND({element})"]);
         }
 
-        foreach (var flex in s.FlexibleArrays)
-        {
-            c.Append(CultureInfo.InvariantCulture, $"        printf(\"X\\t{s.Name}\\t{flex.Member}\\t%zu\\n\", offsetof({type}, {flex.Member}));\n");
-        }
-
-        return new CProbeItem(StructKey(s.Name), c.ToString());
+        values.AddRange(s.FlexibleArrays.Select(flex => $"offsetof({type}, {flex.Member})"));
+        return new CObjectItem(StructKey(s.Name), "unsigned long long", "{\n    " + string.Join(",\n    ", values) + "\n}");
     }
 
-    private static CProbeItem ConstantItem(KernelConstant k) =>
-        new(ConstantKey(k.Name), k.IsString
-            ? $"        printf(\"T\\t{k.Name}\\t%s\\n\", _Generic(({k.Name}), char *: ({k.Name}), const char *: ({k.Name}), default: \"<not a string>\"));\n"
-            : $"        printf(\"C\\t{k.Name}\\t%llu\\t%d\\t%zu\\n\", (unsigned long long)({k.Name}), ({k.Name}) < 0, sizeof({k.Name}));\n");
-
-    private static ulong Parse(string text) => ulong.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
+    /// <summary>A string macro as a <c>char</c> array; a number as <c>{ value, value &lt; 0, sizeof(value) }</c>.</summary>
+    private static CObjectItem ConstantItem(KernelConstant k) =>
+        k.IsString
+            ? new(ConstantKey(k.Name), "char", k.Name)
+            : new(ConstantKey(k.Name), "unsigned long long", $"{{ (unsigned long long)({k.Name}), ({k.Name}) < 0, sizeof({k.Name}) }}");
 }

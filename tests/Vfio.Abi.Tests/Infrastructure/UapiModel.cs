@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System.Reflection;
 using System.Runtime.CompilerServices;
-using Vfio.Core.Interop;
+using System.Runtime.InteropServices;
 
 namespace Vfio.Abi.Tests.Infrastructure;
 
@@ -36,7 +36,7 @@ internal sealed record StructField(
 /// <summary>A flexible array member documented on the struct by a <c>public const int &lt;member&gt;_offset</c>.</summary>
 internal sealed record FlexibleArray(string Member, int Offset);
 
-/// <summary>A public struct of <c>Vfio.Core.Interop</c>, measured.</summary>
+/// <summary>A struct of <c>Vfio.Core.Interop</c> (public or internal), measured.</summary>
 internal sealed record KernelStruct(
     Type Type,
     string Name,
@@ -46,7 +46,7 @@ internal sealed record KernelStruct(
     IReadOnlyList<FlexibleArray> FlexibleArrays,
     IReadOnlyList<string> Problems);
 
-/// <summary>A <c>public const</c> of a uAPI class.</summary>
+/// <summary>A <c>const</c> of a uAPI class.</summary>
 internal sealed record KernelConstant(string Name, Type DeclaringType, object Value)
 {
     public Type ValueType => Value.GetType();
@@ -54,7 +54,7 @@ internal sealed record KernelConstant(string Name, Type DeclaringType, object Va
     public bool IsString => Value is string;
 }
 
-/// <summary>A <c>public static readonly uint</c> ioctl request number of a uAPI class.</summary>
+/// <summary>A <c>static readonly uint</c> ioctl request number of a uAPI class (the number for the architecture this process runs on).</summary>
 internal sealed record KernelIoctl(string Name, Type DeclaringType, uint Value)
 {
     /// <summary>The command number (<c>_IOC_NR</c>).</summary>
@@ -65,10 +65,10 @@ internal sealed record KernelIoctl(string Name, Type DeclaringType, uint Value)
 }
 
 /// <summary>
-/// The C# side of the ABI, read by reflection from Vfio.Core so that nothing is listed twice: every public struct
-/// of <c>Vfio.Core.Interop</c>, every <c>public static readonly uint</c> of <see cref="VfioUapi"/> and
-/// <see cref="IommuUapi"/> (ioctl numbers), and every <c>public const</c> of those classes and of
-/// <see cref="IoctlEncoding"/>.
+/// The C# side of the ABI, read by reflection from the Vfio.Core assembly so that nothing is listed twice and the
+/// tests do not depend on the declarations' visibility (public or internal): every top-level struct of namespace
+/// <c>Vfio.Core.Interop</c>, every <c>static readonly uint</c> of <c>VfioUapi</c> and <c>IommuUapi</c> (ioctl
+/// numbers), and every <c>const</c> of those classes and of <c>IoctlEncoding</c>.
 /// </summary>
 internal static class UapiModel
 {
@@ -77,21 +77,34 @@ internal static class UapiModel
     /// <summary>Suffix of the struct-level constants that give the offset of a flexible array member.</summary>
     public const string FlexibleArrayOffsetSuffix = "_offset";
 
+    private const BindingFlags StaticFields = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.DeclaredOnly;
+
+    /// <summary>The assembly that declares the uAPI.</summary>
+    public static readonly Assembly Core = Assembly.Load(new AssemblyName("Vfio.Core"));
+
+    /// <summary><c>IoctlEncoding</c>, which computes an ioctl number per architecture.</summary>
+    public static readonly Type IoctlEncoding = InteropType("IoctlEncoding");
+
     /// <summary>The classes holding ioctl numbers.</summary>
-    public static readonly Type[] IoctlClasses = [typeof(VfioUapi), typeof(IommuUapi)];
+    public static readonly Type[] IoctlClasses = [InteropType("VfioUapi"), InteropType("IommuUapi")];
 
     /// <summary>The classes whose constants are kernel macros or enumerators.</summary>
-    public static readonly Type[] ConstantClasses = [typeof(VfioUapi), typeof(IommuUapi), typeof(IoctlEncoding)];
+    public static readonly Type[] ConstantClasses = [.. IoctlClasses, IoctlEncoding];
 
     /// <summary>
     /// Constants of the classes above that are deliberately not compared with the headers because they are not a C
     /// macro or enumerator of that name (helpers added for C# callers). Each entry names its reason. Empty today:
-    /// every constant of <see cref="VfioUapi"/>, <see cref="IommuUapi"/> and <see cref="IoctlEncoding"/> is a kernel
-    /// name. A stale entry (no such constant) fails <c>ConstantsNotInHeaders_AreDeclared</c>.
+    /// every constant of those classes is a kernel name. A stale entry (no such constant) fails
+    /// <c>ConstantsNotInHeaders_AreDeclared</c>.
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> ConstantsNotInHeaders = new Dictionary<string, string>(StringComparer.Ordinal)
     {
     };
+
+    private static readonly Func<uint, Architecture, uint> s_io =
+        IoctlEncoding.GetMethod("Io", BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static, [typeof(uint), typeof(Architecture)])
+            ?.CreateDelegate<Func<uint, Architecture, uint>>()
+        ?? throw new InvalidOperationException($"{IoctlEncoding} has no static uint Io(uint nr, Architecture architecture).");
 
     private static readonly Lazy<IReadOnlyList<KernelStruct>> s_structs = new(LoadStructs);
     private static readonly Lazy<IReadOnlyList<KernelConstant>> s_constants = new(LoadConstants);
@@ -109,23 +122,33 @@ internal static class UapiModel
 
     public static KernelIoctl Ioctl(string name) => Ioctls.Single(i => i.Name == name);
 
-    public static TheoryData<string> StructNames() => [.. Structs.Select(s => s.Name)];
+    /// <summary><c>IoctlEncoding.Io(nr, architecture)</c>: the managed number of an ioctl for an architecture.</summary>
+    public static uint Io(uint nr, Architecture architecture) => s_io(nr, architecture);
 
-    public static TheoryData<string> ConstantNames() => [.. Constants.Select(c => c.Name)];
+    public static TheoryData<string> StructNames() => [.. Structs.Select(s => s.Name)];
 
     public static TheoryData<string> IoctlNames() => [.. Ioctls.Select(i => i.Name)];
 
-    /// <summary>Every public static field of the uAPI classes that is neither a constant nor a <c>static readonly uint</c>.</summary>
-    public static IEnumerable<string> UnexpectedPublicStaticFields() =>
-        ConstantClasses.Concat(IoctlClasses).Distinct()
-            .SelectMany(c => c.GetFields(BindingFlags.Public | BindingFlags.Static))
+    public static TheoryData<string, string> StructRows() => AbiArch.Rows(Structs.Select(s => s.Name));
+
+    public static TheoryData<string, string> ConstantRows() => AbiArch.Rows(Constants.Select(c => c.Name));
+
+    public static TheoryData<string, string> IoctlRows() => AbiArch.Rows(Ioctls.Select(i => i.Name));
+
+    /// <summary>Every static field of the uAPI classes that is neither a constant nor a <c>static readonly uint</c> ioctl number.</summary>
+    public static IEnumerable<string> UnexpectedStaticFields() =>
+        ConstantClasses.Distinct()
+            .SelectMany(c => c.GetFields(StaticFields))
+            .Where(f => !f.IsDefined(typeof(CompilerGeneratedAttribute)))
             .Where(f => !f.IsLiteral && !(f.IsInitOnly && f.FieldType == typeof(uint) && IoctlClasses.Contains(f.DeclaringType)))
             .Select(f => $"{f.DeclaringType!.Name}.{f.Name} ({f.FieldType.Name})");
 
+    private static Type InteropType(string name) =>
+        Core.GetType($"{InteropNamespace}.{name}") ?? throw new InvalidOperationException($"{Core.GetName().Name} declares no {InteropNamespace}.{name}.");
+
     private static IReadOnlyList<KernelStruct> LoadStructs() =>
-        // The uAPI is internal to each assembly that links it (Common/Interop); Vfio.Core grants this assembly its internals.
-        typeof(IoctlEncoding).Assembly.GetTypes()
-            .Where(t => t.IsValueType && !t.IsEnum && !t.IsNested && t.Namespace == InteropNamespace)
+        Core.GetTypes()
+            .Where(t => t.IsValueType && !t.IsEnum && !t.IsNested && t.Namespace == InteropNamespace && !t.IsDefined(typeof(CompilerGeneratedAttribute)))
             .OrderBy(t => t.Name, StringComparer.Ordinal)
             .Select(Measure)
             .ToArray();
@@ -154,9 +177,9 @@ internal static class UapiModel
                 fields.Add(new StructField(field.Name, offset, size, ManagedLayout.AlignOf(field.FieldType), size, KindOf(field.FieldType, problems, field.Name), false, field.FieldType));
             }
 
-            if (!field.IsPublic)
+            if (!field.IsPublic && !field.IsAssembly)
             {
-                problems.Add($"field {field.Name} is not public");
+                problems.Add($"field {field.Name} is neither public nor internal");
             }
         }
 
@@ -206,7 +229,7 @@ internal static class UapiModel
 
     private static IReadOnlyList<KernelConstant> LoadConstants() =>
         ConstantClasses
-            .SelectMany(c => c.GetFields(BindingFlags.Public | BindingFlags.Static))
+            .SelectMany(c => c.GetFields(StaticFields))
             .Where(f => f.IsLiteral && !ConstantsNotInHeaders.ContainsKey(f.Name))
             .Select(f => new KernelConstant(f.Name, f.DeclaringType!, f.GetRawConstantValue()!))
             .OrderBy(c => c.Name, StringComparer.Ordinal)
@@ -214,7 +237,7 @@ internal static class UapiModel
 
     private static IReadOnlyList<KernelIoctl> LoadIoctls() =>
         IoctlClasses
-            .SelectMany(c => c.GetFields(BindingFlags.Public | BindingFlags.Static))
+            .SelectMany(c => c.GetFields(StaticFields))
             .Where(f => f.IsInitOnly && f.FieldType == typeof(uint))
             .Select(f => new KernelIoctl(f.Name, f.DeclaringType!, (uint)f.GetValue(null)!))
             .OrderBy(i => i.Name, StringComparer.Ordinal)

@@ -7,7 +7,7 @@ namespace Vfio.Core.Tests.Devices;
 
 /// <summary>
 /// A device fd's side of the kernel port, answering GET_INFO / GET_REGION_INFO / GET_IRQ_INFO / SET_IRQS / RESET /
-/// FEATURE from canned data the way Linux 6.12 does (argsz protocol of uAPI §2.1–2.2), recording what it was sent.
+/// FEATURE from canned data the way Linux 6.12 does (argsz protocol of include/uapi/linux/vfio.h, vfio_info_cap_add), recording what it was sent.
 /// Nothing on the SET_IRQS, pread and pwrite paths allocates, so allocation tests can run through it.
 /// </summary>
 internal sealed class FakeDeviceKernel : IKernel
