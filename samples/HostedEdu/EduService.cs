@@ -49,19 +49,21 @@ internal sealed partial class EduService(
         // vfio: the VfioManager from DI. The backend is the one Vfio:Backend names.
         using DmaSpace space = vfio.CreateDmaSpace("edu");
         using AttachedDevice edu = vfio.AttachDevice(device, space);      // bound to vfio-pci, e.g. "0000:00:02.0"
-        using var driver = new EduDriver(edu.Device, useMmap: true);      // registers through BAR0, mmap'ed
-        if (driver.ReadIdentification() != EduDriver.Identification)
+        using VfioRegionMapping bar0 = edu.Device.MapRegion(VfioPciRegion.Bar0);   // edu's registers, mmap'ed
+        if (bar0.Read32(0x00) != 0x010000ed)                             // edu's identification register
         {
             throw new InvalidOperationException($"{device} is not an edu device.");
         }
-        driver.EnableBusMaster();                                         // DMA and MSI: memory writes by edu
+        ushort command = edu.Device.ReadRegion16(VfioPciRegion.Config, 0x04);
+        edu.Device.WriteRegion16(VfioPciRegion.Config, 0x04, (ushort)(command | 0x4));  // bus master: DMA and MSI
 
-        // DMA: page-aligned memory, allocated and mapped into the space in one call (below edu's 28-bit mask);
+        // DMA: page-aligned memory, allocated and mapped into the space in one call (below edu's 28-bit DMA mask);
         // the device reaches it at buffer.Iova. Disposal unmaps it, then frees it.
-        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+        using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, dmaMask: 0x0fff_ffff);
         Random.Shared.NextBytes(buffer.Span[..1024]);
-        driver.DmaToDevice(buffer.Iova, 0, 1024, s_timeout);              // RAM page 0 -> edu's buffer
-        driver.DmaFromDevice(0, buffer.Iova + 4096, 1024, s_timeout);     // edu's buffer -> RAM page 1
+        const ulong eduBuffer = 0x40000;                                  // edu's 4 KiB DMA buffer, in its own space
+        EduDma(bar0, source: buffer.Iova, destination: eduBuffer, toRam: false);          // RAM page 0 -> edu
+        EduDma(bar0, source: eduBuffer, destination: buffer.Iova + 4096, toRam: true);    // edu -> RAM page 1
         bool dmaIntact = buffer.Span.Slice(4096, 1024).SequenceEqual(buffer.Span[..1024]);
 
         // Interrupts: one eventfd per MSI vector (VFIO_DEVICE_SET_IRQS), awaited without allocating.
@@ -69,11 +71,31 @@ internal sealed partial class EduService(
         edu.Device.SetIrqEventFds(VfioPciIrq.Msi, start: 0, [msi]);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(s_timeout);
-        driver.RaiseInterrupt(1);
+        bar0.Write32(0x60, 1);                                            // edu: raise interrupt status 1
         ulong interrupts = await msi.WaitAsync(timeout.Token);
-        driver.AcknowledgeInterrupt(1);
+        bar0.Write32(0x64, 1);                                            // edu: acknowledge it
         edu.Device.DisableIrq(VfioPciIrq.Msi);
+
+        // edu's DMA engine: source, destination, count, then command (start | to RAM); it clears start when done.
+        static void EduDma(VfioRegionMapping bar0, ulong source, ulong destination, bool toRam)
+        {
+            bar0.Write64(0x80, source);
+            bar0.Write64(0x88, destination);
+            bar0.Write64(0x90, 1024);
+            bar0.Write64(0x98, toRam ? 3UL : 1UL);
+            long deadline = Environment.TickCount64 + 10_000;
+            while ((bar0.Read64(0x98) & 1) != 0)
+            {
+                if (Environment.TickCount64 > deadline)
+                {
+                    throw new TimeoutException("edu's DMA did not complete within 10 s.");
+                }
+                Thread.Sleep(1);
+            }
+        }
         #endregion
+
+        using var driver = new EduDriver(edu.Device, useMmap: true);      // the rest of edu's register map (samples/Edu)
 
         LogAttached(logger, edu.Name, edu.Backend.Name, edu.Container.Name, edu.IommuGroup);
         uint factorial = driver.Factorial(10, s_timeout);
