@@ -41,10 +41,10 @@ public sealed class VirtioTests
         r.Read(QueueReady).ShouldBe(1u);
         virtio.SetStatus(Acknowledge | Driver | FeaturesOk | DriverOk);
 
-        using var irq = new InterruptEvent();
-        device.SetIrqEventFds(0, 0, [irq]);
+        virtio.Irq.Enable();
+        virtio.Irq.IsLevelTriggered.ShouldBeTrue();
         virtio.Submit(64);
-        irq.TryWait(Rig.Timeout, out ulong count).ShouldBeTrue("the used-buffer interrupt");
+        virtio.Irq.TryWait(Rig.Timeout, out ulong count).ShouldBeTrue("the used-buffer interrupt");
         count.ShouldBe(1UL);
         uint status = r.Read(InterruptStatus);
         (status & UsedBufferInterrupt).ShouldBe(UsedBufferInterrupt);
@@ -54,11 +54,11 @@ public sealed class VirtioTests
         virtio.UsedIndex.ShouldBe((ushort)1);
         virtio.UsedElement(0).ShouldBe((0u, 64u));
         virtio.Data(64).ShouldContain(b => b != 0, "the device wrote entropy");
-        device.UnmaskIrq(0);
+        virtio.Irq.Unmask();
 
         virtio.SetStatus(0);   // reset: the device forgets the queue
         r.Read(Status).ShouldBe(0u);
         r.Read(QueueReady).ShouldBe(0u);
-        device.DisableIrq(0);
+        virtio.Irq.Disable();
     }
 }

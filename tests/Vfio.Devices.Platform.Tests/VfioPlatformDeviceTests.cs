@@ -146,6 +146,39 @@ public sealed class VfioPlatformDeviceTests
     }
 
     [Fact]
+    public void LevelIrq_WhoseUnmaskEventFdTheKernelRefuses_FallsBackToExplicitUnmask()
+    {
+        using var sim = new SimulatedPlatform();
+        using var foreign = new InterruptEvent();
+        sim.Device.SetIrqUnmaskEventFd(0, foreign);   // the kernel now answers EBUSY to a second one
+        VfioPlatformIrq irq = sim.Platform.GetIrq(0);
+        irq.Enable();
+        irq.UnmaskMode.ShouldBe(VfioPlatformUnmaskMode.Ioctl);
+        sim.Raise(0);
+        irq.TryWait(SimulatedPlatform.Timeout, out _).ShouldBeTrue();
+        irq.TryWait(TimeSpan.FromMilliseconds(50), out _).ShouldBeFalse("automasked");
+        irq.Unmask();
+        irq.TryWait(TimeSpan.Zero, out _).ShouldBeTrue("the explicit unmask re-signals the still-asserted line at once");
+        irq.Disable();
+        sim.Device.SetIrqUnmaskEventFd(0, null);
+    }
+
+    [Fact]
+    public void LevelIrq_WhoseCallersResampleFdTheKernelRefuses_ThrowsAndLeavesNothingWired()
+    {
+        using var sim = new SimulatedPlatform();
+        using var foreign = new InterruptEvent();
+        using var resample = new InterruptEvent();
+        sim.Device.SetIrqUnmaskEventFd(0, foreign);
+        VfioPlatformIrq irq = sim.Platform.GetIrq(0);
+        Should.Throw<VfioException>(() => irq.Enable(resample)).Errno.ShouldBe(Errno.EBUSY);
+        irq.IsEnabled.ShouldBeFalse();
+        sim.Device.SetIrqUnmaskEventFd(0, null);
+        irq.Enable(resample);
+        irq.UnmaskMode.ShouldBe(VfioPlatformUnmaskMode.EventFd);
+    }
+
+    [Fact]
     public void EnableTwice_IsRefused_AndDisableIsIdempotent()
     {
         using var sim = new SimulatedPlatform();
