@@ -138,17 +138,11 @@ public sealed class VfioPlatformDevice : IDisposable
     /// <inheritdoc/>
     public override string ToString() => $"platform device {Name}: {_regions.Length} region(s), {_irqs.Length} IRQ(s)";
 
-    /// <summary>A region is accessed: the end of interrupt when the emulation runs. Returns whether the fast path is on.</summary>
-    internal bool OnRegionAccess()
-    {
-        EoiEmulation? eoi = Volatile.Read(ref _eoi);
-        if (eoi is null)
-        {
-            return true;
-        }
-        eoi.Machine.RegionAccess();
-        return eoi.FastPath;
-    }
+    /// <summary>Whether region accesses may use the mappings: always, unless the emulation has them on the slow path.</summary>
+    internal bool IsFastPath => Volatile.Read(ref _eoi) is not { FastPath: false };
+
+    /// <summary>A region access is done: the end of interrupt of the active IRQ when the emulation runs.</summary>
+    internal void AfterRegionAccess() => Volatile.Read(ref _eoi)?.Machine.RegionAccess();
 
     /// <summary>The running emulation: the state machine, one wait loop per enabled IRQ, and the path flag.</summary>
     private sealed class EoiEmulation : IPlatformEoiHost

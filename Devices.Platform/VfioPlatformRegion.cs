@@ -16,7 +16,7 @@ public enum VfioPlatformRegionKind
 /// <summary>
 /// One region of a <see cref="VfioPlatformDevice"/>. Accesses go through the mapping while the region is mapped and the
 /// device is on the fast path, and through <c>pread</c>/<c>pwrite</c> of the device fd (the slow path) otherwise; with
-/// end-of-interrupt emulation on, every access is also the end of interrupt of the active IRQ.
+/// end-of-interrupt emulation on, every access, once done, is also the end of interrupt of the active IRQ.
 /// </summary>
 /// <remarks>The accessors are allocation-free. Multi-byte values are little-endian.</remarks>
 public sealed class VfioPlatformRegion
@@ -78,21 +78,36 @@ public sealed class VfioPlatformRegion
     /// <returns>The value.</returns>
     /// <exception cref="ArgumentOutOfRangeException">The access is not inside the region.</exception>
     /// <exception cref="InvalidOperationException">The region is PIO.</exception>
-    public byte Read8(ulong offset) => Route(offset, 1) is { } m ? m.Read8(offset) : _owner.Device.ReadRegion8(Index, offset);
+    public byte Read8(ulong offset)
+    {
+        byte value = Route(offset, 1) is { } m ? m.Read8(offset) : _owner.Device.ReadRegion8(Index, offset);
+        _owner.AfterRegionAccess();
+        return value;
+    }
 
     /// <summary>Reads a 16-bit value.</summary>
     /// <param name="offset">The offset in the region.</param>
     /// <returns>The value.</returns>
     /// <exception cref="ArgumentOutOfRangeException">The access is not inside the region.</exception>
     /// <exception cref="InvalidOperationException">The region is PIO.</exception>
-    public ushort Read16(ulong offset) => Route(offset, 2) is { } m ? m.Read16(offset) : _owner.Device.ReadRegion16(Index, offset);
+    public ushort Read16(ulong offset)
+    {
+        ushort value = Route(offset, 2) is { } m ? m.Read16(offset) : _owner.Device.ReadRegion16(Index, offset);
+        _owner.AfterRegionAccess();
+        return value;
+    }
 
     /// <summary>Reads a 32-bit value.</summary>
     /// <param name="offset">The offset in the region.</param>
     /// <returns>The value.</returns>
     /// <exception cref="ArgumentOutOfRangeException">The access is not inside the region.</exception>
     /// <exception cref="InvalidOperationException">The region is PIO.</exception>
-    public uint Read32(ulong offset) => Route(offset, 4) is { } m ? m.Read32(offset) : _owner.Device.ReadRegion32(Index, offset);
+    public uint Read32(ulong offset)
+    {
+        uint value = Route(offset, 4) is { } m ? m.Read32(offset) : _owner.Device.ReadRegion32(Index, offset);
+        _owner.AfterRegionAccess();
+        return value;
+    }
 
     /// <summary>Writes one byte.</summary>
     /// <param name="offset">The offset in the region.</param>
@@ -104,9 +119,12 @@ public sealed class VfioPlatformRegion
         if (Route(offset, 1) is { } m)
         {
             m.Write8(offset, value);
-            return;
         }
-        _owner.Device.WriteRegion8(Index, offset, value);
+        else
+        {
+            _owner.Device.WriteRegion8(Index, offset, value);
+        }
+        _owner.AfterRegionAccess();
     }
 
     /// <summary>Writes a 16-bit value.</summary>
@@ -119,9 +137,12 @@ public sealed class VfioPlatformRegion
         if (Route(offset, 2) is { } m)
         {
             m.Write16(offset, value);
-            return;
         }
-        _owner.Device.WriteRegion16(Index, offset, value);
+        else
+        {
+            _owner.Device.WriteRegion16(Index, offset, value);
+        }
+        _owner.AfterRegionAccess();
     }
 
     /// <summary>Writes a 32-bit value.</summary>
@@ -134,9 +155,12 @@ public sealed class VfioPlatformRegion
         if (Route(offset, 4) is { } m)
         {
             m.Write32(offset, value);
-            return;
         }
-        _owner.Device.WriteRegion32(Index, offset, value);
+        else
+        {
+            _owner.Device.WriteRegion32(Index, offset, value);
+        }
+        _owner.AfterRegionAccess();
     }
 
     /// <inheritdoc/>
@@ -146,8 +170,9 @@ public sealed class VfioPlatformRegion
 
     internal void Unmap() => Interlocked.Exchange(ref _mapping, null)?.Dispose();
 
-    /// <summary>Checks the access, tells the end-of-interrupt emulation of it, and returns the mapping to use (null
-    /// for the slow path).</summary>
+    /// <summary>Checks the access and returns the mapping to use (null for the slow path). The end of interrupt comes
+    /// after the access (<see cref="VfioPlatformDevice.AfterRegionAccess"/>), so that a write clearing the device's
+    /// interrupt status lowers its line before the line is unmasked.</summary>
     private VfioRegionMapping? Route(ulong offset, int width)
     {
         if (Kind == VfioPlatformRegionKind.Pio)
@@ -158,9 +183,8 @@ public sealed class VfioPlatformRegion
         {
             ThrowOutOfRange(offset, width);
         }
-        bool fastPath = _owner.OnRegionAccess();
         VfioRegionMapping? mapping = Volatile.Read(ref _mapping);
-        return fastPath && mapping is not null && mapping.IsMapped(offset, (ulong)width) ? mapping : null;
+        return mapping is not null && _owner.IsFastPath && mapping.IsMapped(offset, (ulong)width) ? mapping : null;
     }
 
     private void ThrowOutOfRange(ulong offset, int width)

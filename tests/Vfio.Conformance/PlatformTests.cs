@@ -194,7 +194,8 @@ public sealed class PlatformTests
         }
     }
 
-    private sealed class RecordingHost : IPlatformEoiHost
+    /// <summary>Records the emulation's host calls in order.</summary>
+    internal sealed class RecordingHost : IPlatformEoiHost
     {
         private readonly Channel<string> _log = Channel.CreateUnbounded<string>();
 

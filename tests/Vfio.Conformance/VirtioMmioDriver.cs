@@ -22,6 +22,7 @@ internal sealed class VirtioMmioDriver : IDisposable
 
     internal const uint Acknowledge = 1, Driver = 2, DriverOk = 4, FeaturesOk = 8;
     internal const uint UsedBufferInterrupt = 1;
+    internal const ulong VersionOne = 1UL << 32;   // VIRTIO_F_VERSION_1
     private const ushort DescriptorWrite = 2;
 
     // One 4 KiB page (physically contiguous by construction): descriptor table, driver area, device area, data.
@@ -77,6 +78,18 @@ internal sealed class VirtioMmioDriver : IDisposable
         WriteAddress(QueueDriverLow, _memory.GetPhysicalAddress(DriverArea));
         WriteAddress(QueueDeviceLow, _memory.GetPhysicalAddress(DeviceArea));
         Registers.Write(QueueReady, 1);
+    }
+
+    /// <summary>Initialises the device (virtio 1.2 §3.1.1: reset, ACKNOWLEDGE | DRIVER, VIRTIO_F_VERSION_1,
+    /// FEATURES_OK), sets up queue 0 with <paramref name="queueSize"/> entries and sets DRIVER_OK.</summary>
+    internal void Start(ushort queueSize)
+    {
+        SetStatus(0);
+        SetStatus(Acknowledge | Driver);
+        WriteDriverFeatures(VersionOne);
+        SetStatus(Acknowledge | Driver | FeaturesOk);
+        SetUpQueue(queueSize);
+        SetStatus(Acknowledge | Driver | FeaturesOk | DriverOk);
     }
 
     /// <summary>Makes one device-writable buffer of <paramref name="length"/> bytes (descriptor 0) available and notifies.</summary>

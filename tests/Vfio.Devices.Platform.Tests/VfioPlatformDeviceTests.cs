@@ -261,6 +261,32 @@ public sealed class VfioPlatformDeviceTests
     }
 
     [Fact]
+    public async Task EoiEmulation_EndsTheInterruptAfterTheAccess_SoAWriteThatLowersTheLineKeepsItQuiet()
+    {
+        using var sim = new SimulatedPlatform();
+        var host = new QueueHost();
+        VfioPlatformDevice p = sim.Platform;
+        // The explicit unmask is synchronous (the simulator runs an unmask eventfd a moment later), so an EOI before
+        // the write would certainly find the line asserted.
+        using var foreign = new InterruptEvent();
+        sim.Device.SetIrqUnmaskEventFd(0, foreign);
+        p.GetIrq(0).Enable();
+        p.GetIrq(0).UnmaskMode.ShouldBe(VfioPlatformUnmaskMode.Ioctl);
+        p.StartEoiEmulation(host, TimeSpan.FromSeconds(1), new FakeTimeProvider());
+        sim.Raise(0);
+        (await host.Next()).ShouldBe("inject 0");
+        (await host.Next()).ShouldBe("slow");
+        // The driver's write lowers the line; the EOI (and the unmask) follow the write, so nothing fires again.
+        p.GetRegion(0).Write32(PlatformTestDevice.DeassertRegister, 1);
+        (await host.Next()).ShouldBe("complete 0");
+        await Task.Delay(100, TestContext.Current.CancellationToken);
+        host.Count.ShouldBe(0, "an EOI before the write would have unmasked a still-asserted line");
+        p.EoiStateMachine!.ActiveIrq.ShouldBe(-1);
+        p.StopEoiEmulation();
+        sim.Device.SetIrqUnmaskEventFd(0, null);
+    }
+
+    [Fact]
     public void EoiEmulation_NeedsAnEnabledIrq()
     {
         using var sim = new SimulatedPlatform();
