@@ -287,6 +287,27 @@ public sealed class VfioPlatformDeviceTests
     }
 
     [Fact]
+    public void RegionAccess_ThroughTheMapping_AndTheEoiEmulation_IsAllocationFree()
+    {
+        using var sim = new SimulatedPlatform();
+        VfioPlatformDevice p = sim.Platform;
+        VfioPlatformRegion r = p.GetRegion(0);
+        r.Map();
+        p.GetIrq(0).Enable();
+        p.StartEoiEmulation(new QueueHost(), TimeSpan.FromHours(1), TimeProvider.System);
+        r.Write32(PlatformTestDevice.ScratchRegister, 1);
+        r.Read32(PlatformTestDevice.ScratchRegister);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (uint i = 0; i < 1000; i++)
+        {
+            r.Write32(PlatformTestDevice.ScratchRegister, i);
+            r.Read32(PlatformTestDevice.ScratchRegister);
+        }
+        (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0);
+        r.Read32(PlatformTestDevice.ScratchRegister).ShouldBe(999u);
+    }
+
+    [Fact]
     public void EoiEmulation_NeedsAnEnabledIrq()
     {
         using var sim = new SimulatedPlatform();
