@@ -112,6 +112,7 @@ run_host_tier host-simulator tests/Vfio.Simulator.Tests
 run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
 run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
 run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
+run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
 run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
 mode_lines host-conformance "$RESULTS/host-conformance.xml"
 run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks

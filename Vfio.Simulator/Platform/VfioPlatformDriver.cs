@@ -98,7 +98,7 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
     }
 
     private uint RegionFlags(PlatformRegion region)
-        => VfioUapi.VFIO_REGION_INFO_FLAG_READ
+        => region.IoPort ? 0 : VfioUapi.VFIO_REGION_INFO_FLAG_READ
         | (region.Writable ? VfioUapi.VFIO_REGION_INFO_FLAG_WRITE : 0)
         | (region.Mappable && region.Size >= PageSize && region.Size % PageSize == 0 ? VfioUapi.VFIO_REGION_INFO_FLAG_MMAP : 0);
 
@@ -248,7 +248,7 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
     protected override long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write)
     {
         PlatformRegion region = _model.Regions[index];
-        if (write && !region.Writable)
+        if (region.IoPort || (write && !region.Writable))
         {
             return -EINVAL;
         }

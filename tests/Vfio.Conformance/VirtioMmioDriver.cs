@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Core;
+using Vfio.Devices.Platform;
 
 namespace Vfio.Conformance;
 
 /// <summary>
 /// A minimal user-space virtio-mmio (version 2) driver with one split virtqueue (virtio 1.2 §2.7, §4.2.2–4.2.3), enough
-/// for the conformance suite to make an entropy request through vfio-platform: registers by pread/pwrite of region 0
-/// (the kernel does not let this region be mmap-ed), the rings in a <see cref="PhysicalDmaBuffer"/> whose physical
-/// addresses the device is given (no IOMMU). Test code: it checks nothing itself, the cases assert.
+/// for the conformance suite to make an entropy request through vfio-platform, on <see cref="VfioPlatformDevice"/>:
+/// registers by pread/pwrite of region 0 (the kernel does not let this region be mmap-ed), the used-buffer interrupt on
+/// the device's level IRQ 0 (automasked; unmasked through its unmask eventfd), the rings in a
+/// <see cref="PhysicalDmaBuffer"/> whose physical addresses the device is given (no IOMMU). Test code: it checks nothing
+/// itself, the cases assert.
 /// </summary>
 internal sealed class VirtioMmioDriver : IDisposable
 {
@@ -19,21 +22,26 @@ internal sealed class VirtioMmioDriver : IDisposable
 
     internal const uint Acknowledge = 1, Driver = 2, DriverOk = 4, FeaturesOk = 8;
     internal const uint UsedBufferInterrupt = 1;
+    internal const ulong VersionOne = 1UL << 32;   // VIRTIO_F_VERSION_1
     private const ushort DescriptorWrite = 2;
 
     // One 4 KiB page (physically contiguous by construction): descriptor table, driver area, device area, data.
     private const ulong DescTable = 0x000, DriverArea = 0x100, DeviceArea = 0x200, DataArea = 0x400;
 
-    private readonly VfioDevice _device;
     private readonly PhysicalDmaBuffer _memory;
     private ushort _availIdx;
 
+    internal VfioPlatformDevice Platform { get; }
+
     internal VfioMmioRegion Registers { get; }
+
+    /// <summary>The device's interrupt (level-triggered, automasked).</summary>
+    internal VfioPlatformIrq Irq => Platform.GetIrq(0);
 
     internal VirtioMmioDriver(VfioDevice device, IKernel kernel)
     {
-        _device = device;
-        Registers = new VfioMmioRegion(device);
+        Platform = new VfioPlatformDevice(device);
+        Registers = new VfioMmioRegion(Platform.GetRegion(0));
         _memory = PhysicalDmaBuffer.Allocate(kernel, 4096);
     }
 
@@ -72,6 +80,18 @@ internal sealed class VirtioMmioDriver : IDisposable
         Registers.Write(QueueReady, 1);
     }
 
+    /// <summary>Initialises the device (virtio 1.2 §3.1.1: reset, ACKNOWLEDGE | DRIVER, VIRTIO_F_VERSION_1,
+    /// FEATURES_OK), sets up queue 0 with <paramref name="queueSize"/> entries and sets DRIVER_OK.</summary>
+    internal void Start(ushort queueSize)
+    {
+        SetStatus(0);
+        SetStatus(Acknowledge | Driver);
+        WriteDriverFeatures(VersionOne);
+        SetStatus(Acknowledge | Driver | FeaturesOk);
+        SetUpQueue(queueSize);
+        SetStatus(Acknowledge | Driver | FeaturesOk | DriverOk);
+    }
+
     /// <summary>Makes one device-writable buffer of <paramref name="length"/> bytes (descriptor 0) available and notifies.</summary>
     internal void Submit(uint length)
     {
@@ -108,13 +128,18 @@ internal sealed class VirtioMmioDriver : IDisposable
         Registers.Write(low + 4, (uint)(address >> 32));
     }
 
-    public void Dispose() => _memory.Dispose();
+    /// <summary>Disables the interrupt and frees the rings.</summary>
+    public void Dispose()
+    {
+        Platform.Dispose();
+        _memory.Dispose();
+    }
 
     /// <summary>Region 0 of the vfio-platform device: 32-bit little-endian registers.</summary>
-    internal sealed class VfioMmioRegion(VfioDevice device)
+    internal sealed class VfioMmioRegion(VfioPlatformRegion region)
     {
-        internal uint Read(ulong offset) => device.ReadRegion32(0, offset);
+        internal uint Read(ulong offset) => region.Read32(offset);
 
-        internal void Write(ulong offset, uint value) => device.WriteRegion32(0, offset, value);
+        internal void Write(ulong offset, uint value) => region.Write32(offset, value);
     }
 }
