@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+
+namespace Vfio.Benchmarks;
+
+/// <summary>
+/// The C baselines (bench/native/vfiobench.c) loaded into this process. bench.sh builds the shared object with gcc
+/// and names it in <c>VFIO_BENCH_NATIVE</c>; the benchmark child processes inherit the variable.
+/// </summary>
+internal static unsafe class HotPathNative
+{
+    internal const string PathVariable = "VFIO_BENCH_NATIVE";
+
+    private static readonly nint s_library = Load();
+
+    internal static readonly delegate* unmanaged<uint*, nuint, nuint, uint> Read32Loop =
+        (delegate* unmanaged<uint*, nuint, nuint, uint>)NativeLibrary.GetExport(s_library, "vb_read32_loop");
+
+    internal static readonly delegate* unmanaged<uint*, nuint, nuint, uint, void> Write32Loop =
+        (delegate* unmanaged<uint*, nuint, nuint, uint, void>)NativeLibrary.GetExport(s_library, "vb_write32_loop");
+
+    internal static readonly delegate* unmanaged<int, byte*, nuint, nuint, long> PReadLoop =
+        (delegate* unmanaged<int, byte*, nuint, nuint, long>)NativeLibrary.GetExport(s_library, "vb_pread_loop");
+
+    internal static readonly delegate* unmanaged<int, nuint, nuint, int, long> IoctlLoop =
+        (delegate* unmanaged<int, nuint, nuint, int, long>)NativeLibrary.GetExport(s_library, "vb_ioctl_loop");
+
+    private static nint Load()
+    {
+        string? path = Environment.GetEnvironmentVariable(PathVariable);
+        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        {
+            throw new InvalidOperationException(
+                $"The C baselines are not built: {PathVariable}='{path}'. Run ./bench.sh, which builds bench/native/vfiobench.c with gcc and sets it.");
+        }
+        return NativeLibrary.Load(path);
+    }
+}
