@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace Vfio.Core;
@@ -8,8 +9,8 @@ namespace Vfio.Core;
 /// <summary>
 /// A scoped window onto part of a <see cref="MemoryMapping"/> for hot register loops: acquiring it checks the mapping
 /// and the window's bounds once and holds the mapping mapped (one SafeHandle reference) until it is disposed; each
-/// access is then a volatile load or store at the window's address plus the offset, after one alignment test and
-/// one unsigned bounds compare.
+/// access is then a volatile load or store at the window's address plus the offset, after one rotate and one
+/// unsigned compare that check both alignment and bounds.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -42,7 +43,7 @@ public unsafe ref struct MmioWindow
 {
     // Direct mappings: _base is the window's first byte. Routed mappings: _base is null and accesses go to _mapping at
     // _start + offset. _mapping is null once disposed (and in a default window).
-    private byte* _base;
+    private readonly byte* _base;
     private MemoryMapping? _mapping;
     private readonly ulong _start;
     private ulong _length;
@@ -71,7 +72,7 @@ public unsafe ref struct MmioWindow
     {
         if (offset >= _length)
         {
-            ThrowBadAccess(offset, 1);
+            ThrowBadAccess(_mapping, _start, _length, offset, 1);
         }
         byte* p = _base;
         return p != null ? Volatile.Read(ref *(p + offset)) : _mapping!.Read8(_start + offset);
@@ -86,10 +87,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ushort Read16(ulong offset)
     {
-        // offset is 2-aligned, so offset + 2 <= length exactly when offset < length rounded down to 2.
-        if (((offset & 1) != 0) | (offset >= (_length & ~1UL)))
+        if (BitOperations.RotateRight(offset, 1) >= _length >> 1)
         {
-            ThrowBadAccess(offset, 2);
+            ThrowBadAccess(_mapping, _start, _length, offset, 2);
         }
         byte* p = _base;
         return p != null ? LittleEndian(Volatile.Read(ref *(ushort*)(p + offset))) : _mapping!.Read16(_start + offset);
@@ -104,9 +104,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly uint Read32(ulong offset)
     {
-        if (((offset & 3) != 0) | (offset >= (_length & ~3UL)))
+        if (BitOperations.RotateRight(offset, 2) >= _length >> 2)
         {
-            ThrowBadAccess(offset, 4);
+            ThrowBadAccess(_mapping, _start, _length, offset, 4);
         }
         byte* p = _base;
         return p != null ? LittleEndian(Volatile.Read(ref *(uint*)(p + offset))) : _mapping!.Read32(_start + offset);
@@ -121,9 +121,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ulong Read64(ulong offset)
     {
-        if (((offset & 7) != 0) | (offset >= (_length & ~7UL)))
+        if (BitOperations.RotateRight(offset, 3) >= _length >> 3)
         {
-            ThrowBadAccess(offset, 8);
+            ThrowBadAccess(_mapping, _start, _length, offset, 8);
         }
         byte* p = _base;
         return p != null ? LittleEndian(Volatile.Read(ref *(ulong*)(p + offset))) : _mapping!.Read64(_start + offset);
@@ -139,7 +139,7 @@ public unsafe ref struct MmioWindow
     {
         if (offset >= _length)
         {
-            ThrowBadAccess(offset, 1);
+            ThrowBadAccess(_mapping, _start, _length, offset, 1);
         }
         byte* p = _base;
         if (p != null)
@@ -161,9 +161,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write16(ulong offset, ushort value)
     {
-        if (((offset & 1) != 0) | (offset >= (_length & ~1UL)))
+        if (BitOperations.RotateRight(offset, 1) >= _length >> 1)
         {
-            ThrowBadAccess(offset, 2);
+            ThrowBadAccess(_mapping, _start, _length, offset, 2);
         }
         byte* p = _base;
         if (p != null)
@@ -185,9 +185,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write32(ulong offset, uint value)
     {
-        if (((offset & 3) != 0) | (offset >= (_length & ~3UL)))
+        if (BitOperations.RotateRight(offset, 2) >= _length >> 2)
         {
-            ThrowBadAccess(offset, 4);
+            ThrowBadAccess(_mapping, _start, _length, offset, 4);
         }
         byte* p = _base;
         if (p != null)
@@ -209,9 +209,9 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write64(ulong offset, ulong value)
     {
-        if (((offset & 7) != 0) | (offset >= (_length & ~7UL)))
+        if (BitOperations.RotateRight(offset, 3) >= _length >> 3)
         {
-            ThrowBadAccess(offset, 8);
+            ThrowBadAccess(_mapping, _start, _length, offset, 8);
         }
         byte* p = _base;
         if (p != null)
@@ -224,13 +224,20 @@ public unsafe ref struct MmioWindow
         }
     }
 
+    // The bounds check of a W-byte access is one rotate and one unsigned compare: rotating the offset right by log2(W)
+    // moves any misaligned low bits to the top, so the result is below length / W exactly when the offset is aligned
+    // and offset + W <= length. The throw helper is static and takes the fields by value, so the window is never
+    // address-exposed and the JIT keeps its fields in registers across the loop.
+
     /// <summary>Releases the window's hold on the mapping (the mapping is unmapped now if it was disposed meanwhile).
     /// Later accesses throw <see cref="ObjectDisposedException"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Dispose()
     {
+        // A zero length fails every access's bounds check, whose throw helper then reports the window closed; _base is
+        // left as it is so the loop never has to reload it.
         MemoryMapping? mapping = _mapping;
         _mapping = null;
-        _base = null;
         _length = 0;
         mapping?.DangerousRelease();
     }
@@ -242,9 +249,9 @@ public unsafe ref struct MmioWindow
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private readonly void ThrowBadAccess(ulong offset, uint width)
+    private static void ThrowBadAccess(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width)
     {
-        if (_mapping is null)
+        if (mapping is null)
         {
             throw new ObjectDisposedException(nameof(MmioWindow),
                 "The MMIO window is not open (it was disposed, or is a default value): acquire one from the mapping and access it inside its using scope.");
@@ -254,7 +261,7 @@ public unsafe ref struct MmioWindow
             throw new ArgumentException($"A {width}-byte access at window offset 0x{offset:X} is not {width}-byte aligned.", nameof(offset));
         }
         throw new ArgumentOutOfRangeException(nameof(offset), offset,
-            $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{_length:X}-byte window (mapping offset 0x{_start:X}); acquire a window that covers it.");
+            $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{length:X}-byte window (mapping offset 0x{start:X}); acquire a window that covers it.");
     }
 
     private static ushort LittleEndian(ushort value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);

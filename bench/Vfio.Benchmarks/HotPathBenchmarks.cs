@@ -189,6 +189,32 @@ public unsafe class HotPathBenchmarks : IDisposable
         return total;
     }
 
+    /// <summary>Reference: a raw fd with SetLastError (no SafeHandle reference count).</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-pread")]
+    public long RawFd_PRead()
+    {
+        int fd = (int)_zero.DangerousGetHandle();
+        long total = 0;
+        for (int i = 0; i < SyscallOps; i++)
+        {
+            total += BareLibc.PReadLastError(fd, _buffer, 4, 0);
+        }
+        return total;
+    }
+
+    /// <summary>Reference: a raw fd without SetLastError: the bare transition.</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-pread")]
+    public long Bare_PRead()
+    {
+        int fd = (int)_zero.DangerousGetHandle();
+        long total = 0;
+        for (int i = 0; i < SyscallOps; i++)
+        {
+            total += BareLibc.PRead(fd, _buffer, 4, 0);
+        }
+        return total;
+    }
+
     /// <summary>C baseline: an ioctl that fails with ENOTTY on an eventfd.</summary>
     [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-ioctl")]
     public long C_Ioctl() => HotPathNative.IoctlLoop((int)_eventfd.DangerousGetHandle(), Tcgets, SyscallOps, (int)Errno.ENOTTY);
@@ -217,6 +243,38 @@ public unsafe class HotPathBenchmarks : IDisposable
         for (int i = 0; i < SyscallOps; i++)
         {
             if (Libc.ioctl(_eventfd, Tcgets, 0) < 0)
+            {
+                matched++;
+            }
+        }
+        return matched;
+    }
+
+    /// <summary>Reference: a raw fd with SetLastError.</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-ioctl")]
+    public long RawFd_Ioctl()
+    {
+        int fd = (int)_eventfd.DangerousGetHandle();
+        long matched = 0;
+        for (int i = 0; i < SyscallOps; i++)
+        {
+            if (BareLibc.IoctlLastError(fd, Tcgets, 0) < 0)
+            {
+                matched++;
+            }
+        }
+        return matched;
+    }
+
+    /// <summary>Reference: a raw fd without SetLastError (errno not read): the bare transition.</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-ioctl")]
+    public long Bare_Ioctl()
+    {
+        int fd = (int)_eventfd.DangerousGetHandle();
+        long matched = 0;
+        for (int i = 0; i < SyscallOps; i++)
+        {
+            if (BareLibc.Ioctl(fd, Tcgets, 0) < 0)
             {
                 matched++;
             }

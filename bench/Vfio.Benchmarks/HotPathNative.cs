@@ -36,3 +36,22 @@ internal static unsafe class HotPathNative
         return NativeLibrary.Load(path);
     }
 }
+
+/// <summary>
+/// Reference imports for the H2 cost breakdown: the same calls on a raw fd (no SafeHandle reference count), with and
+/// without <c>SetLastError</c>. Not for product use: a raw fd can be closed and reused under the call.
+/// </summary>
+internal static unsafe partial class BareLibc
+{
+    [LibraryImport("libc", EntryPoint = "pread64", SetLastError = true)]
+    internal static partial nint PReadLastError(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pread64")]
+    internal static partial nint PRead(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    internal static partial int IoctlLastError(int fd, nuint request, nint argument);
+
+    [LibraryImport("libc", EntryPoint = "ioctl")]
+    internal static partial int Ioctl(int fd, nuint request, nint argument);
+}
