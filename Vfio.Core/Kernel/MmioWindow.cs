@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 using System.Buffers.Binary;
-using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -41,9 +40,12 @@ namespace Vfio.Core;
 /// </example>
 public unsafe ref struct MmioWindow
 {
-    // Direct mappings: _base is the window's first byte. Routed mappings: _base is null and accesses go to _mapping at
-    // _start + offset. _mapping is null once disposed (and in a default window).
+    // The fast path reads only _base and _fastLength: an access that passes the bounds check against _fastLength is a
+    // load or store at _base + offset. _fastLength is the window's length for direct mappings and 0 for routed ones and
+    // closed windows, so every access to those takes the out-of-line slow path, which routes it to _mapping's
+    // accessors at _start + offset, or throws. _mapping is null once closed (and in a default window).
     private readonly byte* _base;
+    private ulong _fastLength;
     private MemoryMapping? _mapping;
     private readonly ulong _start;
     private ulong _length;
@@ -54,6 +56,7 @@ public unsafe ref struct MmioWindow
         _base = address;
         _start = start;
         _length = length;
+        _fastLength = address == null ? 0 : length;
     }
 
     /// <summary>The window's length in bytes (0 once disposed).</summary>
@@ -70,12 +73,11 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly byte Read8(ulong offset)
     {
-        if (offset >= _length)
+        if (offset >= _fastLength)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 1);
+            return (byte)ReadSlow(_mapping, _start, _length, offset, 1);
         }
-        byte* p = _base;
-        return p != null ? Volatile.Read(ref *(p + offset)) : _mapping!.Read8(_start + offset);
+        return Volatile.Read(ref *(_base + offset));
     }
 
     /// <summary>Reads a little-endian 16-bit value at window offset <paramref name="offset"/> (2-byte aligned).</summary>
@@ -87,12 +89,11 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ushort Read16(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 1) >= _length >> 1)
+        if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 2);
+            return (ushort)ReadSlow(_mapping, _start, _length, offset, 2);
         }
-        byte* p = _base;
-        return p != null ? LittleEndian(Volatile.Read(ref *(ushort*)(p + offset))) : _mapping!.Read16(_start + offset);
+        return LittleEndian(Volatile.Read(ref *(ushort*)(_base + offset)));
     }
 
     /// <summary>Reads a little-endian 32-bit value at window offset <paramref name="offset"/> (4-byte aligned).</summary>
@@ -104,12 +105,11 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly uint Read32(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 2) >= _length >> 2)
+        if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 4);
+            return (uint)ReadSlow(_mapping, _start, _length, offset, 4);
         }
-        byte* p = _base;
-        return p != null ? LittleEndian(Volatile.Read(ref *(uint*)(p + offset))) : _mapping!.Read32(_start + offset);
+        return LittleEndian(Volatile.Read(ref *(uint*)(_base + offset)));
     }
 
     /// <summary>Reads a little-endian 64-bit value at window offset <paramref name="offset"/> (8-byte aligned).</summary>
@@ -121,12 +121,11 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ulong Read64(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 3) >= _length >> 3)
+        if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 8);
+            return (ulong)ReadSlow(_mapping, _start, _length, offset, 8);
         }
-        byte* p = _base;
-        return p != null ? LittleEndian(Volatile.Read(ref *(ulong*)(p + offset))) : _mapping!.Read64(_start + offset);
+        return LittleEndian(Volatile.Read(ref *(ulong*)(_base + offset)));
     }
 
     /// <summary>Writes one byte at window offset <paramref name="offset"/>.</summary>
@@ -137,19 +136,12 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write8(ulong offset, byte value)
     {
-        if (offset >= _length)
+        if (offset >= _fastLength)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 1);
+            WriteSlow(_mapping, _start, _length, offset, 1, value);
+            return;
         }
-        byte* p = _base;
-        if (p != null)
-        {
-            Volatile.Write(ref *(p + offset), value);
-        }
-        else
-        {
-            _mapping!.Write8(_start + offset, value);
-        }
+        Volatile.Write(ref *(_base + offset), value);
     }
 
     /// <summary>Writes a little-endian 16-bit value at window offset <paramref name="offset"/> (2-byte aligned).</summary>
@@ -161,19 +153,12 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write16(ulong offset, ushort value)
     {
-        if (BitOperations.RotateRight(offset, 1) >= _length >> 1)
+        if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 2);
+            WriteSlow(_mapping, _start, _length, offset, 2, value);
+            return;
         }
-        byte* p = _base;
-        if (p != null)
-        {
-            Volatile.Write(ref *(ushort*)(p + offset), LittleEndian(value));
-        }
-        else
-        {
-            _mapping!.Write16(_start + offset, value);
-        }
+        Volatile.Write(ref *(ushort*)(_base + offset), LittleEndian(value));
     }
 
     /// <summary>Writes a little-endian 32-bit value at window offset <paramref name="offset"/> (4-byte aligned).</summary>
@@ -185,19 +170,12 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write32(ulong offset, uint value)
     {
-        if (BitOperations.RotateRight(offset, 2) >= _length >> 2)
+        if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 4);
+            WriteSlow(_mapping, _start, _length, offset, 4, value);
+            return;
         }
-        byte* p = _base;
-        if (p != null)
-        {
-            Volatile.Write(ref *(uint*)(p + offset), LittleEndian(value));
-        }
-        else
-        {
-            _mapping!.Write32(_start + offset, value);
-        }
+        Volatile.Write(ref *(uint*)(_base + offset), LittleEndian(value));
     }
 
     /// <summary>Writes a little-endian 64-bit value at window offset <paramref name="offset"/> (8-byte aligned).</summary>
@@ -209,25 +187,13 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write64(ulong offset, ulong value)
     {
-        if (BitOperations.RotateRight(offset, 3) >= _length >> 3)
+        if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
         {
-            ThrowBadAccess(_mapping, _start, _length, offset, 8);
+            WriteSlow(_mapping, _start, _length, offset, 8, value);
+            return;
         }
-        byte* p = _base;
-        if (p != null)
-        {
-            Volatile.Write(ref *(ulong*)(p + offset), LittleEndian(value));
-        }
-        else
-        {
-            _mapping!.Write64(_start + offset, value);
-        }
+        Volatile.Write(ref *(ulong*)(_base + offset), LittleEndian(value));
     }
-
-    // The bounds check of a W-byte access is one rotate and one unsigned compare: rotating the offset right by log2(W)
-    // moves any misaligned low bits to the top, so the result is below length / W exactly when the offset is aligned
-    // and offset + W <= length. The throw helper is static and takes the fields by value, so the window is never
-    // address-exposed and the JIT keeps its fields in registers across the loop.
 
     /// <summary>Releases the window's hold on the mapping (the mapping is unmapped now if it was disposed meanwhile).
     /// Later accesses throw <see cref="ObjectDisposedException"/>.</summary>
@@ -238,6 +204,7 @@ public unsafe ref struct MmioWindow
         // left as it is so the loop never has to reload it.
         MemoryMapping? mapping = _mapping;
         _mapping = null;
+        _fastLength = 0;
         _length = 0;
         mapping?.DangerousRelease();
     }
@@ -247,9 +214,44 @@ public unsafe ref struct MmioWindow
         ? "MmioWindow (closed)"
         : $"MmioWindow of 0x{_length:X} bytes at 0x{_start:X} of a 0x{_mapping.Length:X}-byte mapping";
 
-    [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ThrowBadAccess(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width)
+    private static ulong ReadSlow(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width)
+    {
+        mapping = CheckSlow(mapping, length, start, offset, width);
+        ulong at = start + offset;
+        return width switch
+        {
+            1 => mapping.Read8(at),
+            2 => mapping.Read16(at),
+            4 => mapping.Read32(at),
+            _ => mapping.Read64(at),
+        };
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void WriteSlow(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width, ulong value)
+    {
+        mapping = CheckSlow(mapping, length, start, offset, width);
+        ulong at = start + offset;
+        switch (width)
+        {
+            case 1:
+                mapping.Write8(at, (byte)value);
+                break;
+            case 2:
+                mapping.Write16(at, (ushort)value);
+                break;
+            case 4:
+                mapping.Write32(at, (uint)value);
+                break;
+            default:
+                mapping.Write64(at, value);
+                break;
+        }
+    }
+
+    // The checks of the slow path: closed, misaligned, out of the window; returns the (routed) mapping when the access is fine.
+    private static MemoryMapping CheckSlow(MemoryMapping? mapping, ulong length, ulong start, ulong offset, uint width)
     {
         if (mapping is null)
         {
@@ -260,8 +262,12 @@ public unsafe ref struct MmioWindow
         {
             throw new ArgumentException($"A {width}-byte access at window offset 0x{offset:X} is not {width}-byte aligned.", nameof(offset));
         }
-        throw new ArgumentOutOfRangeException(nameof(offset), offset,
-            $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{length:X}-byte window (mapping offset 0x{start:X}); acquire a window that covers it.");
+        if (offset >= length || length - offset < width)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset,
+                $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{length:X}-byte window (mapping offset 0x{start:X}); acquire a window that covers it.");
+        }
+        return mapping;
     }
 
     private static ushort LittleEndian(ushort value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);
