@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -43,18 +44,17 @@ public unsafe ref struct MmioWindow
     // The fast path reads only _base and _fastLength: an access that passes the bounds check against _fastLength is a
     // load or store at _base + offset. _fastLength is the window's length for direct mappings and 0 for routed ones and
     // closed windows, so every access to those takes the out-of-line slow path, which routes it to _mapping's
-    // accessors at _start + offset, or throws. _mapping is null once closed (and in a default window).
+    // accessors or throws. A routed window has no address, so its _base holds the window's start in the mapping
+    // instead. _mapping is null once closed (and in a default window). Four fields, so the JIT promotes the struct.
     private readonly byte* _base;
     private ulong _fastLength;
     private MemoryMapping? _mapping;
-    private readonly ulong _start;
     private ulong _length;
 
     internal MmioWindow(MemoryMapping mapping, byte* address, ulong start, ulong length)
     {
         _mapping = mapping;
-        _base = address;
-        _start = start;
+        _base = address == null ? (byte*)start : address;
         _length = length;
         _fastLength = address == null ? 0 : length;
     }
@@ -63,7 +63,7 @@ public unsafe ref struct MmioWindow
     public readonly ulong Length => _length;
 
     /// <summary>The offset of the window's start within its <see cref="MemoryMapping"/>.</summary>
-    public readonly ulong MappingOffset => _start;
+    public readonly ulong MappingOffset => StartOf(_mapping, _base);
 
     /// <summary>Reads one byte at window offset <paramref name="offset"/>.</summary>
     /// <param name="offset">The byte offset in the window.</param>
@@ -75,7 +75,7 @@ public unsafe ref struct MmioWindow
     {
         if (offset >= _fastLength)
         {
-            return (byte)ReadSlow(_mapping, _start, _length, offset, 1);
+            return (byte)ReadSlow(_mapping, _base, _length, offset, 1);
         }
         return Volatile.Read(ref *(_base + offset));
     }
@@ -91,7 +91,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
         {
-            return (ushort)ReadSlow(_mapping, _start, _length, offset, 2);
+            return (ushort)ReadSlow(_mapping, _base, _length, offset, 2);
         }
         return LittleEndian(Volatile.Read(ref *(ushort*)(_base + offset)));
     }
@@ -107,7 +107,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
         {
-            return (uint)ReadSlow(_mapping, _start, _length, offset, 4);
+            return (uint)ReadSlow(_mapping, _base, _length, offset, 4);
         }
         return LittleEndian(Volatile.Read(ref *(uint*)(_base + offset)));
     }
@@ -123,7 +123,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
         {
-            return (ulong)ReadSlow(_mapping, _start, _length, offset, 8);
+            return (ulong)ReadSlow(_mapping, _base, _length, offset, 8);
         }
         return LittleEndian(Volatile.Read(ref *(ulong*)(_base + offset)));
     }
@@ -138,7 +138,7 @@ public unsafe ref struct MmioWindow
     {
         if (offset >= _fastLength)
         {
-            WriteSlow(_mapping, _start, _length, offset, 1, value);
+            WriteSlow(_mapping, _base, _length, offset, 1, value);
             return;
         }
         Volatile.Write(ref *(_base + offset), value);
@@ -155,7 +155,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
         {
-            WriteSlow(_mapping, _start, _length, offset, 2, value);
+            WriteSlow(_mapping, _base, _length, offset, 2, value);
             return;
         }
         Volatile.Write(ref *(ushort*)(_base + offset), LittleEndian(value));
@@ -172,7 +172,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
         {
-            WriteSlow(_mapping, _start, _length, offset, 4, value);
+            WriteSlow(_mapping, _base, _length, offset, 4, value);
             return;
         }
         Volatile.Write(ref *(uint*)(_base + offset), LittleEndian(value));
@@ -189,7 +189,7 @@ public unsafe ref struct MmioWindow
     {
         if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
         {
-            WriteSlow(_mapping, _start, _length, offset, 8, value);
+            WriteSlow(_mapping, _base, _length, offset, 8, value);
             return;
         }
         Volatile.Write(ref *(ulong*)(_base + offset), LittleEndian(value));
@@ -212,13 +212,24 @@ public unsafe ref struct MmioWindow
     /// <inheritdoc/>
     public override readonly string ToString() => _mapping is null
         ? "MmioWindow (closed)"
-        : $"MmioWindow of 0x{_length:X} bytes at 0x{_start:X} of a 0x{_mapping.Length:X}-byte mapping";
+        : $"MmioWindow of 0x{_length:X} bytes at 0x{MappingOffset:X} of a 0x{_mapping.Length:X}-byte mapping";
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ulong ReadSlow(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width)
+    private static ulong ReadSlow(MemoryMapping? mapping, byte* @base, ulong length, ulong offset, uint width)
     {
-        mapping = CheckSlow(mapping, length, start, offset, width);
-        ulong at = start + offset;
+        CheckSlow(mapping, @base, length, offset, width);
+        if (!mapping.RoutesAccesses)
+        {
+            // Not reached by a direct window's in-window access (its fast path takes those); kept correct anyway.
+            return width switch
+            {
+                1 => Volatile.Read(ref *(@base + offset)),
+                2 => LittleEndian(Volatile.Read(ref *(ushort*)(@base + offset))),
+                4 => LittleEndian(Volatile.Read(ref *(uint*)(@base + offset))),
+                _ => LittleEndian(Volatile.Read(ref *(ulong*)(@base + offset))),
+            };
+        }
+        ulong at = (ulong)@base + offset;
         return width switch
         {
             1 => mapping.Read8(at),
@@ -229,10 +240,29 @@ public unsafe ref struct MmioWindow
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void WriteSlow(MemoryMapping? mapping, ulong start, ulong length, ulong offset, uint width, ulong value)
+    private static void WriteSlow(MemoryMapping? mapping, byte* @base, ulong length, ulong offset, uint width, ulong value)
     {
-        mapping = CheckSlow(mapping, length, start, offset, width);
-        ulong at = start + offset;
+        CheckSlow(mapping, @base, length, offset, width);
+        if (!mapping.RoutesAccesses)
+        {
+            switch (width)
+            {
+                case 1:
+                    Volatile.Write(ref *(@base + offset), (byte)value);
+                    break;
+                case 2:
+                    Volatile.Write(ref *(ushort*)(@base + offset), LittleEndian((ushort)value));
+                    break;
+                case 4:
+                    Volatile.Write(ref *(uint*)(@base + offset), LittleEndian((uint)value));
+                    break;
+                default:
+                    Volatile.Write(ref *(ulong*)(@base + offset), LittleEndian(value));
+                    break;
+            }
+            return;
+        }
+        ulong at = (ulong)@base + offset;
         switch (width)
         {
             case 1:
@@ -250,8 +280,12 @@ public unsafe ref struct MmioWindow
         }
     }
 
-    // The checks of the slow path: closed, misaligned, out of the window; returns the (routed) mapping when the access is fine.
-    private static MemoryMapping CheckSlow(MemoryMapping? mapping, ulong length, ulong start, ulong offset, uint width)
+    // The window's start in its mapping: a routed window keeps it in _base, a direct one is an address in the mapping.
+    private static ulong StartOf(MemoryMapping? mapping, byte* @base)
+        => mapping is null ? 0 : mapping.RoutesAccesses ? (ulong)@base : (ulong)(@base - (byte*)mapping.DangerousGetHandle());
+
+    // The checks of the slow path: closed, misaligned, out of the window.
+    private static void CheckSlow([NotNull] MemoryMapping? mapping, byte* @base, ulong length, ulong offset, uint width)
     {
         if (mapping is null)
         {
@@ -265,9 +299,8 @@ public unsafe ref struct MmioWindow
         if (offset >= length || length - offset < width)
         {
             throw new ArgumentOutOfRangeException(nameof(offset), offset,
-                $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{length:X}-byte window (mapping offset 0x{start:X}); acquire a window that covers it.");
+                $"A {width}-byte access at window offset 0x{offset:X} is outside the 0x{length:X}-byte window (mapping offset 0x{StartOf(mapping, @base):X}); acquire a window that covers it.");
         }
-        return mapping;
     }
 
     private static ushort LittleEndian(ushort value) => BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);

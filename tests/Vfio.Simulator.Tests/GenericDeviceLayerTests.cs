@@ -155,7 +155,10 @@ public sealed class GenericDeviceLayerTests
         // A window at an offset: its offset 0 is the DMA source register at 0x80.
         using (MmioWindow dma = bar0.Acquire(0x80, 0x20))
         {
+            dma.MappingOffset.ShouldBe(0x80ul);
             dma.Read64(0).ShouldBe(0x1122334455667788ul);
+            Should.Throw<ArgumentOutOfRangeException>(() => { using MmioWindow w = bar0.Acquire(0x80, 0x20); _ = w.Read32(0x20); })
+                .Message.ShouldContain("mapping offset 0x80");
             dma.Write32(0x08, 0xdeadbeef);
             edu.Device.ReadRegion32(0, 0x88).ShouldBe(0xdeadbeefu);
         }
