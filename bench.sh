@@ -35,5 +35,5 @@ esac
 LOG="$OUT/bench-$MODE.log"
 # BenchmarkDotNet's progress goes to the log; the goal lines (and "wrote ...") to the terminal.
 (cd "$OUT" && dotnet "$BIN" "${ARGS[@]}" --artifacts "$OUT/$MODE") >"$LOG" 2>&1 || { tail -40 "$LOG" >&2; exit 1; }
-grep -E '^(H[0-9]-|wrote )' "$LOG"
+grep -E '^(H[0-9]-|wrote |not writing )' "$LOG"
 echo "(full log: $LOG)"

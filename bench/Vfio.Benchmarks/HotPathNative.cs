@@ -25,6 +25,9 @@ internal static unsafe class HotPathNative
     internal static readonly delegate* unmanaged<int, nuint, nuint, int, long> IoctlLoop =
         (delegate* unmanaged<int, nuint, nuint, int, long>)NativeLibrary.GetExport(s_library, "vb_ioctl_loop");
 
+    /// <summary>The loaded shim's handle (loads it on first use).</summary>
+    internal static nint Library => s_library;
+
     private static nint Load()
     {
         string? path = Environment.GetEnvironmentVariable(PathVariable);

@@ -61,3 +61,13 @@ int64_t vb_ioctl_loop(int fd, unsigned long request, size_t count, int expected_
     }
     return matched;
 }
+
+// H2 breakdown: a call that fails like a syscall (returns -1, errno ENOTTY) but does no kernel work, so the managed
+// wrapper's own cost (transition, SafeHandle reference count, SetLastError, retry loop) is measured without the
+// kernel's time and its noise.
+int vb_fail(int fd)
+{
+    (void)fd;
+    errno = ENOTTY;
+    return -1;
+}
