@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Host hot-path benchmarks of issue 11 against C baselines in the same process (bench/Vfio.Benchmarks,
 # HotPathBenchmarks; C in bench/native). Prints one line per goal, e.g. "H1-read ratio=1.02 goal<=1.05|+0.3ns ok".
-#   ./bench.sh           full run (BenchmarkDotNet default job, out of process, with the JIT's disassembly of H1);
+#   ./bench.sh           full run (BenchmarkDotNet default job, in process, with the JIT's disassembly of H1);
 #                        rewrites docs/performance.md with the table and the machine and kernel it ran on
 #   ./bench.sh --quick   short in-process job, under 5 minutes; prints the goal lines, writes no docs
 #   ./bench.sh --smoke   no timing: C and the library compute the same results and allocate nothing (test.sh runs it)
