@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Host hot-path benchmarks of issue 11 against C baselines in the same process (bench/Vfio.Benchmarks,
 # HotPathBenchmarks; C in bench/native). Prints one line per goal, e.g. "H1-read ratio=1.02 goal<=1.05|+0.3ns ok".
-#   ./bench.sh           full run (BenchmarkDotNet default job, in process, with the JIT's disassembly of H1);
+#   ./bench.sh           full run (BenchmarkDotNet, in process, with the JIT's disassembly of H1);
 #                        rewrites docs/performance.md with the table and the machine and kernel it ran on
 #   ./bench.sh --quick   short in-process job, under 5 minutes; prints the goal lines, writes no docs
 #   ./bench.sh --smoke   no timing: C and the library compute the same results and allocate nothing (test.sh runs it)
@@ -34,6 +34,11 @@ case $MODE in
 esac
 LOG="$OUT/bench-$MODE.log"
 # BenchmarkDotNet's progress goes to the log; the goal lines (and "wrote ...") to the terminal.
+rm -rf "${OUT:?}/$MODE" && mkdir -p "$OUT/$MODE"
+if [[ $MODE == full ]]; then
+  # The JIT's own listing of the H1 loops (BenchmarkDotNet 0.14's disassembler cannot read a .NET 10 process).
+  export DOTNET_JitDisasm="Window_Read32 Window_Write32 Raw_Read32" DOTNET_JitStdOutFile="$OUT/$MODE/jit-asm.txt"
+fi
 (cd "$OUT" && dotnet "$BIN" "${ARGS[@]}" --artifacts "$OUT/$MODE") >"$LOG" 2>&1 || { tail -40 "$LOG" >&2; exit 1; }
 grep -E '^(H[0-9]-|wrote |not writing )' "$LOG"
 echo "(full log: $LOG)"

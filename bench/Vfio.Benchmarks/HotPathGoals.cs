@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
@@ -117,10 +116,6 @@ internal static class HotPathGoals
             : Job.Default.WithRuntime(CoreRuntime.Core90).WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1)
                 .WithWarmupCount(5).WithIterationCount(15).WithIterationTime(TimeInterval.FromMilliseconds(250)).WithId("Full");
         IConfig config = DefaultConfig.Instance.AddJob(job).WithArtifactsPath(artifactsPath);
-        if (!quick)
-        {
-            config = config.AddDiagnoser(new DisassemblyDiagnoser(new DisassemblyDiagnoserConfig(maxDepth: 2, exportGithubMarkdown: true)));
-        }
         string load = ReadFirstLine("/proc/loadavg");
         Summary summary = BenchmarkRunner.Run<HotPathBenchmarks>(config);
         Summary overhead = BenchmarkRunner.Run<WrapperOverheadBenchmarks>(config);
@@ -184,7 +179,7 @@ internal static class HotPathGoals
         doc.AppendLine();
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {CpuName()}, {Environment.ProcessorCount} logical CPUs");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Kernel: Linux {ReadFirstLine("/proc/sys/kernel/osrelease")} ({RuntimeInformation.OSArchitecture})");
-        doc.AppendLine(CultureInfo.InvariantCulture, $"- Runtime: {RuntimeInformation.FrameworkDescription}; BenchmarkDotNet 0.14, 5 warm-up and 15 measured iterations of 250 ms, in process (0.14 cannot build a .NET 10 child process; the job's \".NET 9.0\" label is only that), with the JIT's disassembly");
+        doc.AppendLine(CultureInfo.InvariantCulture, $"- Runtime: {RuntimeInformation.FrameworkDescription}; BenchmarkDotNet 0.14, 5 warm-up and 15 measured iterations of 250 ms, in process (0.14 cannot build a .NET 10 child process; the job's \".NET 9.0\" label is only that), with the JIT's own disassembly of H1");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Run: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; load average at start: {load} (other work on the machine inflates and spreads the figures)");
         doc.AppendLine();
         doc.AppendLine("| goal | C | library | ratio | interval | verdict |");
@@ -226,7 +221,7 @@ internal static class HotPathGoals
             doc.AppendLine();
             doc.AppendLine("## H1: the JIT's code");
             doc.AppendLine();
-            doc.AppendLine("The hot loops of the window benchmarks as the JIT compiled them (BenchmarkDotNet's DisassemblyDiagnoser).");
+            doc.AppendLine("The window benchmarks and the raw C# pointer loop as the JIT last compiled them in this run (`DOTNET_JitDisasm`).");
             doc.AppendLine("The goal is one load or store per access plus at most one compare-and-branch bounds check.");
             doc.AppendLine();
             doc.Append(asm);
@@ -234,45 +229,40 @@ internal static class HotPathGoals
         return doc.ToString();
     }
 
-    // The asm export lists one code block per method; keep the window and raw-pointer ones.
+    // bench.sh runs the full mode with DOTNET_JitDisasm naming the H1 methods and DOTNET_JitStdOutFile=<artifacts>/jit-asm.txt
+    // (BenchmarkDotNet 0.14's disassembler cannot read a .NET 10 process). The JIT writes one listing per compilation
+    // (tier 0, OSR, tier 1); the last one of each method is the code that ran in the measured iterations.
     private static string? Disassembly(string artifactsPath)
     {
-        string results = Path.Combine(artifactsPath, "results");
-        string? file = Directory.Exists(results)
-            ? Directory.GetFiles(results, "*HotPathBenchmarks-asm.md").FirstOrDefault()
-            : null;
-        if (file is null)
+        string file = Path.Combine(artifactsPath, "jit-asm.txt");
+        if (!File.Exists(file))
         {
             return null;
         }
-        var output = new StringBuilder();
-        string[] lines = File.ReadAllLines(file);
-        for (int i = 0; i < lines.Length; i++)
+        var last = new Dictionary<string, List<string>>();
+        List<string>? current = null;
+        foreach (string line in File.ReadLines(file))
         {
-            if (!lines[i].StartsWith("```", StringComparison.Ordinal) || i + 1 >= lines.Length)
+            if (line.StartsWith("; Assembly listing for method ", StringComparison.Ordinal))
             {
-                continue;
+                string method = line["; Assembly listing for method ".Length..];
+                current = [];
+                last[method[..method.IndexOf('(', StringComparison.Ordinal)]] = current;
             }
-            string header = lines[i + 1];
-            bool wanted = header.Contains(".Window_Read32()", StringComparison.Ordinal)
-                || header.Contains(".Window_Write32()", StringComparison.Ordinal)
-                || header.Contains(".Raw_Read32()", StringComparison.Ordinal);
-            int end = Array.FindIndex(lines, i + 1, l => l.StartsWith("```", StringComparison.Ordinal));
-            if (end < 0)
+            current?.Add(line);
+        }
+        var output = new StringBuilder();
+        foreach ((string method, List<string> listing) in last.OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            output.AppendLine(CultureInfo.InvariantCulture, $"`{method}` ({listing[0][(listing[0].LastIndexOf('(') + 1)..].TrimEnd(')')}):");
+            output.AppendLine();
+            output.AppendLine("```assembly");
+            foreach (string line in listing.Where(l => l.Length > 0 && !l.StartsWith("; ", StringComparison.Ordinal)))
             {
-                break;
+                output.AppendLine(line);
             }
-            if (wanted)
-            {
-                output.AppendLine("```assembly");
-                for (int j = i + 1; j < end; j++)
-                {
-                    output.AppendLine(lines[j]);
-                }
-                output.AppendLine("```");
-                output.AppendLine();
-            }
-            i = end;
+            output.AppendLine("```");
+            output.AppendLine();
         }
         return output.Length == 0 ? null : output.ToString();
     }
