@@ -143,7 +143,7 @@ internal static class HotPathGoals
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{goal.Name.Replace(' ', '-')} ratio={ratio:0.00} goal{goalText} {(ok ? "ok" : "miss")} (C {cNs:0.###} ns, library {libNs:0.###} ns, {bytes} B/op)"));
             rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {goal.Name}: {goal.What} | {cNs:0.###} ns | {libNs:0.###} ns | {ratio:0.00} | {low:0.00}–{high:0.00} | {(ok ? "ok" : "miss")} (goal {goalText}, {bytes} B/op) |"));
+                $"| {goal.Name}: {goal.What} | {cNs:0.###} ns | {libNs:0.###} ns | {ratio:0.00} | {low:0.00}–{high:0.00} | {(ok ? "ok" : "miss")} (goal {goalText.Replace("|", " or ", StringComparison.Ordinal)}, {bytes} B/op) |"));
         }
         foreach (BenchmarkReport report in overhead.Reports.Where(r => r.ResultStatistics is not null))
         {
