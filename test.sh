@@ -117,6 +117,13 @@ run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite 
 mode_lines host-conformance "$RESULTS/host-conformance.xml"
 run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks
 run_host_tier host-cli tests/Vfio.Cli.Tests   # vfioctl in-process on the simulator, and the built tool with --simulate
+# The host hot-path benchmark harness, smoke only: the C baselines and the library compute the same results and the
+# library allocates nothing (./bench.sh --smoke). Never a timing: ./bench.sh itself is run by hand (README.md).
+bench_log="$RESULTS/host-bench-smoke.log"
+if ./bench.sh --smoke >"$bench_log" 2>&1; then bench_passed=1 bench_failed=0; else bench_passed=0 bench_failed=1; tail -20 "$bench_log" >&2; fi
+total_passed=$((total_passed + bench_passed)); total_failed=$((total_failed + bench_failed))
+tier_lines+=("tier host-bench-smoke: $bench_passed passed, $bench_failed failed")
+echo "tier host-bench-smoke: $bench_passed passed, $bench_failed failed"
 
 # --- Real-kernel tiers (inside the QEMU guest, Linux 6.12 with VFIO + iommufd) ----------------------------
 # The test executables are the host's build, seen read-only through the guest's host-root share; results come

@@ -94,6 +94,28 @@ public sealed class VfioRegionMapping : IDisposable
         return false;
     }
 
+    /// <summary>Opens a window of <paramref name="length"/> bytes at region offset <paramref name="offset"/> for a loop of
+    /// register accesses: checked once here, held mapped until disposed, and each access through it is a volatile load
+    /// or store (see <see cref="MmioWindow"/>). Offsets in the window are relative to <paramref name="offset"/>.</summary>
+    /// <param name="offset">The window's start in the region (8-byte aligned).</param>
+    /// <param name="length">The window's length in bytes; the window must lie inside one mapped area.</param>
+    /// <returns>The window; dispose it when the loop ends.</returns>
+    /// <exception cref="ObjectDisposedException">The mapping was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The window is empty or no one mapped area covers it.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not 8-byte aligned.</exception>
+    /// <example>
+    /// <code>
+    /// using MmioWindow regs = bar0.Acquire(0, 0x100);
+    /// regs.Write32(0x08, 5);
+    /// uint status = regs.Read32(0x20);
+    /// </code>
+    /// </example>
+    public MmioWindow Acquire(ulong offset, ulong length)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        return RouteWindow(offset, length, out ulong local).Acquire(local, length);
+    }
+
     /// <summary>Reads one byte at region offset <paramref name="offset"/>.</summary>
     /// <param name="offset">The offset within the region.</param>
     /// <returns>The value.</returns>
@@ -159,6 +181,20 @@ public sealed class VfioRegionMapping : IDisposable
     /// <inheritdoc/>
     public override string ToString() => $"{_objectName}: {_areas.Length} mapped area(s) of 0x{RegionSize:X} bytes";
 
+    private MemoryMapping RouteWindow(ulong offset, ulong length, out ulong local)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (VfioMappedArea area in _areas)
+        {
+            if (Contains(area, offset, length))
+            {
+                local = offset - area.Offset;
+                return area.Mapping;
+            }
+        }
+        throw NotMapped(offset, $"0x{length:X}-byte window");
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private MemoryMapping Route(ulong offset, uint width, out ulong local)
     {
@@ -182,15 +218,17 @@ public sealed class VfioRegionMapping : IDisposable
         => offset >= area.Offset && offset - area.Offset <= area.Size && area.Size - (offset - area.Offset) >= length;
 
     [DoesNotReturn]
-    private void ThrowNotMapped(ulong offset, uint width)
+    private void ThrowNotMapped(ulong offset, uint width) => throw NotMapped(offset, $"{width}-byte access");
+
+    private ArgumentOutOfRangeException NotMapped(ulong offset, string what)
     {
         var areas = new StringBuilder();
         foreach (VfioMappedArea area in _areas)
         {
             areas.Append(areas.Length == 0 ? string.Empty : ", ").Append($"0x{area.Offset:X}-0x{area.Offset + area.Size - 1:X}");
         }
-        throw new ArgumentOutOfRangeException(nameof(offset), offset,
-            $"A {width}-byte access at 0x{offset:X} of {_objectName} is not inside a mapped area (mapped: {areas}); " +
+        return new ArgumentOutOfRangeException(nameof(offset), offset,
+            $"A {what} at 0x{offset:X} of {_objectName} is not inside a mapped area (mapped: {areas}); " +
             "the kernel does not allow mapping that part of the region: use the device's pread/pwrite accessors (ReadRegion/WriteRegion) there.");
     }
 }

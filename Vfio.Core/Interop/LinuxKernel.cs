@@ -62,26 +62,30 @@ public sealed class LinuxKernel : IKernel
     /// <inheritdoc/>
     public int Ioctl(SafeHandle fd, uint request, nint argument)
     {
-        int rc;
-        do
+        // One SafeHandle reference around the call (as the marshaller takes), errno read before it is released: a
+        // release that closes the fd cannot overwrite it.
+        ArgumentNullException.ThrowIfNull(fd);
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
         {
-            rc = Libc.Result(Libc.ioctl(fd, request, argument));
+            int raw = (int)fd.DangerousGetHandle();
+            int rc;
+            do
+            {
+                rc = Libc.RawResult(Libc.ioctl_raw(raw, request, argument));
+            }
+            while (rc == -(int)Errno.EINTR);
+            return rc;
         }
-        while (rc == -(int)Errno.EINTR);
-        return rc;
+        finally
+        {
+            fd.DangerousRelease();
+        }
     }
 
     /// <inheritdoc/>
-    public unsafe int Ioctl(SafeHandle fd, uint request, void* argument)
-    {
-        int rc;
-        do
-        {
-            rc = Libc.Result(Libc.ioctl(fd, request, argument));
-        }
-        while (rc == -(int)Errno.EINTR);
-        return rc;
-    }
+    public unsafe int Ioctl(SafeHandle fd, uint request, void* argument) => Ioctl(fd, request, (nint)argument);
 
     /// <inheritdoc/>
     public unsafe int Ioctl(SafeHandle fd, uint request, Span<byte> argument)
@@ -95,31 +99,42 @@ public sealed class LinuxKernel : IKernel
     /// <inheritdoc/>
     public unsafe long PRead(SafeHandle fd, Span<byte> buffer, long offset)
     {
-        nint rc;
         fixed (byte* p = buffer)
         {
-            do
-            {
-                rc = Libc.Result(Libc.pread(fd, p, (nuint)buffer.Length, offset));
-            }
-            while (rc == -(int)Errno.EINTR);
+            return Transfer(fd, p, buffer.Length, offset, write: false);
         }
-        return rc;
     }
 
     /// <inheritdoc/>
     public unsafe long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset)
     {
-        nint rc;
         fixed (byte* p = buffer)
         {
+            return Transfer(fd, p, buffer.Length, offset, write: true);
+        }
+    }
+
+    // pread/pwrite with one SafeHandle reference around the call and errno read before it is released (see Ioctl).
+    private static unsafe long Transfer(SafeHandle fd, byte* p, int length, long offset, bool write)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            int raw = (int)fd.DangerousGetHandle();
+            nint rc;
             do
             {
-                rc = Libc.Result(Libc.pwrite(fd, p, (nuint)buffer.Length, offset));
+                rc = Libc.RawResult(write ? Libc.pwrite_raw(raw, p, (nuint)length, offset) : Libc.pread_raw(raw, p, (nuint)length, offset));
             }
             while (rc == -(int)Errno.EINTR);
+            return rc;
         }
-        return rc;
+        finally
+        {
+            fd.DangerousRelease();
+        }
     }
 
     /// <inheritdoc/>

@@ -19,6 +19,11 @@ namespace Vfio.Core;
 /// device. The bounds of every access are checked against <see cref="Length"/>; an unaligned access is refused,
 /// because PCI devices may not support it.
 /// </para>
+/// <para>
+/// <b>Hot loops.</b> Each accessor call checks the access and takes and drops a SafeHandle reference. A loop of
+/// register accesses should <see cref="Acquire(ulong, ulong)"/> an <see cref="MmioWindow"/> instead: it is checked and
+/// referenced once, and each access through it is a plain volatile load or store.
+/// </para>
 /// </remarks>
 public abstract class MemoryMapping : SafeBuffer
 {
@@ -27,6 +32,21 @@ public abstract class MemoryMapping : SafeBuffer
         : base(ownsHandle: true)
     {
     }
+
+    /// <summary>Creates an empty mapping whose accessors may be routed elsewhere; the implementation calls
+    /// <see cref="SetMapping"/>.</summary>
+    /// <param name="routesAccesses">True when the implementation overrides the accessors to reach something other than
+    /// the mapped memory (a device model): an <see cref="MmioWindow"/> then calls the accessors instead of reading the
+    /// memory directly.</param>
+    protected MemoryMapping(bool routesAccesses)
+        : base(ownsHandle: true)
+    {
+        RoutesAccesses = routesAccesses;
+    }
+
+    /// <summary>Whether the accessors are routed to something other than the mapped memory (an emulated device), so
+    /// windows must go through them.</summary>
+    public bool RoutesAccesses { get; }
 
     /// <summary>The mapping's length in bytes.</summary>
     public ulong Length { get; private set; }
@@ -172,6 +192,38 @@ public abstract class MemoryMapping : SafeBuffer
         {
             Leave(added);
         }
+    }
+
+    /// <summary>Opens a window onto the whole mapping for a loop of accesses (see <see cref="MmioWindow"/>).</summary>
+    /// <returns>The window; dispose it when the loop ends.</returns>
+    /// <exception cref="ObjectDisposedException">The mapping was disposed.</exception>
+    public MmioWindow Acquire() => Acquire(0, Length);
+
+    /// <summary>Opens a window of <paramref name="length"/> bytes at <paramref name="offset"/> for a loop of accesses:
+    /// the mapping stays mapped until the window is disposed, and the bounds are checked here, once.</summary>
+    /// <param name="offset">The window's start in the mapping (8-byte aligned).</param>
+    /// <param name="length">The window's length in bytes.</param>
+    /// <returns>The window; dispose it when the loop ends.</returns>
+    /// <exception cref="ObjectDisposedException">The mapping was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The window is empty or not inside the mapping.</exception>
+    /// <exception cref="ArgumentException"><paramref name="offset"/> is not 8-byte aligned.</exception>
+    public unsafe MmioWindow Acquire(ulong offset, ulong length)
+    {
+        ObjectDisposedException.ThrowIf(IsClosed, this);
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        if (offset > Length || Length - offset < length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), length,
+                $"A 0x{length:X}-byte window at 0x{offset:X} is outside the 0x{Length:X}-byte mapping.");
+        }
+        if ((offset & 7) != 0)
+        {
+            throw new ArgumentException($"A window must start 8-byte aligned (0x{offset:X} is not), so aligned accesses in it are aligned on the device.", nameof(offset));
+        }
+        bool added = false;
+        // Throws ObjectDisposedException if a dispose won the race since the check above.
+        DangerousAddRef(ref added);
+        return new MmioWindow(this, RoutesAccesses ? null : (byte*)handle + offset, offset, length);
     }
 
     private unsafe byte* Enter(ulong offset, uint width, ref bool added)

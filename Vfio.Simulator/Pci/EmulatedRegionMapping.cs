@@ -30,6 +30,7 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
     private readonly ulong _mappedLength;
 
     private EmulatedRegionMapping(IMappedRegion region, ulong regionOffset, nint address, ulong length, long fileOffset)
+        : base(routesAccesses: true)
     {
         _region = region;
         _regionOffset = regionOffset;

@@ -1,5 +1,22 @@
 // SPDX-License-Identifier: MIT
 using BenchmarkDotNet.Running;
+using Vfio.Benchmarks;
 
-// dotnet run -c Release --project bench/Vfio.Benchmarks -- --filter '*' [--job short]
+// ./bench.sh [--quick]                      the host hot-path goals (issue 11) against C; see bench.sh
+// dotnet run -c Release --project bench/Vfio.Benchmarks -- --filter '*' [--job short]   any benchmark
+if (args.Length > 0 && args[0] == "--hotpath-smoke")
+{
+    return HotPathGoals.Smoke();
+}
+if (args.Length > 0 && args[0] == "--hotpath-goals")
+{
+    bool quick = args.Contains("--quick");
+    int docs = Array.IndexOf(args, "--docs");
+    int artifacts = Array.IndexOf(args, "--artifacts");
+    return HotPathGoals.Run(
+        quick,
+        docs >= 0 ? args[docs + 1] : null,
+        artifacts >= 0 ? args[artifacts + 1] : Path.Combine(Environment.CurrentDirectory, "BenchmarkDotNet.Artifacts"));
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

@@ -130,6 +130,43 @@ public sealed class GenericDeviceLayerTests
     }
 
     [Fact]
+    [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_core_mmap")]
+    public void Registers_ThroughAnMmioWindow_ReachTheModel()
+    {
+        using var edu = new Edu();
+        using VfioRegionMapping bar0 = edu.Device.MapRegion(0);
+        bar0.Areas[0].Mapping.RoutesAccesses.ShouldBeTrue();
+        using (MmioWindow regs = bar0.Acquire(0, 0x100))
+        {
+            regs.Read32(0x00).ShouldBe(0x010000edu);
+            regs.Write32(0x04, 0x0f0f0f0f);
+            regs.Read32(0x04).ShouldBe(0xf0f0f0f0u);     // liveness: the model computed the NOT
+            regs.Write32(0x08, 5);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while ((regs.Read32(0x20) & 1) != 0)
+            {
+                DateTime.UtcNow.ShouldBeLessThan(deadline);
+                Thread.Sleep(1);
+            }
+            regs.Read32(0x08).ShouldBe(120u);            // factorial, computed by the model
+            regs.Write64(0x80, 0x1122334455667788);
+            regs.Read64(0x80).ShouldBe(0x1122334455667788ul);
+        }
+        // A window at an offset: its offset 0 is the DMA source register at 0x80.
+        using (MmioWindow dma = bar0.Acquire(0x80, 0x20))
+        {
+            dma.MappingOffset.ShouldBe(0x80ul);
+            dma.Read64(0).ShouldBe(0x1122334455667788ul);
+            Should.Throw<ArgumentOutOfRangeException>(() => { using MmioWindow w = bar0.Acquire(0x80, 0x20); _ = w.Read32(0x20); })
+                .Message.ShouldContain("mapping offset 0x80");
+            dma.Write32(0x08, 0xdeadbeef);
+            edu.Device.ReadRegion32(0, 0x88).ShouldBe(0xdeadbeefu);
+        }
+        bar0.Dispose();
+        Should.Throw<ObjectDisposedException>(() => bar0.Acquire(0, 4));
+    }
+
+    [Fact]
     [Spec("drivers/vfio/vfio_iommu_type1.c vfio_dma_do_map")]
     [Spec("drivers/vfio/pci/vfio_pci_core.c vfio_pci_rw")]
     public void DmaRoundTrip_RamToEduToRam_MatchesByteForByte_ThenBlockedAfterUnmap()

@@ -15,4 +15,11 @@ internal static unsafe partial class Libc
 
     /// <inheritdoc cref="Result(int)"/>
     internal static nint Result(nint rc) => rc >= 0 ? rc : -LastErrno;
+
+    /// <summary><see cref="Result(int)"/> for the <c>*_raw</c> imports (no SetLastError): reads errno itself, right
+    /// after the call returned, as the SetLastError stub would (saves its clearing and saving of errno, ~8 ns).</summary>
+    internal static int RawResult(int rc) => rc >= 0 ? rc : -Marshal.GetLastSystemError();
+
+    /// <inheritdoc cref="RawResult(int)"/>
+    internal static nint RawResult(nint rc) => rc >= 0 ? rc : -Marshal.GetLastSystemError();
 }

@@ -12,4 +12,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "ioctl", SetLastError = true)]
     internal static partial int ioctl(SafeHandle fd, nuint request, void* argument);
+
+    // Hot-path forms on a raw fd without SetLastError: the caller holds a SafeHandle reference around the call and reads
+    // errno itself (RawResult) before releasing it; see LinuxKernel.
+    [LibraryImport(Name, EntryPoint = "ioctl")]
+    internal static partial int ioctl_raw(int fd, nuint request, nint argument);
+
+    [LibraryImport(Name, EntryPoint = "ioctl")]
+    internal static partial int ioctl_raw(int fd, nuint request, void* argument);
 }

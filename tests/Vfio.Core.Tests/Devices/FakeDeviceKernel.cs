@@ -264,9 +264,13 @@ internal sealed unsafe class FakeMapping : MemoryMapping
         SetMapping((nint)NativeMemory.AllocZeroed((nuint)length), length, fileOffset);
     }
 
+    /// <summary>True once the memory was freed (the SafeHandle's last reference went).</summary>
+    public bool Released { get; private set; }
+
     protected override bool ReleaseHandle()
     {
         NativeMemory.Free((void*)handle);
+        Released = true;
         return true;
     }
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Host hot-path benchmarks of issue 11 against C baselines in the same process (bench/Vfio.Benchmarks,
+# HotPathBenchmarks; C in bench/native). Prints one line per goal, e.g. "H1-read ratio=1.02 goal<=1.05|+0.3ns ok".
+#   ./bench.sh           full run (BenchmarkDotNet, in process, with the JIT's disassembly of H1);
+#                        rewrites docs/performance.md with the table and the machine and kernel it ran on
+#   ./bench.sh --quick   short in-process job, under 5 minutes; prints the goal lines, writes no docs
+#   ./bench.sh --smoke   no timing: C and the library compute the same results and allocate nothing (test.sh runs it)
+# Needs gcc. Numbers depend on the machine's load; a missed goal is reported, never a failure.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+MODE=full
+case "${1:-}" in
+  "") ;;
+  --quick) MODE=quick ;;
+  --smoke) MODE=smoke ;;
+  *) echo "usage: ./bench.sh [--quick|--smoke]" >&2; exit 2 ;;
+esac
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+
+OUT="$ROOT/artifacts/bench"
+mkdir -p "$OUT"
+command -v gcc >/dev/null || { echo "bench.sh: gcc is needed for the C baselines (apt-get install gcc)" >&2; exit 1; }
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$OUT/libvfiobench.so" bench/native/vfiobench.c
+export VFIO_BENCH_NATIVE="$OUT/libvfiobench.so"
+
+dotnet build bench/Vfio.Benchmarks/Vfio.Benchmarks.csproj -c Release -v quiet -nologo -clp:ErrorsOnly >/dev/null
+BIN="$ROOT/bench/Vfio.Benchmarks/bin/Release/net10.0/Vfio.Benchmarks.dll"
+case $MODE in
+  smoke) exec dotnet "$BIN" --hotpath-smoke ;;
+  quick) ARGS=(--hotpath-goals --quick) ;;
+  full) ARGS=(--hotpath-goals --docs "$ROOT/docs/performance.md") ;;
+esac
+LOG="$OUT/bench-$MODE.log"
+# BenchmarkDotNet's progress goes to the log; the goal lines (and "wrote ...") to the terminal.
+rm -rf "${OUT:?}/$MODE" && mkdir -p "$OUT/$MODE"
+if [[ $MODE == full ]]; then
+  # The JIT's own listing of the H1 loops (BenchmarkDotNet 0.14's disassembler cannot read a .NET 10 process).
+  export DOTNET_JitDisasm="Window_Read32 Window_Write32 Raw_Read32" DOTNET_JitStdOutFile="$OUT/$MODE/jit-asm.txt"
+fi
+(cd "$OUT" && dotnet "$BIN" "${ARGS[@]}" --artifacts "$OUT/$MODE") >"$LOG" 2>&1 || { tail -40 "$LOG" >&2; exit 1; }
+grep -E '^(H[0-9]-|wrote |not writing )' "$LOG"
+echo "(full log: $LOG)"

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+
+namespace Vfio.Benchmarks;
+
+/// <summary>
+/// The C baselines (bench/native/vfiobench.c) loaded into this process. bench.sh builds the shared object with gcc
+/// and names it in <c>VFIO_BENCH_NATIVE</c>; the benchmark child processes inherit the variable.
+/// </summary>
+internal static unsafe class HotPathNative
+{
+    internal const string PathVariable = "VFIO_BENCH_NATIVE";
+
+    private static readonly nint s_library = Load();
+
+    internal static readonly delegate* unmanaged<uint*, nuint, nuint, uint> Read32Loop =
+        (delegate* unmanaged<uint*, nuint, nuint, uint>)NativeLibrary.GetExport(s_library, "vb_read32_loop");
+
+    internal static readonly delegate* unmanaged<uint*, nuint, nuint, uint, void> Write32Loop =
+        (delegate* unmanaged<uint*, nuint, nuint, uint, void>)NativeLibrary.GetExport(s_library, "vb_write32_loop");
+
+    internal static readonly delegate* unmanaged<int, byte*, nuint, nuint, long> PReadLoop =
+        (delegate* unmanaged<int, byte*, nuint, nuint, long>)NativeLibrary.GetExport(s_library, "vb_pread_loop");
+
+    internal static readonly delegate* unmanaged<int, nuint, nuint, int, long> IoctlLoop =
+        (delegate* unmanaged<int, nuint, nuint, int, long>)NativeLibrary.GetExport(s_library, "vb_ioctl_loop");
+
+    /// <summary>The loaded shim's handle (loads it on first use).</summary>
+    internal static nint Library => s_library;
+
+    private static nint Load()
+    {
+        string? path = Environment.GetEnvironmentVariable(PathVariable);
+        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        {
+            throw new InvalidOperationException(
+                $"The C baselines are not built: {PathVariable}='{path}'. Run ./bench.sh, which builds bench/native/vfiobench.c with gcc and sets it.");
+        }
+        return NativeLibrary.Load(path);
+    }
+}
+
+/// <summary>
+/// Reference imports for the H2 cost breakdown: the same calls on a raw fd (no SafeHandle reference count), with and
+/// without <c>SetLastError</c>. Not for product use: a raw fd can be closed and reused under the call.
+/// </summary>
+internal static unsafe partial class BareLibc
+{
+    [LibraryImport("libc", EntryPoint = "pread64", SetLastError = true)]
+    internal static partial nint PReadLastError(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pread64")]
+    internal static partial nint PRead(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    internal static partial int IoctlLastError(int fd, nuint request, nint argument);
+
+    [LibraryImport("libc", EntryPoint = "ioctl")]
+    internal static partial int Ioctl(int fd, nuint request, nint argument);
+}
