@@ -19,7 +19,7 @@ internal sealed class CliBackends : IDisposable
         _legacy = new LegacyBackend(kernel, options);
         _iommuFd = new IommuFdBackend(kernel, options);
         // Most preferred first, as AddIommuFdBackend/AddLegacyBackend rank them under auto.
-        Manager = new VfioManager(options, [_iommuFd, _legacy], kernel: kernel);
+        Manager = new VfioManager(options, [_iommuFd, _legacy]);
     }
 
     public VfioManager Manager { get; }

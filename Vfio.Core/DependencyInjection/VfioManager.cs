@@ -22,7 +22,6 @@ public sealed partial class VfioManager : IDisposable
 {
     private readonly IIommuBackend[] _backends;
     private readonly bool _ownsBackends;
-    private readonly IKernel _kernel;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly VfioMetrics? _metrics;
@@ -35,11 +34,10 @@ public sealed partial class VfioManager : IDisposable
     /// <param name="backends">The backends, in order of preference under <c>auto</c> (first asked first).</param>
     /// <param name="loggerFactory">Where the manager and its spaces log; null for nowhere.</param>
     /// <param name="metrics">Where its spaces record mappings; null for no metrics.</param>
-    /// <param name="kernel">The kernel port for machine-level checks (<c>/dev/iommu</c>); null for the running kernel.</param>
     /// <exception cref="ArgumentException">The options break a rule (an unknown backend, conflicting fd settings), or two
     /// backends have the same name.</exception>
     public VfioManager(VfioOptions options, IEnumerable<IIommuBackend> backends, ILoggerFactory? loggerFactory = null,
-        VfioMetrics? metrics = null, IKernel? kernel = null)
+        VfioMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(backends);
@@ -60,7 +58,6 @@ public sealed partial class VfioManager : IDisposable
         }
         Options = options;
         _backends = list;
-        _kernel = kernel ?? LinuxKernel.Instance;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<VfioManager>();
         _metrics = metrics;
@@ -76,7 +73,6 @@ public sealed partial class VfioManager : IDisposable
         ArgumentNullException.ThrowIfNull(kernel);
         Name = name;
         Options = options;
-        _kernel = kernel;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<VfioManager>();
         _metrics = metrics;

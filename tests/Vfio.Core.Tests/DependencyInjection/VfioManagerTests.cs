@@ -38,22 +38,22 @@ public sealed class VfioManagerTests
         var without = new FakeMachineKernel();
         var legacy = new FakeBackend("legacy");
         var iommufd = new FakeBackend("iommufd") { Machine = withIommu, Node = "/dev/iommu" };
-        using (var manager = new VfioManager(new VfioOptions(), [iommufd, legacy], kernel: withIommu))
+        using (var manager = new VfioManager(new VfioOptions(), [iommufd, legacy]))
         {
             manager.SelectDefaultBackend().ShouldBeSameAs(iommufd);
         }
         var missing = new FakeBackend("iommufd") { Machine = without, Node = "/dev/iommu" };
-        using (var manager = new VfioManager(new VfioOptions(), [missing, legacy], kernel: without))
+        using (var manager = new VfioManager(new VfioOptions(), [missing, legacy]))
         {
             manager.SelectDefaultBackend().ShouldBeSameAs(legacy);
         }
         // The answer is the backend's, whatever its name: no backend's node is special to the manager.
         var custom = new FakeBackend("custom") { Machine = without, Node = "/dev/custom" };
-        using (var manager = new VfioManager(new VfioOptions(), [custom, legacy], kernel: without))
+        using (var manager = new VfioManager(new VfioOptions(), [custom, legacy]))
         {
             manager.SelectDefaultBackend().ShouldBeSameAs(legacy);
         }
-        using var onlyIommufd = new VfioManager(new VfioOptions(), [missing], kernel: without);
+        using var onlyIommufd = new VfioManager(new VfioOptions(), [missing]);
         Should.Throw<VfioBackendUnavailableException>(() => onlyIommufd.SelectDefaultBackend()).Message.ShouldContain("iommufd: /dev/iommu does not exist");
     }
 
