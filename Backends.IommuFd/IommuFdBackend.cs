@@ -232,7 +232,9 @@ public partial class IommuFdBackend : IommuBackend
     {
         if (device.DeviceFd is SafeFileHandle passed)
         {
-            ObjectDisposedException.ThrowIf(passed.IsClosed, passed);
+            // Checked before the bind: a wrong or closed fd gets an error naming where it came from, not the bind's
+            // ENOTTY or EBADF.
+            VfioFdValidator.Expect(Kernel, passed, VfioFdKind.DeviceCdev, $"the device fd given for {device.Name} (VfioDeviceSource.FromDeviceFd)");
             return (passed, device.OwnsDeviceFd);
         }
         if (Options.DeviceFds.TryGetValue(device.Name, out string? reference))

@@ -395,7 +395,7 @@ public sealed class IommuFdContainer : DmaContainer
         throw new VfioDmaException(DmaMappingFailure.Kernel, "IOMMU_IOAS_MAP", Name,
             $"the kernel refused to map {mapping.Range} at host address 0x{(ulong)mapping.HostAddress:x} ({errno})",
             errno == Errno.EFAULT
-                ? "The host memory is not ordinary pinnable memory (e.g. a device BAR mmap, which iommufd cannot map by address)."
+                ? "The host address range is not memory this process has mapped, or not ordinary pinnable memory (e.g. a device BAR mmap, which iommufd cannot map by address): map memory the process owns, such as a DmaBuffer, and keep it mapped while the DMA mapping exists."
                 : null,
             errno);
     }

@@ -350,6 +350,13 @@ public sealed class LegacyBackend : IommuBackend
             if (rc < 0)
             {
                 fd.Dispose();
+                if ((Errno)(-rc) == Errno.EBUSY)
+                {
+                    // The same answer whether the group is open elsewhere or a member is bound to an iommufd.
+                    throw new VfioDeviceUnusableException(AttachOperation, device.Name,
+                        $"its IOMMU group {number} ({node}) is in use: the group is open already, or one of its devices is bound through its cdev to an iommufd (the iommufd backend, here or in another process)",
+                        $"Detach the group's devices where they are attached first (fuser -v {node} /dev/vfio/devices/* shows who holds them), use one backend for every device of a group, or share the group's fd (Vfio:GroupFds).", Errno.EBUSY);
+                }
                 VfioException.Throw(rc, "open", node);
             }
             owns = true;

@@ -399,6 +399,10 @@ public partial class LegacyContainer : DmaContainer
                 detail + " (pinning the pages exceeds the locked-memory limit RLIMIT_MEMLOCK)",
                 "Raise the locked-memory limit to cover every DMA mapping: ulimit -l, LimitMEMLOCK= in the systemd unit, or memlock in /etc/security/limits.conf (or grant CAP_IPC_LOCK).",
                 errno),
+            Errno.EFAULT => new VfioDmaException(DmaMappingFailure.Kernel, MapOperation, Name,
+                detail,
+                "The host address range is not memory this process has mapped (or not with the access asked for): map memory the process owns, such as a DmaBuffer, and keep it mapped for as long as the DMA mapping exists.",
+                errno),
             _ => new VfioDmaException(DmaMappingFailure.Kernel, MapOperation, Name, detail, hint: null, errno),
         };
     }

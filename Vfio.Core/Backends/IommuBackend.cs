@@ -83,7 +83,44 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
-        ObjectDisposedException.ThrowIf(space.IsDisposed, space);
+        // The space's gate, taken before this backend's lock (a space's disposal takes backends' locks to detach):
+        // a disposal that starts now waits for this attach, then detaches the device with the others.
+        try
+        {
+            space.BeginAttach();
+        }
+        catch (ObjectDisposedException)
+        {
+            CloseHandedOverFd(device);
+            throw;
+        }
+        try
+        {
+            return AttachDeviceLocked(device, space);
+        }
+        catch
+        {
+            CloseHandedOverFd(device);
+            throw;
+        }
+        finally
+        {
+            space.EndAttach();
+        }
+    }
+
+    // A device fd handed over (VfioDeviceSource.OwnsDeviceFd) is the library's from the call on: a refused attach
+    // closes it, as a detach would, so no backend and no failure path leaves it open.
+    private static void CloseHandedOverFd(VfioDeviceSource device)
+    {
+        if (device.OwnsDeviceFd)
+        {
+            device.DeviceFd?.Dispose();
+        }
+    }
+
+    private AttachedDevice AttachDeviceLocked(VfioDeviceSource device, DmaSpace space)
+    {
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);

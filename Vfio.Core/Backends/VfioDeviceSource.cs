@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Win32.SafeHandles;
 
@@ -56,7 +57,7 @@ public sealed partial class VfioDeviceSource
     /// <exception cref="ArgumentException">The address is not of the form <c>[dddd:]bb:ss.f</c>.</exception>
     public static VfioDeviceSource Pci(string address)
     {
-        ArgumentException.ThrowIfNullOrEmpty(address);
+        RequireText(address, nameof(address));
         string full = ShortPciAddress().IsMatch(address) ? "0000:" + address : address;
         if (!PciAddress().IsMatch(full))
         {
@@ -85,7 +86,7 @@ public sealed partial class VfioDeviceSource
     /// <exception cref="ArgumentException">The path is not a device directory of those buses, or contains <c>..</c>.</exception>
     public static VfioDeviceSource FromSysfsPath(string path)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
+        RequireText(path, nameof(path));
         string trimmed = path.TrimEnd('/');
         Match match = SysfsDevicePath().Match(trimmed);
         if (!match.Success || match.Groups["name"].Value is "." or "..")
@@ -107,7 +108,7 @@ public sealed partial class VfioDeviceSource
     /// <exception cref="ArgumentException">The text names no device in a valid form (see the other factories).</exception>
     public static VfioDeviceSource Parse(string text)
     {
-        ArgumentException.ThrowIfNullOrEmpty(text);
+        RequireText(text, nameof(text));
         if (text.StartsWith("/sys/", StringComparison.Ordinal))
         {
             return FromSysfsPath(text);
@@ -124,7 +125,8 @@ public sealed partial class VfioDeviceSource
     /// <param name="deviceFd">The open cdev.</param>
     /// <param name="name">The device's name for messages and sysfs lookups, e.g. <c>0000:00:02.0</c>.</param>
     /// <param name="bus">The device's bus.</param>
-    /// <param name="ownsHandle">True to hand the fd over (closed when the device detaches); false to lend it.</param>
+    /// <param name="ownsHandle">True to hand the fd over (closed when the device detaches, or when a backend refuses the
+    /// attach); false to lend it (never closed by the library).</param>
     /// <returns>The source.</returns>
     /// <exception cref="ArgumentException">The fd is closed or invalid, or the name is not a valid device name.</exception>
     public static VfioDeviceSource FromDeviceFd(SafeFileHandle deviceFd, string name, VfioBus bus = VfioBus.Pci, bool ownsHandle = false)
@@ -144,8 +146,8 @@ public sealed partial class VfioDeviceSource
 
     private static void ValidateName(string name, string parameter)
     {
-        ArgumentException.ThrowIfNullOrEmpty(name, parameter);
-        if (name.Contains('/', StringComparison.Ordinal) || name is "." or ".." || name.Contains('\0', StringComparison.Ordinal))
+        RequireText(name, parameter);
+        if (name.Contains('/', StringComparison.Ordinal) || name is "." or "..")
         {
             throw new ArgumentException(
                 $"'{name}' is not a device name: a name is the last component of the device's sysfs path (no '/', not '.' or '..'), e.g. 0000:00:02.0; pass a path with FromSysfsPath.",
@@ -153,12 +155,47 @@ public sealed partial class VfioDeviceSource
         }
     }
 
-    [GeneratedRegex("^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\\.[0-7]$", RegexOptions.CultureInvariant)]
+    // A device's text comes from configuration or a command line: an empty one, or one with a control character (a
+    // trailing newline from a file, a NUL), names nothing the user can see, so it is refused with what to write instead.
+    private static void RequireText(string text, string parameter)
+    {
+        ArgumentNullException.ThrowIfNull(text, parameter);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new ArgumentException(
+                "No device was named (the name is empty); give a PCI address such as 0000:00:02.0, a platform device name, or a sysfs device path (vfioctl list shows them).",
+                parameter);
+        }
+        int bad = text.AsSpan().IndexOfAnyInRange('\0', '\x1f');
+        if (bad < 0)
+        {
+            bad = text.IndexOf('\x7f', StringComparison.Ordinal);
+        }
+        if (bad >= 0)
+        {
+            throw new ArgumentException(
+                $"The device name \"{Escape(text)}\" contains a control character (U+{(int)text[bad]:X4} at position {bad}); remove it (a name read from a file often ends in a newline: trim it).",
+                parameter);
+        }
+    }
+
+    private static string Escape(string text)
+    {
+        var escaped = new System.Text.StringBuilder(text.Length + 8);
+        foreach (char c in text)
+        {
+            _ = c is < ' ' or '\x7f' ? escaped.Append(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}") : escaped.Append(c);
+        }
+        return escaped.ToString();
+    }
+
+    // \z, not $: $ also matches before a trailing newline, which would let "0000:00:02.0\n" pass as an address.
+    [GeneratedRegex("^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\\.[0-7]\\z", RegexOptions.CultureInvariant)]
     private static partial Regex PciAddress();
 
-    [GeneratedRegex("^[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\\.[0-7]$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\\.[0-7]\\z", RegexOptions.CultureInvariant)]
     private static partial Regex ShortPciAddress();
 
-    [GeneratedRegex("^/sys/bus/(?<bus>pci|platform|amba)/devices/(?<name>[^/\\x00]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/sys/bus/(?<bus>pci|platform|amba)/devices/(?<name>[^/\\x00-\\x1f\\x7f]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex SysfsDevicePath();
 }

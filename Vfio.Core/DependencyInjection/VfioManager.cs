@@ -200,18 +200,43 @@ public sealed partial class VfioManager : IDisposable
     }
 
     /// <summary>Selects a backend for <paramref name="device"/> (<see cref="SelectBackend"/>) and attaches the device
-    /// into <paramref name="space"/>.</summary>
+    /// into <paramref name="space"/>. Under <c>auto</c>, when no backend can attach the device but one is available on
+    /// the machine, that one attempts the attach, so the error names what is wrong with the device (e.g. no such device,
+    /// errno <c>ENOENT</c>) rather than the backends.</summary>
     /// <param name="device">The device.</param>
     /// <param name="space">The DMA space it joins.</param>
     /// <returns>The attached device; disposing it detaches it.</returns>
-    /// <exception cref="VfioBackendUnavailableException">No backend is available for it.</exception>
+    /// <exception cref="VfioBackendUnavailableException">No backend is available on this machine.</exception>
     /// <exception cref="VfioDeviceUnusableException">The device cannot be used as it is.</exception>
     /// <exception cref="VfioException">A kernel call failed.</exception>
     public AttachedDevice AttachDevice(VfioDeviceSource device, DmaSpace space)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
-        return SelectBackend(device).AttachDevice(device, space);
+        IIommuBackend backend;
+        try
+        {
+            backend = SelectBackend(device);
+        }
+        catch (VfioBackendUnavailableException) when (VfioBackendNames.IsAuto(Options.Backend) && FirstAvailable() is IIommuBackend available)
+        {
+            // No backend can attach the device, yet one works on this machine: its attach says why in the device's
+            // terms (no such device, not bound to VFIO, group not viable), with the same errno whichever backend it is.
+            backend = available;
+        }
+        return backend.AttachDevice(device, space);
+    }
+
+    private IIommuBackend? FirstAvailable()
+    {
+        foreach (IIommuBackend backend in _backends)
+        {
+            if (backend.IsAvailable(out _))
+            {
+                return backend;
+            }
+        }
+        return null;
     }
 
     /// <summary>Attaches a device named as a user writes it (<see cref="VfioDeviceSource.Parse"/>): a PCI address, a

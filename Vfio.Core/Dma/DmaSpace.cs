@@ -60,6 +60,11 @@ public sealed partial class DmaSpace : IDisposable
     private ulong _mappedBytes;
     private int _capacity;
     private bool _disposed;
+    // Attaches in flight into this space (IommuBackend.AttachDevice between BeginAttach and EndAttach). Dispose closes
+    // the gate first and waits for them, so no device can be attached into a space that is being torn down.
+    private int _attachesInFlight;
+    private bool _closing;
+    private ManualResetEventSlim? _attachesDrained;
 
     /// <summary>Creates an empty space: no containers, no mappings.</summary>
     /// <param name="name">The space's name in messages and logs.</param>
@@ -154,6 +159,34 @@ public sealed partial class DmaSpace : IDisposable
 
     /// <summary>True once the space is disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed);
+
+    /// <summary>Registers an attach into the space (for <see cref="IommuBackend.AttachDevice"/>, before it takes its
+    /// backend's lock); pair with <see cref="EndAttach"/>.</summary>
+    /// <exception cref="ObjectDisposedException">The space is disposed or being disposed.</exception>
+    internal void BeginAttach()
+    {
+        lock (_lock)
+        {
+            if (_disposed || _closing)
+            {
+                throw new ObjectDisposedException(ToString(),
+                    $"DMA space '{Name}' is disposed (or being disposed), so no device can be attached into it; attach into a live space (create a new one).");
+            }
+            _attachesInFlight++;
+        }
+    }
+
+    /// <summary>Ends an attach registered with <see cref="BeginAttach"/>, letting a waiting disposal go on.</summary>
+    internal void EndAttach()
+    {
+        lock (_lock)
+        {
+            if (--_attachesInFlight == 0)
+            {
+                _attachesDrained?.Set();
+            }
+        }
+    }
 
     /// <summary>Grows the book-keeping so that up to <paramref name="mappings"/> live mappings need no further memory.</summary>
     /// <param name="mappings">The number of mappings to provide for.</param>
@@ -470,15 +503,26 @@ public sealed partial class DmaSpace : IDisposable
     }
 
     /// <summary>Detaches every device of every container (their fds first), which unmaps and releases the containers.</summary>
+    /// <remarks>An attach into the space that is in flight when disposal starts completes first and its device is then
+    /// detached with the others; an attach that starts later fails with <see cref="ObjectDisposedException"/>.</remarks>
     public void Dispose()
     {
+        ManualResetEventSlim? drained = null;
         lock (_lock)
         {
-            if (_disposed)
+            if (_disposed || _closing)
             {
                 return;
             }
+            _closing = true;
+            if (_attachesInFlight > 0)
+            {
+                drained = _attachesDrained = new ManualResetEventSlim(false);
+            }
         }
+        // An attach is a bounded run of system calls under its backend's lock, which this thread does not hold.
+        drained?.Wait();
+        drained?.Dispose();
         foreach (DmaContainer container in Containers)
         {
             foreach (AttachedDevice device in container.Devices)

@@ -107,7 +107,14 @@ public sealed class VfioFdStore : IDisposable
         if (IsNumber(reference))
         {
             int fd = int.Parse(reference, NumberStyles.None, CultureInfo.InvariantCulture);
-            handle = FdPassing.AdoptInherited(fd, ownsHandle: false);
+            try
+            {
+                handle = FdPassing.AdoptInherited(fd, ownsHandle: false);
+            }
+            catch (VfioException e) when (e.Errno == Errno.EBADF)
+            {
+                throw VfioFdValidator.NotOpen($"{description} ({reference})", e);
+            }
         }
         else
         {
@@ -120,6 +127,11 @@ public sealed class VfioFdStore : IDisposable
                     throw new VfioException("resolve passed fd", description,
                         $"no fd named '{reference}' was received (received: {known})",
                         "The management layer must send the fd under this name over the fd socket before the library needs it, or pass an inherited fd number.");
+                }
+                // A stored handle someone closed has a stale number that may now be another file's: never lend it.
+                if (stored.IsClosed)
+                {
+                    throw VfioFdValidator.NotOpen($"{description} ({reference})", new ObjectDisposedException(reference));
                 }
                 handle = new SafeFileHandle(stored.DangerousGetHandle(), ownsHandle: false);
             }

@@ -51,7 +51,18 @@ public static class VfioFdValidator
     public static VfioFdIdentity Expect(IKernel kernel, SafeHandle fd, VfioFdKind expected, string description)
     {
         ArgumentException.ThrowIfNullOrEmpty(description);
-        VfioFdIdentity identity = Identify(kernel, fd);
+        ArgumentNullException.ThrowIfNull(fd);
+        VfioFdIdentity identity;
+        try
+        {
+            identity = fd.IsClosed
+                ? throw new VfioException(Errno.EBADF, "fstat", description)
+                : Identify(kernel, fd);
+        }
+        catch (VfioException e) when (e.Errno == Errno.EBADF)
+        {
+            throw NotOpen(description, e);
+        }
         bool matches = identity.Kind == expected;
         if (!matches)
         {
@@ -61,6 +72,13 @@ public static class VfioFdValidator
         }
         return identity;
     }
+
+    /// <summary>The error for a passed fd that is not open, naming the setting it came from (not only a number the
+    /// user never wrote).</summary>
+    internal static VfioException NotOpen(string description, Exception inner)
+        => new(Errno.EBADF, "validate passed fd", description,
+            "The fd is not open in this process: the launcher must pass it open and inheritable (without FD_CLOEXEC), or the management layer must send it before the library needs it; a borrowed fd must stay open while it is in use.",
+            inner);
 
     private static string Describe(VfioFdKind kind) => kind switch
     {

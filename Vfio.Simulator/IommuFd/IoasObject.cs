@@ -158,8 +158,13 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
             ? -(int)Errno.EADDRINUSE
             : 0;
 
-    /// <summary>Pins every area's pages into a domain: the first page of the address space is never readable (EFAULT).</summary>
-    private static bool Pinnable(ulong userVa) => userVa >= SimulatedVtd.PageSize;
+    /// <summary>Whether pages can be pinned into a domain (pin_user_pages_fast): the first page of the address space is
+    /// never mapped, and nothing at or above x86-64's TASK_SIZE is user memory (EFAULT either way).</summary>
+    private static bool Pinnable(ulong userVa, ulong length)
+        => userVa >= SimulatedVtd.PageSize && userVa <= UserAddressLimit && length <= UserAddressLimit - userVa;
+
+    // TASK_SIZE on x86-64 with 4-level page tables: the end of the user address space.
+    private const ulong UserAddressLimit = 0x7fff_ffff_f000;
 
     /// <summary>iopt_table_add_domain (iommufd_device_attach): alignment, aperture reservation, then mapping every area.</summary>
     internal int AddDomain(HwptObject hwpt)
@@ -178,7 +183,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         {
             return reserved;
         }
-        if (Areas.Exists(a => !Pinnable(a.UserVa)))
+        if (Areas.Exists(a => !Pinnable(a.UserVa, a.Length)))
         {
             RemoveReserved(hwpt);
             return -UserMemoryFault;
@@ -330,7 +335,7 @@ internal sealed class IoasObject(IommuFdFile context) : IommuFdObject
         {
             foreach (PagesPiece piece in pieces)
             {
-                if (!Pinnable(piece.UserVa))
+                if (!Pinnable(piece.UserVa, piece.Length))
                 {
                     return -UserMemoryFault;
                 }

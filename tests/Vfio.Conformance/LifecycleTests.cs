@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+using Shouldly;
+using Vfio.Core;
+
+namespace Vfio.Conformance;
+
+/// <summary>Lifecycle abuse: a space disposed while another thread attaches into it.</summary>
+public sealed class LifecycleTests
+{
+    private const int Rounds = 20;
+
+    // Regression: a disposal racing an attach used to return a device "attached" to a released container of a disposed
+    // space, with the group (legacy) or the IOAS (iommufd) left behind in the kernel. Now the attach either fails with
+    // ObjectDisposedException or completes before the disposal, which then detaches it; either way the device can be
+    // attached again at once.
+    [Theory]
+    [Trait("Modes", "pci")]
+    [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
+    public async Task DisposingASpace_WhileAnotherThreadAttaches_LeavesNothingAttached(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        int attachedFirst = 0, refused = 0;
+        for (int round = 0; round < Rounds; round++)
+        {
+            var space = new DmaSpace("racing");
+            using var start = new Barrier(2);
+            Task<AttachedDevice?> attach = Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    return rig.Attach(Target.Edu, space);
+                }
+                catch (ObjectDisposedException e)
+                {
+                    e.Message.ShouldContain("racing");
+                    return null;
+                }
+            }, TaskCreationOptions.LongRunning);
+            start.SignalAndWait(TestContext.Current.CancellationToken);
+            if (round % 2 == 1)
+            {
+                Thread.SpinWait(round * 50);
+            }
+            space.Dispose();
+            // A hang fails here as a TimeoutException.
+            AttachedDevice? device = await attach.WaitAsync(Rig.Timeout, TestContext.Current.CancellationToken);
+            if (device is null)
+            {
+                refused++;
+            }
+            else
+            {
+                attachedFirst++;
+                device.IsAttached.ShouldBeFalse($"round {round}: the device outlived its space's disposal");
+                device.Container.IsReleased.ShouldBeTrue();
+            }
+            space.IsDisposed.ShouldBeTrue();
+            space.Containers.ShouldBeEmpty();
+
+            // Nothing of the race stays in the kernel: the group (or cdev) attaches again at once.
+            DmaSpace next = rig.NewSpace();
+            rig.Attach(Target.Edu, next).Dispose();
+        }
+        (attachedFirst + refused).ShouldBe(Rounds);
+    }
+}
