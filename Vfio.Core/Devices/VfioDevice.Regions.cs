@@ -171,7 +171,7 @@ public sealed partial class VfioDevice
     /// layer does not do it.
     /// </remarks>
     /// <param name="index">The region index.</param>
-    /// <returns>The mapping; the caller disposes it (it outlives the device object if need be).</returns>
+    /// <returns>The mapping; the caller disposes it, or the device's disposal (its detach) does.</returns>
     /// <exception cref="InvalidOperationException">The region cannot be mapped (no <c>VFIO_REGION_INFO_FLAG_MMAP</c>,
     /// or no area to map): use the pread/pwrite accessors.</exception>
     /// <exception cref="VfioException"><c>mmap</c> failed, or the kernel's sparse areas are malformed.</exception>
@@ -232,7 +232,7 @@ public sealed partial class VfioDevice
             }
             throw;
         }
-        return new VfioRegionMapping(index, region.Size, mapped, RegionName(index));
+        return Track(new VfioRegionMapping(index, region.Size, mapped, RegionName(index), Untrack));
     }
 
     /// <summary>The areas to map, by increasing offset: the sparse areas of non-zero size, or the whole region.</summary>

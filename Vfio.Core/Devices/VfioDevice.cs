@@ -50,6 +50,10 @@ public sealed partial class VfioDevice : IDisposable
     private readonly SafeFileHandle _fd;
     private readonly bool _ownsHandle;
     private readonly VfioRegionInfo?[] _regions;
+    // The region mappings still mapped: the device's disposal (its detach) unmaps them, because on Linux a mapping
+    // keeps the device file open, and with it the group or cdev, so the next attach would fail.
+    private readonly List<VfioRegionMapping> _mappings = [];
+    private readonly Lock _mappingsLock = new();
     private volatile bool _disposed;
 
     /// <summary>Wraps an open device fd and reads its info (<c>VFIO_DEVICE_GET_INFO</c>).</summary>
@@ -168,14 +172,26 @@ public sealed partial class VfioDevice : IDisposable
     public void SetFeature(uint feature, Span<byte> data)
         => ThrowFeature(FeatureCore(FeatureFlags(feature, VfioFeatureAccess.Set), data, copyBack: true), feature);
 
-    /// <summary>Closes the device fd when it is owned. Mappings made from the device are not affected.</summary>
+    /// <summary>Unmaps the region mappings made from the device that are still mapped (accesses through them then
+    /// throw <see cref="ObjectDisposedException"/>; an <see cref="MmioWindow"/> open on one keeps its memory until the
+    /// window is disposed), then closes the device fd when it is owned.</summary>
     public void Dispose()
     {
-        if (_disposed)
+        VfioRegionMapping[] mappings;
+        lock (_mappingsLock)
         {
-            return;
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            mappings = [.. _mappings];
+            _mappings.Clear();
         }
-        _disposed = true;
+        foreach (VfioRegionMapping mapping in mappings)
+        {
+            mapping.Dispose();
+        }
         if (_ownsHandle)
         {
             _fd.Dispose();
@@ -186,6 +202,30 @@ public sealed partial class VfioDevice : IDisposable
     public override string ToString() => $"VFIO device {Name}";
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Records a new region mapping so that the device's disposal unmaps it; a device disposed meanwhile
+    /// unmaps it at once.</summary>
+    private VfioRegionMapping Track(VfioRegionMapping mapping)
+    {
+        lock (_mappingsLock)
+        {
+            if (!_disposed)
+            {
+                _mappings.Add(mapping);
+                return mapping;
+            }
+        }
+        mapping.Dispose();
+        throw new ObjectDisposedException(ToString());
+    }
+
+    private void Untrack(VfioRegionMapping mapping)
+    {
+        lock (_mappingsLock)
+        {
+            _mappings.Remove(mapping);
+        }
+    }
 
     private VfioDeviceInfo ReadInfo()
     {

@@ -60,8 +60,12 @@ public sealed class VfioRegionMapping : IDisposable
     private readonly string _objectName;
     private volatile bool _disposed;
 
-    internal VfioRegionMapping(int regionIndex, ulong regionSize, VfioMappedArea[] areas, string objectName)
+    private readonly Action<VfioRegionMapping>? _onDisposed;
+
+    internal VfioRegionMapping(int regionIndex, ulong regionSize, VfioMappedArea[] areas, string objectName,
+        Action<VfioRegionMapping>? onDisposed = null)
     {
+        _onDisposed = onDisposed;
         RegionIndex = regionIndex;
         RegionSize = regionSize;
         _areas = areas;
@@ -176,6 +180,7 @@ public sealed class VfioRegionMapping : IDisposable
         {
             area.Mapping.Dispose();
         }
+        _onDisposed?.Invoke(this);
     }
 
     /// <inheritdoc/>
@@ -183,7 +188,10 @@ public sealed class VfioRegionMapping : IDisposable
 
     private MemoryMapping RouteWindow(ulong offset, ulong length, out ulong local)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed)
+        {
+            ThrowUnmapped();
+        }
         foreach (VfioMappedArea area in _areas)
         {
             if (Contains(area, offset, length))
@@ -198,7 +206,10 @@ public sealed class VfioRegionMapping : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private MemoryMapping Route(ulong offset, uint width, out ulong local)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed)
+        {
+            ThrowUnmapped();
+        }
         VfioMappedArea[] areas = _areas;
         for (int i = 0; i < areas.Length; i++)
         {
@@ -231,4 +242,10 @@ public sealed class VfioRegionMapping : IDisposable
             $"A {what} at 0x{offset:X} of {_objectName} is not inside a mapped area (mapped: {areas}); " +
             "the kernel does not allow mapping that part of the region: use the device's pread/pwrite accessors (ReadRegion/WriteRegion) there.");
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowUnmapped()
+        => throw new ObjectDisposedException(_objectName,
+            $"{_objectName} is no longer mapped: the mapping was disposed, or its device was detached (a detach unmaps the device's regions). Map the region again from the device attached again.");
 }

@@ -88,7 +88,7 @@ internal sealed class HwptObject(IoasObject ioas, bool autoDomain, bool dirtyCap
             {
                 return false;
             }
-            if (write ? !area.Writable : !area.Readable)
+            if (!SimulatedVtd.Allows(write, area.Readable, area.Writable))
             {
                 return false;
             }

@@ -32,4 +32,9 @@ internal static class SimulatedVtd
 
     /// <summary>QEMU 10 intel-iommu's extended capability register ("ecap f00f4a").</summary>
     internal const ulong EcapReg = 0xf00f4a;
+
+    /// <summary>Whether a device access passes a mapping's permissions. A write needs write permission; a read passes a
+    /// readable mapping and also a write-only one: Linux 6.12 on QEMU's VT-d lets a device read through a mapping made
+    /// with only the write flag, without a fault (measured on the testbed, conformance suite), so the model does too.</summary>
+    internal static bool Allows(bool write, bool readable, bool writable) => write ? writable : readable || writable;
 }

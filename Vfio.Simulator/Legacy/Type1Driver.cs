@@ -267,7 +267,7 @@ internal sealed partial class Type1Driver : IVfioIommuDriver, IDmaSpace
             for (; ; last++)
             {
                 Type1Mapping mapping = _mappings[last];
-                if (!(write ? mapping.Writable : mapping.Readable))
+                if (!SimulatedVtd.Allows(write, mapping.Readable, mapping.Writable))
                 {
                     return false;
                 }

@@ -142,4 +142,36 @@ public sealed class DmaTests
         string line = File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith("VmLck:", StringComparison.Ordinal));
         return ulong.Parse(line["VmLck:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
+
+    // Regression (simulator fidelity): the model blocked a device reading through a write-only mapping, which Linux 6.12
+    // with QEMU's VT-d allows without a fault, so a driver tested on the simulator behaved differently on the testbed.
+    // A read-only mapping keeps the device from writing on both.
+    [Theory]
+    [Trait("Modes", "iommu")]
+    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    public void AWriteOnlyMapping_IsReadByTheDevice_AndAReadOnlyOneIsNotWritten(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        AttachedDevice attached = rig.Attach(Target.Edu);
+        using var edu = new EduDriver(attached.Device, useMmap: true);
+        edu.EnableBusMaster();
+        byte[] pattern = Patterns.Make(1024, 31);
+
+        using DmaBuffer writeOnly = DmaBuffer.Allocate(attached.Space, 2 * 4096, DmaAccess.Write, EduDriver.DefaultDmaMask);
+        pattern.CopyTo(writeOnly.Page(0));
+        edu.DmaToDevice(writeOnly.Iova, 0, 1024, Rig.Timeout);           // the device reads a write-only page
+        edu.DmaFromDevice(0, writeOnly.Iova + 4096, 1024, Rig.Timeout);   // and writes what it read to the next one
+        writeOnly.Page(1)[..1024].ToArray().ShouldBe(pattern);
+
+        using DmaBuffer readOnly = DmaBuffer.Allocate(attached.Space, 4096, DmaAccess.Read, EduDriver.DefaultDmaMask);
+        readOnly.Page(0).Fill(0x5A);
+        edu.DmaFromDevice(0, readOnly.Iova, 1024, Rig.Timeout);          // a device write to a read-only page
+        readOnly.Page(0).ToArray().ShouldAllBe(b => b == 0x5A);
+        if (rig.Simulator is { } simulator)
+        {
+            DmaFault fault = simulator.DmaFaults.ShouldHaveSingleItem();
+            fault.Iova.ShouldBe(readOnly.Iova);
+            fault.Write.ShouldBeTrue();
+        }
+    }
 }

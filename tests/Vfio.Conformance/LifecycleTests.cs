@@ -64,4 +64,27 @@ public sealed class LifecycleTests
         }
         (attachedFirst + refused).ShouldBe(Rounds);
     }
+
+    // Regression: a BAR mapping alive across detach kept the device open on Linux (the next attach failed, blaming
+    // another opener) while the simulator failed the access and let the attach succeed. A detach now unmaps the
+    // device's regions: the mapping says it is gone, and the device attaches again at once, on both kernels.
+    [Theory]
+    [Trait("Modes", "pci")]
+    [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]
+    public void ABarMappingAcrossDetach_IsUnmapped_AndTheDeviceAttachesAgain(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        AttachedDevice edu = rig.Attach(Target.Edu);
+        VfioRegionMapping bar0 = edu.Device.MapRegion(0);
+        bar0.Read32(0).ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
+
+        edu.Dispose();
+        ObjectDisposedException e = Should.Throw<ObjectDisposedException>(() => bar0.Read32(0));
+        e.Message.ShouldContain("detached");
+        bar0.Dispose();   // the caller's own disposal is harmless
+
+        using AttachedDevice again = rig.Attach(Target.Edu);
+        using VfioRegionMapping bar0Again = again.Device.MapRegion(0);
+        bar0Again.Read32(0).ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
+    }
 }

@@ -440,18 +440,26 @@ public sealed class VfioDeviceTests
     }
 
     [Fact]
-    public void MapRegion_Dispose_UnmapsEveryAreaAndRefusesAccess_AndOutlivesTheDevice()
+    public void MapRegion_Dispose_UnmapsEveryAreaAndRefusesAccess_AndTheDevicesDisposalUnmapsTheRest()
     {
         byte[] caps = new CapBuilder(32).Sparse((0, 0x1000), (0x2000, 0x1000)).Build();
         (VfioDevice device, FakeDeviceKernel kernel) = Create(k => k.Regions[0].Caps = caps);
-        VfioRegionMapping bar = device.MapRegion(0);
-        device.Dispose();
-        bar.Write32(0, 5);   // still mapped after the device is gone
-        bar.Read32(0).ShouldBe(5u);
-        bar.Dispose();
+        VfioRegionMapping disposedFirst = device.MapRegion(0);
+        disposedFirst.Write32(0, 5);
+        disposedFirst.Read32(0).ShouldBe(5u);
+        disposedFirst.Dispose();
         kernel.Mappings.ShouldAllBe(m => m.IsClosed);
-        Should.Throw<ObjectDisposedException>(() => bar.Read32(0));
-        bar.Dispose();
+        Should.Throw<ObjectDisposedException>(() => disposedFirst.Read32(0));
+        disposedFirst.Dispose();
+
+        // A mapping still alive when the device goes (its detach) is unmapped with it: on Linux it would keep the
+        // device open and the next attach would fail.
+        VfioRegionMapping alive = device.MapRegion(0);
+        device.Dispose();
+        kernel.Mappings.ShouldAllBe(m => m.IsClosed);
+        Should.Throw<ObjectDisposedException>(() => alive.Write32(0, 1)).Message.ShouldContain("detached");
+        alive.Dispose();
+        Should.Throw<ObjectDisposedException>(() => device.MapRegion(0));
     }
 
     // ---- IRQs ----
