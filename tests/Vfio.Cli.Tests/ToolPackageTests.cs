@@ -71,7 +71,8 @@ public sealed class ToolPackageTests
         }
     }
 
-    private static string PackageVersion => typeof(Cli).Assembly.GetName().Version!.ToString(3);
+    /// <summary>The package version: the informational version less its source revision (0.2.0-preview.1).</summary>
+    private static string PackageVersion => typeof(Cli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
 
     /// <summary>The dotnet host running these tests when it is one, else the one on PATH.</summary>
     private static string Dotnet => Path.GetFileName(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
