@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -84,6 +85,23 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
         ObjectDisposedException.ThrowIf(space.IsDisposed, space);
+        long start = Stopwatch.GetTimestamp();
+        using Activity? activity = VfioTelemetry.Start("vfio.device.attach", Name, device.Name);
+        try
+        {
+            AttachedDevice attached = AttachLocked(device, space);
+            VfioTelemetry.RecordAttach(Name, attached.Name, start);
+            return attached;
+        }
+        catch (Exception e)
+        {
+            VfioTelemetry.Fail(activity, e);
+            throw;
+        }
+    }
+
+    private AttachedDevice AttachLocked(VfioDeviceSource device, DmaSpace space)
+    {
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -119,11 +137,17 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         {
             return;
         }
+        using Activity? activity = VfioTelemetry.Start("vfio.device.detach", Name, device.Name);
         lock (_lock)
         {
             try
             {
                 DetachDeviceCore(device);
+            }
+            catch (Exception e)
+            {
+                VfioTelemetry.Fail(activity, e);
+                throw;
             }
             finally
             {

@@ -83,6 +83,14 @@ public sealed partial class VfioDevice
         int rc = SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, start, events.Length, events, withData: true);
         ThrowIrq(rc, index);
         availableVectors = rc;
+        if (rc == 0)
+        {
+            KeyValuePair<string, object?>[] tags = [new(VfioTelemetry.DeviceAttribute, Name), new(VfioTelemetry.IrqIndexAttribute, index)];
+            foreach (InterruptEvent? e in events)
+            {
+                e?.TelemetryTags = tags;
+            }
+        }
         return rc == 0;
     }
 

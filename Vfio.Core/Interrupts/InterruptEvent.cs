@@ -42,6 +42,9 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     private bool _syncWaiting;
     private volatile bool _disposed;
 
+    /// <summary>The tags of <c>vfio.interrupt.count</c> (device, IRQ index), set when the event is wired to a device.</summary>
+    internal KeyValuePair<string, object?>[]? TelemetryTags;
+
     /// <summary>Creates an eventfd (<c>EFD_CLOEXEC | EFD_NONBLOCK</c>) with a count of 0.</summary>
     /// <exception cref="VfioException">The kernel refused to create it (e.g. too many open files).</exception>
     public InterruptEvent()
@@ -270,6 +273,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         int rc = Libc.EventFdRead(_fd, out count);
         if (rc == sizeof(ulong))
         {
+            VfioTelemetry.RecordInterrupts(count, TelemetryTags);
             return true;
         }
         if (rc == -(int)Errno.EAGAIN)
