@@ -16,6 +16,9 @@ namespace Vfio.Cli.Tests;
 public sealed class ToolPackageTests
 {
     private static readonly string s_repoRoot = Metadata("RepoRoot");
+
+    /// <summary>The repository these tests were built from.</summary>
+    internal static string RepoRoot => s_repoRoot;
     private static readonly string s_configuration = Metadata("Configuration");
 
     [Fact]
@@ -43,7 +46,7 @@ public sealed class ToolPackageTests
             pack.ExitCode.ShouldBe(0, pack.ToString());
             Directory.GetFiles(packages, "*.nupkg").Select(Path.GetFileName).ShouldBe([$"Vfio.Cli.{PackageVersion}.nupkg"]);
 
-            CliResult install = Run(temp.FullName, Dotnet, "tool", "install", "--tool-path", tools, "--configfile", config, "Vfio.Cli");
+            CliResult install = Run(temp.FullName, Dotnet, "tool", "install", "--tool-path", tools, "--configfile", config, "--prerelease", "Vfio.Cli");
             install.ExitCode.ShouldBe(0, install.ToString());
             install.Out.ShouldContain($"Tool 'vfio.cli' (version '{PackageVersion}') was successfully installed.");
 
@@ -58,7 +61,7 @@ public sealed class ToolPackageTests
             CliResult demo = vfio ? Run(temp.FullName, vfioctl, "demo", "--json", "--simulate") : Run(temp.FullName, vfioctl, "demo", "--json");
             demo.ExitCode.ShouldBe(0, demo.ToString());
             JsonElement report = demo.Json;
-            (report.GetProperty("kernel").GetString(), report.GetProperty("ok").GetBoolean()).ShouldBe(("simulator", true));
+            (report.GetProperty("kernel").GetString(), demo.Root.GetProperty("ok").GetBoolean()).ShouldBe(("simulator", true));
             report.GetProperty("steps").GetArrayLength().ShouldBe(9);
             if (!vfio)
             {
