@@ -8,6 +8,17 @@ if (args.Length > 0 && args[0] == "--hotpath-smoke")
 {
     return HotPathGoals.Smoke();
 }
+if (args.Length > 0 && args[0] == "--interrupt-goals")
+{
+    // The H4 round trips alone (what bench.sh runs after the BenchmarkDotNet part), for iterating on the wait paths.
+    var failures = new List<string>();
+    foreach (InterleavedRounds.Outcome outcome in InterruptGoals.Run(args.Contains("--quick"), smoke: false, failures))
+    {
+        Console.WriteLine(outcome.Line());
+    }
+    failures.ForEach(f => Console.WriteLine($"H4 error: {f}"));
+    return failures.Count == 0 ? 0 : 1;
+}
 if (args.Length > 0 && args[0] == "--hotpath-goals")
 {
     bool quick = args.Contains("--quick");
