@@ -77,6 +77,23 @@ internal static class HotPathGoals
         CheckNoAllocation(failures, "H2 pread", () => b.Kernel_PRead());
         CheckNoAllocation(failures, "H2 ioctl", () => b.Kernel_Ioctl());
         CheckNoAllocation(failures, "H2 eventfd", () => b.Library_EventFd());
+        // H3: the space maps through its container (two calls per pair) and allocates nothing.
+        using (var h3 = new DmaSpaceOverheadBenchmarks())
+        {
+            h3.Setup();
+            _ = h3.Space_MapUnmap();
+            Check(failures, "H3 container calls", 2 * DmaSpaceOverheadBenchmarks.Pairs, h3.Container_MapUnmap() - (2 * DmaSpaceOverheadBenchmarks.Pairs));
+            CheckNoAllocation(failures, "H3 DmaSpace map+unmap", () => h3.Space_MapUnmap());
+        }
+        // H5: both sizes find what they look up and allocate nothing.
+        foreach (int live in new[] { 16, 65536 })
+        {
+            var h5 = new IovaAllocatorBenchmarks { LiveRanges = live };
+            h5.Setup();
+            Check(failures, $"H5 lookup ({live} ranges)", true, h5.TryFind());
+            CheckNoAllocation(failures, $"H5 allocate+free ({live} ranges)", () => h5.AllocateFreePage());
+            CheckNoAllocation(failures, $"H5 lookup ({live} ranges)", () => h5.TryFind());
+        }
         // H4: the interrupt round trip runs in C and through the library; every doorbell gets exactly one interrupt.
         _ = InterruptGoals.Run(quick: false, smoke: true, failures);
 
@@ -119,9 +136,9 @@ internal static class HotPathGoals
         Job job = quick
             ? Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1).WithWarmupCount(3)
                 .WithIterationCount(7).WithIterationTime(TimeInterval.FromMilliseconds(150)).WithId("Quick")
-            // BenchmarkDotNet 0.14 knows no .NET 10: it cannot build a child process for it, and its disassembler
-            // refuses a runtime it does not recognise. In process, the runtime label is only a label.
-            : Job.Default.WithRuntime(CoreRuntime.Core90).WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1)
+            // In process (a child process per benchmark would multiply the run time on this loaded 2-CPU machine); the
+            // JIT's own listing gives H1's machine code (bench.sh sets DOTNET_JitDisasm).
+            : Job.Default.WithRuntime(CoreRuntime.Core10_0).WithToolchain(InProcessEmitToolchain.Instance).WithLaunchCount(1)
                 .WithWarmupCount(5).WithIterationCount(15).WithIterationTime(TimeInterval.FromMilliseconds(250)).WithId("Full");
         IConfig config = DefaultConfig.Instance.AddJob(job).WithArtifactsPath(artifactsPath);
         string load = ReadFirstLine("/proc/loadavg");
@@ -165,6 +182,11 @@ internal static class HotPathGoals
             Console.WriteLine($"H4 error: {failure}");
             complete = false;
         }
+        foreach (CpuTimeGoals.Result result in CpuTimeGoals.Run(quick, LoadAverage(ReadFirstLine("/proc/loadavg"))))
+        {
+            Console.WriteLine(result.Line);
+            rows.Add(result.Row);
+        }
         foreach (BenchmarkReport report in overhead.Reports.Where(r => r.ResultStatistics is not null))
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -199,7 +221,7 @@ internal static class HotPathGoals
         doc.AppendLine();
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {CpuName()}, {Environment.ProcessorCount} logical CPUs");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Kernel: Linux {ReadFirstLine("/proc/sys/kernel/osrelease")} ({RuntimeInformation.OSArchitecture})");
-        doc.AppendLine(CultureInfo.InvariantCulture, $"- Runtime: {RuntimeInformation.FrameworkDescription}; BenchmarkDotNet 0.14, 5 warm-up and 15 measured iterations of 250 ms, in process (0.14 cannot build a .NET 10 child process; the job's \".NET 9.0\" label is only that), with the JIT's own disassembly of H1");
+        doc.AppendLine(CultureInfo.InvariantCulture, $"- Runtime: {RuntimeInformation.FrameworkDescription}; BenchmarkDotNet 0.15.8, 5 warm-up and 15 measured iterations of 250 ms, in process, with the JIT's own disassembly of H1; H3 and H5 by thread CPU time, H4 by interleaved rounds (see each row)");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Run: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; load average at start: {load} (other work on the machine inflates and spreads the figures)");
         doc.AppendLine();
         doc.AppendLine("| goal | C | library | ratio | interval | verdict | load average |");
@@ -250,7 +272,7 @@ internal static class HotPathGoals
     }
 
     // bench.sh runs the full mode with DOTNET_JitDisasm naming the H1 methods and DOTNET_JitStdOutFile=<artifacts>/jit-asm.txt
-    // (BenchmarkDotNet 0.14's disassembler cannot read a .NET 10 process). The JIT writes one listing per compilation
+    // (the JIT's own listing needs no disassembler). The JIT writes one listing per compilation
     // (tier 0, OSR, tier 1); the last one of each method is the code that ran in the measured iterations.
     private static string? Disassembly(string artifactsPath)
     {
