@@ -33,8 +33,8 @@ internal static class CpuTimeGoals
         (double lowExtra, double highExtra) = DifferenceInterval(container, space);
         bool h3Ok = extra <= 40 && h3Bytes == 0;
         results.Add(new(
-            string.Create(CultureInfo.InvariantCulture, $"H3 extra={extra:0.#}ns goal<=40ns {(h3Ok ? "ok" : "miss")} (container call {InterleavedRounds.Median(container):0.#} ns, DmaSpace pair {InterleavedRounds.Median(space):0.#} ns, {h3Bytes} B/op)"),
-            string.Create(CultureInfo.InvariantCulture, $"| H3: DmaSpace 4 KiB map + unmap pair (IOVA chosen by the space) above a no-op container's two calls; C column: the container calls alone | {InterleavedRounds.Median(container):0.#} ns | {InterleavedRounds.Median(space):0.#} ns | +{extra:0.#} ns | +{lowExtra:0.#}–{highExtra:0.#} ns | {(h3Ok ? "ok" : "miss")} (goal <=+40 ns, {h3Bytes} B/op) | {load} |"),
+            string.Create(CultureInfo.InvariantCulture, $"H3-dmaspace extra={extra:0.#}ns goal<=40ns {InterleavedRounds.Verdict(extra <= 40, lowExtra <= 40, h3Bytes)} (container call {InterleavedRounds.Median(container):0.#} ns, DmaSpace pair {InterleavedRounds.Median(space):0.#} ns, {h3Bytes} B/op)"),
+            string.Create(CultureInfo.InvariantCulture, $"| H3: DmaSpace 4 KiB map + unmap pair (IOVA chosen by the space) above a no-op container's two calls; C column: the container calls alone | {InterleavedRounds.Median(container):0.#} ns | {InterleavedRounds.Median(space):0.#} ns | +{extra:0.#} ns | +{lowExtra:0.#}–{highExtra:0.#} ns | {InterleavedRounds.Verdict(extra <= 40, lowExtra <= 40, h3Bytes)} (goal <=+40 ns, {h3Bytes} B/op) | {load} |"),
             h3Ok));
 
         var small = new IovaAllocatorBenchmarks { LiveRanges = 16 };
@@ -56,8 +56,8 @@ internal static class CpuTimeGoals
             (double ratio, double low, double high) = InterleavedRounds.Ratio(t16, t64k);
             bool ok = ratio <= 5 && bytes == 0;
             results.Add(new(
-                string.Create(CultureInfo.InvariantCulture, $"H5-{name.Replace(' ', '-')} ratio={ratio:0.00} goal<=5 {(ok ? "ok" : "miss")} (16 ranges {InterleavedRounds.Median(t16):0.#} ns, 65,536 ranges {InterleavedRounds.Median(t64k):0.#} ns, {bytes} B/op)"),
-                string.Create(CultureInfo.InvariantCulture, $"| H5 {name}: `IovaAllocator` with 65,536 live ranges (and as many one-page holes) over 16; C column: 16 ranges | {InterleavedRounds.Median(t16):0.#} ns | {InterleavedRounds.Median(t64k):0.#} ns | {ratio:0.00} | {low:0.00}–{high:0.00} | {(ok ? "ok" : "miss")} (goal <=5, {bytes} B/op) | {load} |"),
+                string.Create(CultureInfo.InvariantCulture, $"H5-{name.Replace(' ', '-')} ratio={ratio:0.00} goal<=5 {InterleavedRounds.Verdict(ratio <= 5, low <= 5, bytes)} (16 ranges {InterleavedRounds.Median(t16):0.#} ns, 65,536 ranges {InterleavedRounds.Median(t64k):0.#} ns, {bytes} B/op)"),
+                string.Create(CultureInfo.InvariantCulture, $"| H5 {name}: `IovaAllocator` with 65,536 live ranges (and as many one-page holes) over 16; C column: 16 ranges | {InterleavedRounds.Median(t16):0.#} ns | {InterleavedRounds.Median(t64k):0.#} ns | {ratio:0.00} | {low:0.00}–{high:0.00} | {InterleavedRounds.Verdict(ratio <= 5, low <= 5, bytes)} (goal <=5, {bytes} B/op) | {load} |"),
                 ok));
         }
         return results;

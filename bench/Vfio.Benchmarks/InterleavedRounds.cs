@@ -16,11 +16,17 @@ internal static class InterleavedRounds
         internal bool Ok => Ratio <= MaxRatio && LibraryBytes == 0;
 
         internal string Line() => string.Create(CultureInfo.InvariantCulture,
-            $"{Goal.Replace(' ', '-')} ratio={Ratio:0.00} goal<={MaxRatio:0.00} {(Ok ? "ok" : "miss")} (C {C:0.#} ns, library {Library:0.#} ns, interval {Low:0.00}–{High:0.00}, {LibraryBytes} B/op)");
+            $"{Goal.Replace(' ', '-')} ratio={Ratio:0.00} goal<={MaxRatio:0.00} {Verdict(Ratio <= MaxRatio, Low <= MaxRatio, LibraryBytes)} (C {C:0.#} ns, library {Library:0.#} ns, interval {Low:0.00}–{High:0.00}, {LibraryBytes} B/op)");
 
         internal string Row(string load) => string.Create(CultureInfo.InvariantCulture,
-            $"| {Goal}: {What} | {Format(C)} | {Format(Library)} | {Ratio:0.00} | {Low:0.00}–{High:0.00} | {(Ok ? "ok" : "miss")} (goal <={MaxRatio:0.00}, {LibraryBytes} B/op) | {load} |");
+            $"| {Goal}: {What} | {Format(C)} | {Format(Library)} | {Ratio:0.00} | {Low:0.00}–{High:0.00} | {Verdict(Ratio <= MaxRatio, Low <= MaxRatio, LibraryBytes)} (goal <={MaxRatio:0.00}, {LibraryBytes} B/op) | {load} |");
     }
+
+    /// <summary>ok when the median meets the goal; inconclusive when it does not but the interval reaches the goal
+    /// (the spread, e.g. from other load on the machine, is wider than the miss); miss otherwise, or when the library
+    /// allocates.</summary>
+    internal static string Verdict(bool met, bool intervalReachesGoal, long bytes)
+        => bytes != 0 ? "miss" : met ? "ok" : intervalReachesGoal ? "inconclusive" : "miss";
 
     internal static string Format(double ns) => ns >= 10_000
         ? string.Create(CultureInfo.InvariantCulture, $"{ns / 1000:0.##} µs")

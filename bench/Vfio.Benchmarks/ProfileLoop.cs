@@ -28,11 +28,31 @@ internal static partial class ProfileLoop
         var h3 = new DmaSpaceOverheadBenchmarks();
         h3.Setup();
         int ops = DmaSpaceOverheadBenchmarks.Pairs;
+        var h5 = new IovaAllocatorBenchmarks { LiveRanges = name.StartsWith("h5-", StringComparison.Ordinal) ? int.Parse(name[(name.LastIndexOf('-') + 1)..], System.Globalization.CultureInfo.InvariantCulture) : 16 };
+        h5.Setup();
         var iovas = new Vfio.Core.IovaAllocator([new Vfio.Core.IovaRange(0, (1UL << 48) - 1)]);
         var book = new Dictionary<ulong, Vfio.Core.DmaMapping>();
         var gate = new Lock();
         Func<long> body = name switch
         {
+            _ when name.StartsWith("h5-lookup-", StringComparison.Ordinal) => () =>
+            {
+                long found = 0;
+                for (int i = 0; i < ops; i++)
+                {
+                    found += h5.TryFind() ? 1 : 0;
+                }
+                return found;
+            },
+            _ when name.StartsWith("h5-allocate-", StringComparison.Ordinal) => () =>
+            {
+                long sum = 0;
+                for (int i = 0; i < ops; i++)
+                {
+                    sum += (long)h5.AllocateFreePage();
+                }
+                return sum;
+            },
             "iova" => () =>
             {
                 long sum = 0;
@@ -75,7 +95,7 @@ internal static partial class ProfileLoop
             "h3" => () => (long)h3.Space_MapUnmap(),
             "h3-at" => () => (long)h3.Space_MapAtUnmap(),
             "h3-container" => () => h3.Container_MapUnmap(),
-            _ => throw new ArgumentException($"unknown loop '{name}' (h3, h3-at, h3-container)"),
+            _ => throw new ArgumentException($"unknown loop '{name}' (h3, h3-at, h3-container, iova, dict, lock, h5-lookup-N, h5-allocate-N)"),
         };
         long count = 0;
         long cpu = ThreadCpuNs();
