@@ -545,7 +545,8 @@ public sealed partial class DmaSpace : IDisposable
     private void CheckAligned(ulong iova, nint hostAddress, ulong size)
     {
         ulong page = _pageSize;
-        if (size == 0 || size % page != 0 || iova % page != 0 || (ulong)hostAddress % page != 0)
+        // The page size is a power of two: one mask test instead of three divisions (~10 ns of a map).
+        if (size == 0 || ((size | iova | (ulong)hostAddress) & (page - 1)) != 0)
         {
             throw new VfioDmaException(DmaMappingFailure.Misaligned, MapOperation, Name,
                 string.Create(CultureInfo.InvariantCulture,
