@@ -109,13 +109,15 @@ internal sealed class VirtioBlkDriver : IDisposable
         return new Completion(m.Read8(StatusByte), id, used, chain.Count, signals);
     }
 
-    /// <summary>Waits for the used-buffer interrupt until the used ring's idx is <paramref name="expected"/>;
-    /// acknowledges and unmasks each interrupt. Returns the eventfd's count of the last interrupt.</summary>
+    /// <summary>Waits for the used-buffer interrupt, then until the used ring's idx is <paramref name="expected"/>;
+    /// acknowledges and unmasks each interrupt. Returns the eventfd's count of the last interrupt. The driver waits
+    /// for the interrupt even when the used ring is already there: QEMU can complete a request before the notifying
+    /// write returns, and the interrupt it raised must be consumed, acknowledged and unmasked all the same.</summary>
     private ulong WaitForUsed(ushort expected)
     {
         VfioPlatformIrq irq = Virtio.Irq;
-        ulong count = 0;
-        while (Virtio.UsedIndex != expected)
+        ulong count;
+        do
         {
             if (!irq.TryWait(Rig.Timeout, out count))
             {
@@ -135,6 +137,7 @@ internal sealed class VirtioBlkDriver : IDisposable
                 irq.Unmask();
             }
         }
+        while (Virtio.UsedIndex != expected);
         return count;
     }
 
