@@ -53,7 +53,9 @@ public abstract class VirtioMmioDevice : EmulatedPlatformDevice
         _deviceFeatures = deviceFeatures | VersionOne;
     }
 
-    /// <summary>How long the device takes to answer a notification (default 1 ms).</summary>
+    /// <summary>How long the device takes to answer a notification (default 1 ms). Zero serves the queue during the
+    /// notifying write, so the used ring and the interrupt are there before the write returns: QEMU does that too (seen
+    /// on the testbed's virtio-blk), and a driver must still take that interrupt.</summary>
     public TimeSpan Latency { get; init; } = TimeSpan.FromMilliseconds(1);
 
     /// <summary>The number of requests (descriptor chains) the device has completed.</summary>
@@ -156,7 +158,11 @@ public abstract class VirtioMmioDevice : EmulatedPlatformDevice
                 }
                 break;
             case 0x050:
-                if (v == 0)
+                if (v == 0 && Latency <= TimeSpan.Zero)
+                {
+                    ProcessQueue();   // served during the notifying write, as QEMU can
+                }
+                else if (v == 0)
                 {
                     Schedule(Latency, ProcessQueue);
                 }
