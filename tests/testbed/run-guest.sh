@@ -309,7 +309,11 @@ qpid=$!
 stall_pid=$!
 deadline_pid=
 if [ "$watchdog" -gt 0 ]; then
-  ( sleep "$watchdog"; : > "$TB/deadline" ) &
+  # Short sleeps, not one long one: killing this subshell would orphan a long sleep, which keeps every inherited fd
+  # open (a caller's flock on the testbed included) until it ends.
+  ( end=$((SECONDS + watchdog))
+    while [ "$SECONDS" -lt "$end" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
+    [ "$SECONDS" -lt "$end" ] || : > "$TB/deadline" ) &
   deadline_pid=$!
 fi
 interrupted=0
