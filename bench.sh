@@ -36,7 +36,7 @@ LOG="$OUT/bench-$MODE.log"
 # BenchmarkDotNet's progress goes to the log; the goal lines (and "wrote ...") to the terminal.
 rm -rf "${OUT:?}/$MODE" && mkdir -p "$OUT/$MODE"
 if [[ $MODE == full ]]; then
-  # The JIT's own listing of the H1 loops (BenchmarkDotNet 0.14's disassembler cannot read a .NET 10 process).
+  # The JIT's own listing of the H1 loops (no disassembler needed, and it shows the tier that ran).
   export DOTNET_JitDisasm="Window_Read32 Window_Write32 Raw_Read32" DOTNET_JitStdOutFile="$OUT/$MODE/jit-asm.txt"
 fi
 (cd "$OUT" && dotnet "$BIN" "${ARGS[@]}" --artifacts "$OUT/$MODE") >"$LOG" 2>&1 || { tail -40 "$LOG" >&2; exit 1; }

@@ -117,6 +117,7 @@ run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite 
 mode_lines host-conformance "$RESULTS/host-conformance.xml"
 run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks
 run_host_tier host-cli tests/Vfio.Cli.Tests   # vfioctl in-process on the simulator, and the built tool with --simulate
+run_host_tier host-packaging tests/Vfio.Packaging.Tests   # .nupkg metadata, README code built from a local feed, NativeAOT vfioctl demo
 # The host hot-path benchmark harness, smoke only: the C baselines and the library compute the same results and the
 # library allocates nothing (./bench.sh --smoke). Never a timing: ./bench.sh itself is run by hand (README.md).
 bench_log="$RESULTS/host-bench-smoke.log"

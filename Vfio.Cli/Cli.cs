@@ -12,15 +12,19 @@ internal static class Cli
 {
     internal static int Run(string[] args, CliEnvironment environment)
     {
-        RootCommand root = Build(environment, out Option<bool> json);
+        RootCommand root = Build(environment, out Option<bool> json, out Option<bool> simulate);
         ParseResult parse = root.Parse(args);
+        string? command = parse.CommandResult.Command == root ? null : parse.CommandResult.Command.Name;
+        bool jsonOutput = args.Contains("--json", StringComparer.Ordinal);
         if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
         {
-            foreach (System.CommandLine.Parsing.ParseError error in parse.Errors)
+            string message = string.Join(" ", parse.Errors.Select(static e => e.Message));
+            const string Fix = "Run 'vfioctl --help' for the commands and options.";
+            if (jsonOutput)
             {
-                environment.Error.WriteLine("vfioctl: " + error.Message);
+                JsonContract.WriteError(environment, command, new ErrorReport(nameof(ExitCode.Usage), (int)ExitCode.Usage, message, Fix));
             }
-            environment.Error.WriteLine("Run 'vfioctl --help' for the commands and options.");
+            WriteError(environment, message, Fix);
             return (int)ExitCode.Usage;
         }
         try
@@ -29,36 +33,58 @@ internal static class Cli
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return Fail(environment, parse.GetValue(json), e);
+            ErrorReport error = Failure(environment, e, parse.GetValue(simulate));
+            if (jsonOutput)
+            {
+                JsonContract.WriteError(environment, command, error);
+            }
+            WriteError(environment, error.Message, error.Fix);
+            if (error.ExitCode == (int)ExitCode.Unexpected)
+            {
+                environment.Error.WriteLine(e.StackTrace);
+            }
+            return error.ExitCode;
         }
     }
 
+    /// <summary>Writes a failure to standard error: "vfioctl: error: ..." (red on a terminal) and its fix.</summary>
     internal static void WriteError(CliEnvironment environment, string message, string? fix)
     {
-        environment.Error.WriteLine("vfioctl: error: " + message);
+        string error = environment.ErrorColor ? "\e[1;31merror:\e[0m " : "error: ";
+        environment.Error.WriteLine("vfioctl: " + error + message);
         if (fix is not null && !message.Contains(fix, StringComparison.Ordinal))
         {
-            environment.Error.WriteLine("vfioctl: fix: " + fix);
+            environment.Error.WriteLine("vfioctl: " + (environment.ErrorColor ? "\e[1;33mfix:\e[0m " : "fix: ") + fix);
         }
     }
 
-    private static int Fail(CliEnvironment environment, bool json, Exception exception)
+    /// <summary>The error report of a failure: its kind, exit code, message and fix, the fix pointing to
+    /// <c>--simulate</c> and <c>doctor</c> when the cause is a machine without VFIO.</summary>
+    internal static ErrorReport Failure(CliEnvironment environment, Exception exception, bool simulated)
     {
+        if (exception is OperationCanceledException && environment.Cancellation.IsCancellationRequested)
+        {
+            return new ErrorReport(nameof(ExitCode.Cancelled), (int)ExitCode.Cancelled,
+                "Cancelled (Ctrl+C): vfioctl stopped waiting and released what it had set up.", null);
+        }
         (ExitCode code, string? hint) = ExitCodes.For(exception);
         string message = code == ExitCode.Unexpected ? $"{exception.GetType().Name}: {exception.Message}" : exception.Message;
-        message = WithFlags(message);
-        hint = hint is null ? null : WithFlags(hint);
-        if (json)
+        if (!simulated && code is ExitCode.DeviceNotFound or ExitCode.DeviceUnusable or ExitCode.BackendUnavailable or ExitCode.PermissionDenied
+            && exception is not CliException { Code: ExitCode.BackendUnavailable } && KernelSession.NoVfioDevice(environment.Kernel) is string why)
         {
-            JsonOutput.Write(environment.Out, new ErrorOutput(new ErrorReport(code.ToString(), (int)code, message, hint)), static c => c.ErrorOutput);
+            // The library's fix is for a program (e.g. "register another backend"); a vfioctl user gets vfioctl's.
+            if (hint is not null && message.EndsWith(" " + hint, StringComparison.Ordinal))
+            {
+                message = message[..^(hint.Length + 1)];
+            }
+            hint = NoVfioFix(why);
         }
-        WriteError(environment, message, hint);
-        if (code == ExitCode.Unexpected)
-        {
-            environment.Error.WriteLine(exception.StackTrace);
-        }
-        return (int)code;
+        return new ErrorReport(code.ToString(), (int)code, WithFlags(message), hint is null || hint == message ? null : WithFlags(hint));
     }
+
+    /// <summary>The fix for any failure on a machine without VFIO.</summary>
+    internal static string NoVfioFix(string why)
+        => $"Here {why}: run 'vfioctl doctor' to see what is missing and how to set it up, or add --simulate to run on the simulator.";
 
     /// <summary>The library's messages and fixes name configuration settings; where vfioctl has a flag for one, the flag
     /// is named beside it.</summary>
@@ -74,14 +100,15 @@ internal static class Cli
         return text;
     }
 
-    private static RootCommand Build(CliEnvironment environment, out Option<bool> json)
+    private static RootCommand Build(CliEnvironment environment, out Option<bool> json, out Option<bool> simulate)
     {
-        var simulate = new Option<bool>("--simulate")
+        var simulateOption = new Option<bool>("--simulate")
         {
             Description = "Run on the simulator (an in-process model of Linux 6.12 VFIO/iommufd with the QEMU testbed's devices: edu at 0000:00:02.0 and 0000:00:04.0, an MSI-X device at 0000:00:03.0) instead of this machine's kernel.",
             Recursive = true,
         };
-        json = new Option<bool>("--json") { Description = "Print one JSON object (errors too: {\"error\": {...}}) instead of tables.", Recursive = true };
+        simulate = simulateOption;
+        json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables: {schemaVersion, tool, version, command, ok, exitCode, result, error}, errors included (docs/cli-json.md).", Recursive = true };
         var backend = new Option<string>("--backend")
         {
             Description = "The IOMMU backend: auto (iommufd when /dev/iommu and the device's cdev exist, else legacy), legacy, iommufd, spapr-tce.",
@@ -93,13 +120,13 @@ internal static class Cli
             "vfioctl: use a device through Linux VFIO from .NET - list candidates, inspect one, check the machine, run the edu DMA demo.\n\n"
             + ExitCodes.HelpText())
         {
-            simulate,
+            simulateOption,
             json,
         };
 
         var list = new Command("list", "List the devices VFIO can use (PCI and platform, from sysfs): address, vendor:device, driver, IOMMU group and its viability (naming the device and driver that block it), cdev, and the backends that could attach each.");
         Option<bool> jsonOption = json;
-        list.SetAction(p => ListCommand.Run(environment, p.GetValue(simulate), p.GetValue(jsonOption)));
+        list.SetAction(p => ListCommand.Run(environment, p.GetValue(simulateOption), p.GetValue(jsonOption)));
         root.Subcommands.Add(list);
 
         var device = new Argument<string>("device") { Description = "The device: a PCI address (0000:00:02.0), a platform device name, or its /sys/bus/*/devices path." };
@@ -113,7 +140,7 @@ internal static class Cli
             backend,
             allowNoIommu,
         };
-        info.SetAction(p => InfoCommand.Run(environment, p.GetValue(device)!, p.GetValue(backend)!, p.GetValue(allowNoIommu), p.GetValue(simulate), p.GetValue(jsonOption)));
+        info.SetAction(p => InfoCommand.Run(environment, p.GetValue(device)!, p.GetValue(backend)!, p.GetValue(allowNoIommu), p.GetValue(simulateOption), p.GetValue(jsonOption)));
         root.Subcommands.Add(info);
 
         var dmaSize = new Option<string>("--dma-size")
@@ -132,7 +159,7 @@ internal static class Cli
             dmaMappings,
         };
         doctor.SetAction(p => DoctorCommand.Run(environment, new DoctorCommand.MappingPlan(ParseSize(p.GetValue(dmaSize)!), p.GetValue(dmaMappings)),
-            p.GetValue(simulate), p.GetValue(jsonOption)));
+            p.GetValue(simulateOption), p.GetValue(jsonOption)));
         root.Subcommands.Add(doctor);
 
         var demoDevice = new Option<string>("--device") { Description = "The edu device to use; default: the first edu (1234:11e8) bound to a VFIO driver." };
@@ -143,7 +170,7 @@ internal static class Cli
             demoBackend,
             demoDevice,
         };
-        demo.SetAction(p => DemoCommand.Run(environment, p.GetValue(demoBackend)!, p.GetValue(demoDevice), p.GetValue(simulate), p.GetValue(jsonOption)));
+        demo.SetAction(p => DemoCommand.Run(environment, p.GetValue(demoBackend)!, p.GetValue(demoDevice), p.GetValue(simulateOption), p.GetValue(jsonOption)));
         root.Subcommands.Add(demo);
         return root;
     }

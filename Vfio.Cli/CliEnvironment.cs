@@ -27,29 +27,67 @@ internal sealed class CliEnvironment
     /// <summary>True when <see cref="Out"/> is a terminal (colours, its width); false for pipes, files and tests.</summary>
     public bool OutIsTerminal { get; init; }
 
-    /// <summary>The process's own streams and the running kernel.</summary>
-    public static CliEnvironment Process() => new()
+    /// <summary>True when <see cref="Error"/> is a terminal (a coloured "error:").</summary>
+    public bool ErrorIsTerminal { get; init; }
+
+    /// <summary>True when the user asked for no colour (<c>NO_COLOR</c> set and not empty, see no-color.org, or
+    /// <c>TERM=dumb</c>).</summary>
+    public bool NoColor { get; init; }
+
+    /// <summary>The terminal's width in columns when <see cref="OutIsTerminal"/>; tables fit it.</summary>
+    public int Width { get; init; } = 80;
+
+    /// <summary>Cancelled by Ctrl+C (SIGINT) or SIGTERM: a command stops waiting, tears down and exits 130.</summary>
+    public CancellationToken Cancellation { get; init; }
+
+    /// <summary>Colour on standard output: a terminal, and no <see cref="NoColor"/>.</summary>
+    public bool OutColor => OutIsTerminal && !NoColor;
+
+    /// <summary>Colour on standard error: a terminal, and no <see cref="NoColor"/>.</summary>
+    public bool ErrorColor => ErrorIsTerminal && !NoColor;
+
+    /// <summary>The process's own streams and the running kernel; <paramref name="cancellation"/> is the token Ctrl+C
+    /// cancels.</summary>
+    /// <param name="cancellation">The token the process's signal handlers cancel.</param>
+    public static CliEnvironment Process(CancellationToken cancellation = default) => new()
     {
         Out = Console.Out,
         Error = Console.Error,
         OutIsTerminal = !Console.IsOutputRedirected,
+        ErrorIsTerminal = !Console.IsErrorRedirected,
+        NoColor = WantsNoColor(Environment.GetEnvironmentVariable("NO_COLOR"), Environment.GetEnvironmentVariable("TERM")),
+        Width = !Console.IsOutputRedirected && TerminalWidth() is int w and > 0 ? w : 80,
+        Cancellation = cancellation,
     };
 
-    /// <summary>A console for tables over <see cref="Out"/>: plain text unless it is a terminal, and wide enough when it
-    /// is not that no table row or line wraps (scripts and tests read them line by line).</summary>
+    /// <summary>no-color.org: <c>NO_COLOR</c> present and not empty disables colour; so does a dumb terminal.</summary>
+    internal static bool WantsNoColor(string? noColor, string? term) => !string.IsNullOrEmpty(noColor) || term == "dumb";
+
+    private static int? TerminalWidth()
+    {
+        try
+        {
+            return Console.WindowWidth;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A console for tables over <see cref="Out"/>: colour only when <see cref="OutColor"/>, the terminal's
+    /// width on a terminal, and wide enough otherwise that no table row or line wraps (scripts and tests read them line
+    /// by line).</summary>
     public IAnsiConsole CreateConsole()
     {
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Ansi = OutIsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = OutIsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Ansi = OutColor ? AnsiSupport.Yes : AnsiSupport.No,
+            ColorSystem = OutColor ? ColorSystemSupport.Standard : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
             Out = new AnsiConsoleOutput(Out),
         });
-        if (!OutIsTerminal)
-        {
-            console.Profile.Width = 4096;
-        }
+        console.Profile.Width = OutIsTerminal ? Width : 4096;
         return console;
     }
 }

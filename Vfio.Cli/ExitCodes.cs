@@ -16,6 +16,7 @@ internal enum ExitCode
     Mismatch = 7,
     KernelError = 8,
     PreflightFailed = 9,
+    Cancelled = 130,
 }
 
 /// <summary>A failure vfioctl detected itself, with its exit code and the fix.</summary>
@@ -41,10 +42,11 @@ internal static class ExitCodes
         (ExitCode.Mismatch, "demo: a DMA or interrupt check failed (data mismatch, no MSI, device timeout)"),
         (ExitCode.KernelError, "kernel error: a VFIO/iommufd call failed (the message names the ioctl and the fix)"),
         (ExitCode.PreflightFailed, "doctor: at least one check failed"),
+        (ExitCode.Cancelled, "cancelled by Ctrl+C (SIGINT) or SIGTERM: the wait stopped and everything set up was released"),
     ];
 
     internal static string HelpText()
-        => "Exit codes:\n" + string.Join("\n", Table.Select(static e => $"  {(int)e.Code,2}  {e.Meaning}"));
+        => "Exit codes:\n" + string.Join("\n", Table.Select(static e => $"  {(int)e.Code,3}  {e.Meaning}"));
 
     /// <summary>The exit code for a failure, and the fix to print with it.</summary>
     internal static (ExitCode Code, string? Hint) For(Exception exception) => exception switch

@@ -9,8 +9,6 @@ namespace Vfio.Cli;
 
 internal sealed record ErrorReport(string Kind, int ExitCode, string Message, string? Fix);
 
-internal sealed record ErrorOutput(ErrorReport Error);
-
 internal sealed record GroupMemberReport(string Name, string? Driver);
 
 internal sealed record DeviceReport(string Name, string Bus, string? VendorDevice, string? PciClass, bool PciBridge, string? Driver, int? IommuGroup, bool Viable,
@@ -43,16 +41,16 @@ internal sealed record DoctorReport(string Kernel, IReadOnlyList<CheckReport> Ch
 
 internal sealed record StepReport(string Name, bool Ok, double Milliseconds, string Detail);
 
-internal sealed record DemoReport(string Kernel, string? SimulatorReason, string Device, string? Backend, bool Ok,
-    IReadOnlyList<StepReport> Steps, ErrorReport? Error);
+internal sealed record DemoReport(string Kernel, string? SimulatorReason, string Device, string? Backend,
+    IReadOnlyList<StepReport> Steps);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
-[JsonSerializable(typeof(ErrorOutput))]
-[JsonSerializable(typeof(ListReport))]
-[JsonSerializable(typeof(InfoReport))]
-[JsonSerializable(typeof(DoctorReport))]
-[JsonSerializable(typeof(DemoReport))]
+[JsonSerializable(typeof(JsonEnvelope<NoResult>), TypeInfoPropertyName = "JsonEnvelopeNoResult")]
+[JsonSerializable(typeof(JsonEnvelope<ListReport>), TypeInfoPropertyName = "JsonEnvelopeList")]
+[JsonSerializable(typeof(JsonEnvelope<InfoReport>), TypeInfoPropertyName = "JsonEnvelopeInfo")]
+[JsonSerializable(typeof(JsonEnvelope<DoctorReport>), TypeInfoPropertyName = "JsonEnvelopeDoctor")]
+[JsonSerializable(typeof(JsonEnvelope<DemoReport>), TypeInfoPropertyName = "JsonEnvelopeDemo")]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 internal static class JsonOutput

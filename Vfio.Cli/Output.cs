@@ -12,7 +12,7 @@ internal static class Output
         var table = new Table { Border = TableBorder.Simple };
         foreach (string column in columns)
         {
-            table.AddColumn(new TableColumn(new Text(column)));
+            table.AddColumn(new TableColumn(new Text(column, new Style(decoration: Decoration.Bold))));
         }
         return table;
     }
@@ -26,6 +26,15 @@ internal static class Output
             console.WriteLine($"Kernel: simulator (an in-process model of Linux 6.12 VFIO and iommufd with the testbed's devices), because {session.SimulatorReason}.");
         }
     }
+
+    /// <summary>A status word in its colour (ok green, warn yellow, fail red, skip dim); plain without colour.</summary>
+    internal static Text Status(string status, string text) => new(text, status switch
+    {
+        "ok" => new Style(Color.Green),
+        "warn" => new Style(Color.Yellow),
+        "fail" => new Style(Color.Red, decoration: Decoration.Bold),
+        _ => new Style(decoration: Decoration.Dim),
+    });
 
     internal static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 

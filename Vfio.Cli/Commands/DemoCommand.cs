@@ -34,28 +34,26 @@ internal static class DemoCommand
         }
         string name = device ?? "(edu)";
         string? usedBackend = null;
-        ExitCode code = ExitCode.Ok;
         ErrorReport? error = null;
         try
         {
             name = device ?? FindEdu(session);
-            usedBackend = RunSteps(session, backend, name, steps, console);
+            RunSteps(session, backend, name, steps, console, environment.Cancellation, attachedThrough: b => usedBackend = b);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            (code, string? hint) = ExitCodes.For(e);
-            error = new ErrorReport(code.ToString(), (int)code, e.Message, hint == e.Message ? null : hint);
+            error = Cli.Failure(environment, e, simulated: session.IsSimulated);
             if (steps.Count == 0 || steps[^1].Ok)
             {
-                steps.Add(new StepReport("setup", false, 0, e.Message));
+                steps.Add(new StepReport("setup", false, 0, error.Message));
             }
         }
-        var report = new DemoReport(session.KernelName, session.SimulatorReason, name, usedBackend, code == ExitCode.Ok, steps, error);
+        var report = new DemoReport(session.KernelName, session.SimulatorReason, name, usedBackend, steps);
         if (json)
         {
-            JsonOutput.Write(environment.Out, report, static c => c.DemoReport);
+            JsonContract.Write(environment, "demo", report, error, static c => c.JsonEnvelopeDemo);
         }
-        else if (code == ExitCode.Ok)
+        else if (error is null)
         {
             console!.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Demo passed on {(session.IsSimulated ? "the simulator" : "Linux")}: {steps.Count} steps in {Output.Milliseconds(steps.Sum(static s => s.Milliseconds))}."));
@@ -64,7 +62,7 @@ internal static class DemoCommand
         {
             Cli.WriteError(environment, error.Message, error.Fix);
         }
-        return (int)code;
+        return error?.ExitCode ?? 0;
     }
 
     /// <summary>The first edu bound to a VFIO driver: the testbed's 0000:00:02.0 on the simulator.</summary>
@@ -77,15 +75,19 @@ internal static class DemoCommand
             "Give one with --device <address> (QEMU: -device edu, bound to vfio-pci), or run with --simulate.");
     }
 
-    private static string RunSteps(KernelSession session, string backendName, string device, List<StepReport> steps, IAnsiConsole? console)
+    /// <summary>Runs the steps; <paramref name="attachedThrough"/> hears the backend as soon as the device is attached, so
+    /// the report names it also when a later step fails.</summary>
+    private static void RunSteps(KernelSession session, string backendName, string device, List<StepReport> steps, IAnsiConsole? console,
+        CancellationToken cancellation, Action<string> attachedThrough)
     {
         VfioDeviceSource source = DeviceLookup.Find(session.Kernel, device);
         using CliBackends backends = CliBackends.Create(session.Kernel, backendName);
-        var recorder = new StepRecorder(steps, console);
+        var recorder = new StepRecorder(steps, console, cancellation);
         DmaSpace space = backends.Manager.CreateDmaSpace("vfioctl-demo");
         AttachedDevice attached = recorder.Run("attach", () =>
         {
             AttachedDevice a = backends.Manager.AttachDevice(source, space);
+            attachedThrough(a.Backend.Name);
             return (a, $"{a.Name} through {a.Backend.Name} ({a.Container.Name}, IOMMU group {a.IommuGroup?.ToString(CultureInfo.InvariantCulture) ?? "-"})");
         });
         using (space)
@@ -122,12 +124,12 @@ internal static class DemoCommand
             recorder.Run("DMA RAM -> edu + MSI", () =>
             {
                 edu.DmaToDevice(iova, 0, Transfer, s_timeout, raiseInterrupt: true);
-                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes from IOVA {Output.Hex(iova)}"));
+                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes from IOVA {Output.Hex(iova)}", cancellation));
             });
             recorder.Run("DMA edu -> RAM + MSI", () =>
             {
                 edu.DmaFromDevice(0, iova + Transfer, Transfer, s_timeout, raiseInterrupt: true);
-                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes to IOVA {Output.Hex(iova + Transfer)}"));
+                return (0, WaitForMsi(edu, msi, $"{Transfer} bytes to IOVA {Output.Hex(iova + Transfer)}", cancellation));
             });
             recorder.Run("compare", () =>
             {
@@ -153,12 +155,22 @@ internal static class DemoCommand
                 return (0, $"{device} detached, DMA space released");
             });
         }
-        return attached.Backend.Name;
     }
 
-    private static string WaitForMsi(EduDriver edu, InterruptEvent msi, string what)
+    /// <summary>Waits for the MSI, at most <see cref="s_timeout"/>; Ctrl+C ends the wait (OperationCanceledException).</summary>
+    private static string WaitForMsi(EduDriver edu, InterruptEvent msi, string what, CancellationToken cancellation)
     {
-        Expect(msi.TryWait(s_timeout, out ulong count), $"no MSI within {s_timeout.TotalSeconds:0} s after the DMA of {what}");
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(s_timeout);
+        ulong count = 0;
+        try
+        {
+            count = msi.WaitAsync(timeout.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            Expect(false, $"no MSI within {s_timeout.TotalSeconds:0} s after the DMA of {what}");
+        }
         uint status = edu.ReadInterruptStatus();
         Expect((status & EduDriver.DmaInterruptStatus) != 0, $"an MSI arrived but edu's interrupt status is {Output.Hex(status)}, not the DMA bit {Output.Hex(EduDriver.DmaInterruptStatus)}");
         edu.AcknowledgeInterrupt(status);
@@ -175,13 +187,14 @@ internal static class DemoCommand
     }
 
     /// <summary>Times each step and prints it as it completes; a failing step is recorded with its message.</summary>
-    private sealed class StepRecorder(List<StepReport> steps, IAnsiConsole? console)
+    private sealed class StepRecorder(List<StepReport> steps, IAnsiConsole? console, CancellationToken cancellation)
     {
         public T Run<T>(string name, Func<(T Result, string Detail)> step)
         {
             long start = Stopwatch.GetTimestamp();
             try
             {
+                cancellation.ThrowIfCancellationRequested();
                 (T result, string detail) = step();
                 Add(new StepReport(name, true, Stopwatch.GetElapsedTime(start).TotalMilliseconds, detail));
                 return result;
@@ -196,8 +209,9 @@ internal static class DemoCommand
         private void Add(StepReport step)
         {
             steps.Add(step);
+            console?.Write(Output.Status(step.Ok ? "ok" : "fail", step.Ok ? "ok  " : "FAIL"));
             console?.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{(step.Ok ? "ok  " : "FAIL")} {step.Name,-22} {Output.Milliseconds(step.Milliseconds),12}  {step.Detail}"));
+                $" {step.Name,-22} {Output.Milliseconds(step.Milliseconds),12}  {step.Detail}"));
         }
     }
 }

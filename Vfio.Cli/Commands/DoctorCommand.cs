@@ -29,9 +29,12 @@ internal static class DoctorCommand
         using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: false);
         List<CheckReport> checks = Collect(session.Kernel, plan);
         var report = new DoctorReport(session.KernelName, checks, checks.Count(static c => c.Status == Fail), checks.Count(static c => c.Status == Warn));
+        ErrorReport? error = report.Failed == 0 ? null : new ErrorReport(nameof(ExitCode.PreflightFailed), (int)ExitCode.PreflightFailed,
+            string.Create(CultureInfo.InvariantCulture, $"{report.Failed} check(s) failed: {string.Join(", ", checks.Where(static c => c.Status == Fail).Select(static c => c.Name))}."),
+            "Apply each failed check's fix (docs/troubleshooting.md explains every check).");
         if (json)
         {
-            JsonOutput.Write(environment.Out, report, static c => c.DoctorReport);
+            JsonContract.Write(environment, "doctor", report, error, static c => c.JsonEnvelopeDoctor);
         }
         else
         {
@@ -39,7 +42,8 @@ internal static class DoctorCommand
             Output.KernelLine(console, session);
             foreach (CheckReport check in checks)
             {
-                console.WriteLine($"[{check.Status}]{new string(' ', 5 - check.Status.Length)}{check.Name}: {check.Detail}");
+                console.Write(Output.Status(check.Status, $"[{check.Status}]"));
+                console.WriteLine($"{new string(' ', 5 - check.Status.Length)}{check.Name}: {check.Detail}");
                 if (check.Fix is not null)
                 {
                     console.WriteLine($"        fix: {check.Fix}");

@@ -22,7 +22,7 @@ internal static class InfoCommand
         InfoReport report = Collect(session, source, backend, allowUnsafeNoIommu);
         if (json)
         {
-            JsonOutput.Write(environment.Out, report, static c => c.InfoReport);
+            JsonContract.Write(environment, "info", report, null, static c => c.JsonEnvelopeInfo);
             return 0;
         }
         Print(environment.CreateConsole(), session, report);
@@ -145,7 +145,7 @@ internal static class InfoCommand
                 $"{hw.Type}, capabilities {Output.Hex(hw.Capabilities)}{(hw.DirtyTracking ? " (dirty tracking)" : string.Empty)}, max PASID bits {hw.MaxPasidLog2}"));
         }
         Output.Row(facts, "features", c.Features.Count == 0 ? "-" : string.Join(", ", c.Features));
-        console.Write(facts);
+        console.WriteFitted(facts);
 
         var regions = Output.Table("REGION", "SIZE", "OFFSET", "FLAGS", "CAPABILITIES");
         foreach (RegionReport r in report.Regions)
@@ -171,14 +171,14 @@ internal static class InfoCommand
             Output.Row(regions, $"{r.Index} {r.Name}", Output.Size(r.Size), Output.Hex(r.Offset), string.Join(", ", r.Flags),
                 caps.Count == 0 ? "-" : string.Join("; ", caps));
         }
-        console.Write(regions);
+        console.WriteFitted(regions);
 
         var irqs = Output.Table("IRQ INDEX", "COUNT", "FLAGS");
         foreach (IrqReport irq in report.Irqs)
         {
             Output.Row(irqs, $"{irq.Index} {irq.Name}", irq.Count.ToString(CultureInfo.InvariantCulture), irq.Flags.Count == 0 ? "(none)" : string.Join(", ", irq.Flags));
         }
-        console.Write(irqs);
+        console.WriteFitted(irqs);
     }
 
     private static string Name(string[]? names, string kind, int index)

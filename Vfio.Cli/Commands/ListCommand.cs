@@ -14,7 +14,7 @@ internal static class ListCommand
         ListReport report = Collect(session);
         if (json)
         {
-            JsonOutput.Write(environment.Out, report, static c => c.ListReport);
+            JsonContract.Write(environment, "list", report, null, static c => c.JsonEnvelopeList);
             return 0;
         }
         IAnsiConsole console = environment.CreateConsole();
@@ -34,7 +34,7 @@ internal static class ListCommand
             Output.Row(table, device.Name, device.VendorDevice ?? "-", device.Driver ?? "(none)", group, viable, device.Cdev ?? "-",
                 device.Backends.Count == 0 ? "none" : string.Join(", ", device.Backends));
         }
-        console.Write(table);
+        console.WriteFitted(table);
         foreach (DeviceReport device in report.Devices.Where(static d => d.Backends.Count == 0))
         {
             console.WriteLine($"{device.Name}: not usable: {string.Join("; ", device.NotUsableBecause)}");

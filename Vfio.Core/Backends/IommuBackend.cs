@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -83,6 +84,23 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
+        long start = Stopwatch.GetTimestamp();
+        using Activity? activity = VfioTelemetry.Start("vfio.device.attach", Name, device.Name);
+        try
+        {
+            AttachedDevice attached = AttachGated(device, space);
+            VfioTelemetry.RecordAttach(Name, attached.Name, start);
+            return attached;
+        }
+        catch (Exception e)
+        {
+            VfioTelemetry.Fail(activity, e);
+            throw;
+        }
+    }
+
+    private AttachedDevice AttachGated(VfioDeviceSource device, DmaSpace space)
+    {
         // The space's gate, taken before this backend's lock (a space's disposal takes backends' locks to detach):
         // a disposal that starts now waits for this attach, then detaches the device with the others.
         try
@@ -96,7 +114,7 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         }
         try
         {
-            return AttachDeviceLocked(device, space);
+            return AttachLocked(device, space);
         }
         catch
         {
@@ -119,7 +137,7 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         }
     }
 
-    private AttachedDevice AttachDeviceLocked(VfioDeviceSource device, DmaSpace space)
+    private AttachedDevice AttachLocked(VfioDeviceSource device, DmaSpace space)
     {
         lock (_lock)
         {
@@ -156,11 +174,17 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         {
             return;
         }
+        using Activity? activity = VfioTelemetry.Start("vfio.device.detach", Name, device.Name);
         lock (_lock)
         {
             try
             {
                 DetachDeviceCore(device);
+            }
+            catch (Exception e)
+            {
+                VfioTelemetry.Fail(activity, e);
+                throw;
             }
             finally
             {

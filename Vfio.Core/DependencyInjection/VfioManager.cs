@@ -315,12 +315,12 @@ public sealed partial class VfioManager : IDisposable
         "a registered backend: no backend package was added",
         hint: "Call AddIommuFdBackend() and/or AddLegacyBackend() on the VfioBuilder that services.AddVfio(...) returned.");
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "VFIO backend {Backend} chosen for {Device}: {Reason}; passed over: {PassedOver}")]
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "VFIO backend {Backend} chosen for {Device}: {Reason}; passed over: {PassedOver}")]
     private static partial void LogChosen(ILogger logger, string backend, string device, string reason, string passedOver);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "VFIO backend {Backend} used for {Device}, as configured (Vfio:Backend)")]
+    [LoggerMessage(EventId = 112, Level = LogLevel.Debug, Message = "VFIO backend {Backend} used for {Device}, as configured (Vfio:Backend)")]
     private static partial void LogConfigured(ILogger logger, string backend, string device);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Disposing {Object} failed while disposing the VFIO manager")]
+    [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "Disposing {Object} failed while disposing the VFIO manager")]
     private static partial void LogTeardownFailed(ILogger logger, string @object, Exception exception);
 }

@@ -16,6 +16,8 @@ public sealed partial class VfioDevice
 
     private const string SetIrqs = "VFIO_DEVICE_SET_IRQS";
 
+    private KeyValuePair<string, object?>[]?[]? _interruptTags;
+
     /// <summary>Returns the info of IRQ index <paramref name="index"/> (<c>VFIO_DEVICE_GET_IRQ_INFO</c>).</summary>
     /// <param name="index">The IRQ index (vfio-pci: INTx 0, MSI 1, MSI-X 2, ERR 3, REQ 4).</param>
     /// <returns>Its flags and interrupt count.</returns>
@@ -83,7 +85,29 @@ public sealed partial class VfioDevice
         int rc = SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, start, events.Length, events, withData: true);
         ThrowIrq(rc, index);
         availableVectors = rc;
+        if (rc == 0)
+        {
+            KeyValuePair<string, object?>[] tags = InterruptTags(index);
+            foreach (InterruptEvent? e in events)
+            {
+                e?.TelemetryTags = tags;
+            }
+        }
         return rc == 0;
+    }
+
+    /// <summary>The tags of <c>vfio.interrupt.count</c> for index <paramref name="index"/>: made once per index and kept,
+    /// so wiring events again allocates nothing (a race makes at most a spare copy).</summary>
+    private KeyValuePair<string, object?>[] InterruptTags(int index)
+    {
+        KeyValuePair<string, object?>[]?[]? all = _interruptTags;
+        if (all is null || index >= all.Length)
+        {
+            all = new KeyValuePair<string, object?>[]?[Math.Max(index + 1, 5)];
+            _interruptTags?.CopyTo(all, 0);
+            _interruptTags = all;
+        }
+        return all[index] ??= [new(VfioTelemetry.DeviceAttribute, Name), new(VfioTelemetry.IrqIndexAttribute, index)];
     }
 
     /// <summary>Disables IRQ index <paramref name="index"/> (<c>DATA_NONE | ACTION_TRIGGER</c>, count 0): frees its

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
@@ -127,13 +128,16 @@ public sealed partial class VfioDevice : IDisposable
     public void Reset()
     {
         ThrowIfDisposed();
+        using Activity? activity = VfioTelemetry.Start("vfio.device.reset", backend: null, Name);
         int rc = _kernel.Ioctl(_fd, VfioUapi.VFIO_DEVICE_RESET, 0);
         if (rc < 0)
         {
             string? hint = rc == -(int)Errno.EINVAL && !Info.SupportsReset
                 ? "The device reports no function reset (VFIO_DEVICE_FLAGS_RESET is clear): reset it another way, e.g. a PCI hot reset of its slot or bus."
                 : null;
-            throw new VfioException((Errno)(-rc), "VFIO_DEVICE_RESET", Name, hint);
+            var error = new VfioException((Errno)(-rc), "VFIO_DEVICE_RESET", Name, hint);
+            VfioTelemetry.Fail(activity, error);
+            throw error;
         }
     }
 

@@ -5,19 +5,22 @@ using System.Diagnostics.Metrics;
 namespace Vfio.Core;
 
 /// <summary>
-/// The library's metrics (<see cref="System.Diagnostics.Metrics"/>, meter <c>Vfio</c>): mapped bytes and mappings,
-/// map and unmap latency, and how many more mappings the kernel accepts. Recording allocates nothing.
+/// The library's DMA metrics (<see cref="System.Diagnostics.Metrics"/>, meter <c>Vfio</c>, named on OpenTelemetry's
+/// conventions): mapped memory and mappings, map and unmap latency, and how many more mappings the kernel accepts.
+/// Recording allocates nothing. <see cref="VfioTelemetry"/> has the traces and the process-wide instruments.
 /// </summary>
 /// <remarks>
-/// Instruments: <c>vfio.dma.mapped_bytes</c> and <c>vfio.dma.mappings</c> (up-down counters),
-/// <c>vfio.dma.map.duration</c> and <c>vfio.dma.unmap.duration</c> (histograms, seconds), and
-/// <c>vfio.dma.mappings_available</c> (an observable gauge: the smallest <see cref="DmaContainer.DmaMappingsAvailable"/>
-/// over the containers of the spaces that report to this object, minus what they mapped since).
+/// Instruments: <c>vfio.dma.memory.usage</c> (By) and <c>vfio.dma.mapping.count</c> (<c>{mapping}</c>), up-down
+/// counters; <c>vfio.dma.map.duration</c> and <c>vfio.dma.unmap.duration</c> (s), histograms with bucket advice from
+/// 1 µs to 1 s; all four tagged <c>vfio.dma.space</c> and <c>vfio.backend</c> (the backends of the space's containers).
+/// <c>vfio.dma.mapping.available</c> (<c>{mapping}</c>) is an observable gauge: the smallest
+/// <see cref="DmaContainer.DmaMappingsAvailable"/> over the containers of the spaces that report to this object, minus
+/// what they mapped since.
 /// </remarks>
 public sealed class VfioMetrics : IDisposable
 {
     /// <summary>The meter's name.</summary>
-    public const string MeterName = "Vfio";
+    public const string MeterName = VfioTelemetry.Name;
 
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
@@ -33,11 +36,14 @@ public sealed class VfioMetrics : IDisposable
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
-        _mappedBytes = _meter.CreateUpDownCounter<long>("vfio.dma.mapped_bytes", "By", "Bytes mapped for device DMA.");
-        _mappings = _meter.CreateUpDownCounter<long>("vfio.dma.mappings", "{mapping}", "Live DMA mappings.");
-        _mapDuration = _meter.CreateHistogram<double>("vfio.dma.map.duration", "s", "Time to map one DMA mapping into every container of its space.");
-        _unmapDuration = _meter.CreateHistogram<double>("vfio.dma.unmap.duration", "s", "Time to unmap one DMA mapping from every container of its space.");
-        _meter.CreateObservableGauge("vfio.dma.mappings_available", ObserveAvailable, "{mapping}",
+        var advice = new InstrumentAdvice<double> { HistogramBucketBoundaries = VfioTelemetry.DurationBuckets };
+        _mappedBytes = _meter.CreateUpDownCounter<long>("vfio.dma.memory.usage", "By", "Bytes mapped for device DMA.");
+        _mappings = _meter.CreateUpDownCounter<long>("vfio.dma.mapping.count", "{mapping}", "Live DMA mappings.");
+        _mapDuration = _meter.CreateHistogram("vfio.dma.map.duration", "s", "Time to map one DMA mapping into every container of its space.",
+            tags: null, advice);
+        _unmapDuration = _meter.CreateHistogram("vfio.dma.unmap.duration", "s", "Time to unmap one DMA mapping from every container of its space.",
+            tags: null, advice);
+        _meter.CreateObservableGauge("vfio.dma.mapping.available", ObserveAvailable, "{mapping}",
             "How many more mappings the kernel accepts (Type1 dma_entry_limit), lowest over the containers.");
     }
 
@@ -47,21 +53,23 @@ public sealed class VfioMetrics : IDisposable
     /// <summary>Records a mapping made (the space calls it).</summary>
     /// <param name="bytes">Its size.</param>
     /// <param name="startTimestamp">A <see cref="Stopwatch.GetTimestamp"/> taken before it was mapped.</param>
-    internal void RecordMap(ulong bytes, long startTimestamp)
+    /// <param name="tags">The space's tags.</param>
+    internal void RecordMap(ulong bytes, long startTimestamp, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        _mapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
-        _mappedBytes.Add((long)bytes);
-        _mappings.Add(1);
+        _mapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, tags);
+        _mappedBytes.Add((long)bytes, tags);
+        _mappings.Add(1, tags);
     }
 
     /// <summary>Records a mapping removed (the space calls it).</summary>
     /// <param name="bytes">Its size.</param>
     /// <param name="startTimestamp">A <see cref="Stopwatch.GetTimestamp"/> taken before it was unmapped.</param>
-    internal void RecordUnmap(ulong bytes, long startTimestamp)
+    /// <param name="tags">The space's tags.</param>
+    internal void RecordUnmap(ulong bytes, long startTimestamp, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        _unmapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
-        _mappedBytes.Add(-(long)bytes);
-        _mappings.Add(-1);
+        _unmapDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, tags);
+        _mappedBytes.Add(-(long)bytes, tags);
+        _mappings.Add(-1, tags);
     }
 
     /// <inheritdoc/>

@@ -53,6 +53,7 @@ public sealed partial class DmaSpace : IDisposable
     private readonly Dictionary<ulong, DmaMapping> _mappings = [];
     private readonly ILogger _logger;
     private readonly VfioMetrics? _metrics;
+    private KeyValuePair<string, object?>[] _metricTags;
     private DmaContainer[] _containerSnapshot = [];
     private IovaRange[] _ranges = s_everything;
     private IovaAllocator _iovas;
@@ -76,6 +77,7 @@ public sealed partial class DmaSpace : IDisposable
         Name = name;
         _logger = logger ?? NullLogger.Instance;
         _metrics = metrics;
+        _metricTags = MetricTags();
         _pageSize = HostPageSize;
         _iovas = new IovaAllocator(_ranges, granule: _pageSize);
         metrics?.Register(this);
@@ -323,7 +325,7 @@ public sealed partial class DmaSpace : IDisposable
             _mappings.Remove(iova);
             _iovas.Free(iova);
             _mappedBytes -= mapping.Size;
-            _metrics?.RecordUnmap(mapping.Size, start);
+            _metrics?.RecordUnmap(mapping.Size, start, _metricTags);
         }
     }
 
@@ -436,6 +438,7 @@ public sealed partial class DmaSpace : IDisposable
             }
             _containers.Add(container);
             Volatile.Write(ref _containerSnapshot, [.. _containers]);
+            _metricTags = MetricTags();
             if (pageSize != _pageSize || !ranges.AsSpan().SequenceEqual(_ranges))
             {
                 _pageSize = pageSize;
@@ -465,6 +468,7 @@ public sealed partial class DmaSpace : IDisposable
                 return;
             }
             Volatile.Write(ref _containerSnapshot, [.. _containers]);
+            _metricTags = MetricTags();
             foreach (DmaMapping mapping in _mappings.Values)
             {
                 if (container.ForgetSkipped(mapping.Iova))
@@ -585,7 +589,8 @@ public sealed partial class DmaSpace : IDisposable
     private void CheckAligned(ulong iova, nint hostAddress, ulong size)
     {
         ulong page = _pageSize;
-        if (size == 0 || size % page != 0 || iova % page != 0 || (ulong)hostAddress % page != 0)
+        // The page size is a power of two: one mask test instead of three divisions (~10 ns of a map).
+        if (size == 0 || ((size | iova | (ulong)hostAddress) & (page - 1)) != 0)
         {
             throw new VfioDmaException(DmaMappingFailure.Misaligned, MapOperation, Name,
                 string.Create(CultureInfo.InvariantCulture,
@@ -630,18 +635,40 @@ public sealed partial class DmaSpace : IDisposable
     /// mapped and the IOVA is free again.</summary>
     private void Commit(in DmaMapping mapping, long start)
     {
+        // A hot path: without a listener the span costs one check.
+        Activity? activity = VfioTelemetry.ActivitySource.HasListeners() ? StartMapActivity(mapping) : null;
         try
         {
             MapInAllContainers(mapping);
         }
-        catch
+        catch (Exception e)
         {
             _iovas.Free(mapping.Iova);
+            VfioTelemetry.Fail(activity, e);
+            activity?.Dispose();
             throw;
         }
         _mappings.Add(mapping.Iova, mapping);
         _mappedBytes += mapping.Size;
-        _metrics?.RecordMap(mapping.Size, start);
+        _metrics?.RecordMap(mapping.Size, start, _metricTags);
+        activity?.Dispose();
+    }
+
+    private Activity? StartMapActivity(in DmaMapping mapping)
+    {
+        Activity? activity = VfioTelemetry.ActivitySource.StartActivity("vfio.dma.map", ActivityKind.Internal);
+        activity?.SetTag(VfioTelemetry.DmaSpaceAttribute, Name);
+        activity?.SetTag(VfioTelemetry.BackendAttribute, _metricTags[1].Value);
+        activity?.SetTag("vfio.dma.iova", mapping.Iova);
+        activity?.SetTag("vfio.dma.size", mapping.Size);
+        return activity;
+    }
+
+    /// <summary>The DMA instruments' tags: the space and the backends of its containers ("none" before the first).</summary>
+    private KeyValuePair<string, object?>[] MetricTags()
+    {
+        string backends = _containers.Count == 0 ? "none" : string.Join(',', _containers.Select(static c => c.Backend.Name).Distinct().Order(StringComparer.Ordinal));
+        return [new(VfioTelemetry.DmaSpaceAttribute, Name), new(VfioTelemetry.BackendAttribute, backends)];
     }
 
     private void MapInAllContainers(in DmaMapping mapping)
@@ -827,15 +854,15 @@ public sealed partial class DmaSpace : IDisposable
 
     private static string FormatRanges(IReadOnlyList<IovaRange> ranges) => ranges.Count == 0 ? "(none)" : string.Join(", ", ranges);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "DMA space '{Space}': section at IOVA 0x{Iova:x} of 0x{Size:x} bytes holds no whole page of 0x{PageSize:x} bytes; skipped")]
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "DMA space '{Space}': section at IOVA 0x{Iova:x} of 0x{Size:x} bytes holds no whole page of 0x{PageSize:x} bytes; skipped")]
     private static partial void LogSectionSkipped(ILogger logger, string space, ulong iova, ulong size, ulong pageSize);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Container}: device memory at IOVA 0x{Iova:x} of 0x{Size:x} bytes could not be mapped; peer-to-peer DMA to it will fault")]
+    [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "{Container}: device memory at IOVA 0x{Iova:x} of 0x{Size:x} bytes could not be mapped; peer-to-peer DMA to it will fault")]
     private static partial void LogDeviceMemorySkipped(ILogger logger, string container, ulong iova, ulong size, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Container}: unmapping IOVA 0x{Iova:x} of 0x{Size:x} bytes failed during teardown")]
+    [LoggerMessage(EventId = 123, Level = LogLevel.Warning, Message = "{Container}: unmapping IOVA 0x{Iova:x} of 0x{Size:x} bytes failed during teardown")]
     private static partial void LogUnmapFailedOnLeave(ILogger logger, string container, ulong iova, ulong size, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Detaching {Device} while disposing DMA space '{Space}' failed")]
+    [LoggerMessage(EventId = 124, Level = LogLevel.Warning, Message = "Detaching {Device} while disposing DMA space '{Space}' failed")]
     private static partial void LogDetachFailedOnDispose(ILogger logger, string device, string space, Exception exception);
 }

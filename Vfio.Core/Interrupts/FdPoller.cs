@@ -9,23 +9,35 @@ namespace Vfio.Core;
 /// <summary>Something the poller reports readiness to.</summary>
 internal interface IPollTarget
 {
-    /// <summary>Called on the poller thread when the armed fd became readable (or hung up).</summary>
-    void OnReady();
+    /// <summary>Called on a poller thread when the armed fd became readable (or hung up).</summary>
+    /// <param name="inline">True when this thread may run the waiter's continuation itself before it returns (another
+    /// poller thread keeps polling meanwhile); false when it must hand the continuation to the thread pool.</param>
+    void OnReady(bool inline);
 }
 
 /// <summary>
-/// One epoll thread that serves every asynchronous wait of the process. Targets arm their fd one-shot
+/// The epoll threads that serve every asynchronous wait of the process. Targets arm their fd one-shot
 /// (<c>EPOLLIN | EPOLLONESHOT</c>, level-triggered, so a value already pending fires at once) and are called back on
-/// the poller thread; a private wake eventfd stops the thread.
+/// a poller thread; a private wake eventfd stops the threads.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Two threads wait in <c>epoll_wait</c> on the same epoll fd (the kernel wakes one of them per ready event). The
+/// thread that received an event may run the waiter's continuation itself, saving the hand-off to the thread pool
+/// (a second thread wake-up on the interrupt's path), but only while at least one other poller thread is polling:
+/// user code never holds up the delivery of interrupts. When no sibling is free, or for all but the last event of a
+/// batch, the continuation goes to the thread pool.
+/// </para>
+/// <para>
 /// epoll's user data carries a registration id, not an object reference: an event fetched by <c>epoll_wait</c>
 /// for a target that was unregistered meanwhile finds no entry and is dropped, so a late event can never reach a
 /// disposed target. Arming costs one <c>epoll_ctl</c>; nothing on the wait path allocates.
+/// </para>
 /// </remarks>
 internal sealed class FdPoller : IDisposable
 {
     private const int MaxEvents = 64;
+    private const int Threads = 2;
     private const long WakeId = 0;
 
     private static readonly Lazy<FdPoller> s_shared = new(() => new FdPoller("Vfio.FdPoller"));
@@ -33,8 +45,10 @@ internal sealed class FdPoller : IDisposable
     private readonly SafeFileHandle _epoll;
     private readonly SafeFileHandle _wake;
     private readonly ConcurrentDictionary<long, IPollTarget> _targets = new();
-    private readonly Thread _thread;
+    private readonly Thread[] _threads = new Thread[Threads];
     private long _nextId;
+    // Poller threads not running a continuation; a thread may run one inline only if it is not the last of them.
+    private int _polling = Threads;
     private volatile bool _stopping;
 
     internal FdPoller(string threadName)
@@ -57,18 +71,22 @@ internal sealed class FdPoller : IDisposable
         try
         {
             Control(Libc.EPOLL_CTL_ADD, _wake, Libc.EPOLLIN, WakeId);
-            _thread = new Thread(Run) { IsBackground = true, Name = threadName };
-            _thread.Start();
+            for (int i = 0; i < Threads; i++)
+            {
+                _threads[i] = new Thread(Run) { IsBackground = true, Name = threadName };
+                _threads[i].Start();
+            }
         }
         catch
         {
+            Stop();
             _wake.Dispose();
             _epoll.Dispose();
             throw;
         }
     }
 
-    /// <summary>The process's poller, started on first use; a background thread that lives as long as the process.</summary>
+    /// <summary>The process's poller, started on first use; background threads that live as long as the process.</summary>
     internal static FdPoller Shared => s_shared.Value;
 
     /// <summary>Adds <paramref name="fd"/> disarmed and returns its registration id.</summary>
@@ -115,7 +133,8 @@ internal sealed class FdPoller : IDisposable
     private void Run()
     {
         Span<byte> events = stackalloc byte[Libc.EpollBufferSize(MaxEvents)];
-        while (true)
+        // _stopping is checked before each wait: a continuation run inline here may have disposed this poller.
+        while (!_stopping)
         {
             int n = Libc.EpollWait(_epoll, events, -1);
             if (n < 0)
@@ -138,9 +157,29 @@ internal sealed class FdPoller : IDisposable
                     }
                     continue;
                 }
-                if (_targets.TryGetValue(id, out IPollTarget? target))
+                if (!_targets.TryGetValue(id, out IPollTarget? target))
                 {
-                    target.OnReady();
+                    continue;
+                }
+                // Only the batch's last event may run inline: the others must not wait behind user code.
+                if (i == n - 1 && Interlocked.Decrement(ref _polling) > 0)
+                {
+                    try
+                    {
+                        target.OnReady(inline: true);
+                    }
+                    finally
+                    {
+                        Interlocked.Increment(ref _polling);
+                    }
+                }
+                else
+                {
+                    if (i == n - 1)
+                    {
+                        Interlocked.Increment(ref _polling);
+                    }
+                    target.OnReady(inline: false);
                 }
             }
         }
@@ -152,14 +191,23 @@ internal sealed class FdPoller : IDisposable
         {
             return;
         }
-        _stopping = true;
-        _ = Libc.EventFdWrite(_wake, 1);
-        if (Thread.CurrentThread != _thread)
-        {
-            _thread.Join();
-        }
+        Stop();
         _targets.Clear();
         _wake.Dispose();
         _epoll.Dispose();
+    }
+
+    // Level-triggered and never read: every poller thread sees the wake event and returns.
+    private void Stop()
+    {
+        _stopping = true;
+        _ = Libc.EventFdWrite(_wake, 1);
+        foreach (Thread? thread in _threads)
+        {
+            if (thread is not null && thread != Thread.CurrentThread && thread.ThreadState != ThreadState.Unstarted)
+            {
+                thread.Join();
+            }
+        }
     }
 }

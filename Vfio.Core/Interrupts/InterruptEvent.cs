@@ -42,6 +42,9 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     private bool _syncWaiting;
     private volatile bool _disposed;
 
+    /// <summary>The tags of <c>vfio.interrupt.count</c> (device, IRQ index), set when the event is wired to a device.</summary>
+    internal KeyValuePair<string, object?>[]? TelemetryTags;
+
     /// <summary>Creates an eventfd (<c>EFD_CLOEXEC | EFD_NONBLOCK</c>) with a count of 0.</summary>
     /// <exception cref="VfioException">The kernel refused to create it (e.g. too many open files).</exception>
     public InterruptEvent()
@@ -155,14 +158,10 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         }
         try
         {
+            // The read above found nothing: poll, then read (one read per wake-up, none before the first poll).
             long deadline = totalMs < 0 ? long.MaxValue : Environment.TickCount64 + totalMs;
             while (true)
             {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                if (TryRead(out count))
-                {
-                    return true;
-                }
                 long remaining = totalMs < 0 ? -1 : Math.Max(0, deadline - Environment.TickCount64);
                 if (remaining == 0)
                 {
@@ -173,6 +172,11 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 if (rc < 0 && rc != -(int)Errno.EINTR)
                 {
                     VfioException.Throw(rc, "poll", "interrupt eventfd");
+                }
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (rc > 0 && TryRead(out count))
+                {
+                    return true;
                 }
             }
         }
@@ -228,8 +232,21 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         return new ValueTask<ulong>(this, version);
     }
 
-    void IPollTarget.OnReady()
+    /// <summary>True while an asynchronous wait is registered and not completed (tests).</summary>
+    internal bool AsyncWaitPending
     {
+        get
+        {
+            lock (_gate)
+            {
+                return _pending;
+            }
+        }
+    }
+
+    void IPollTarget.OnReady(bool inline)
+    {
+        ulong count;
         lock (_gate)
         {
             if (!_pending)
@@ -237,7 +254,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 // Nobody waits (cancelled meanwhile): leave the count for the next wait.
                 return;
             }
-            if (!TryRead(out ulong count))
+            if (!TryRead(out count))
             {
                 // Someone else took it (TryWait); wait for the next signal.
                 if (!_disposed)
@@ -248,8 +265,16 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             }
             _pending = false;
             _cancellation.Unregister();
-            _source.SetResult(count);
+            _source.RunContinuationsAsynchronously = !inline;
+            if (!inline)
+            {
+                _source.SetResult(count);
+                return;
+            }
         }
+        // Inline: the poller lets this thread run the waiter's continuation because another poller thread keeps
+        // polling meanwhile (FdPoller). Outside the gate, so the continuation can start the next wait.
+        _source.SetResult(count);
     }
 
     private void Cancel()
@@ -261,6 +286,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 return;
             }
             _pending = false;
+            _source.RunContinuationsAsynchronously = true;
             _source.SetException(new OperationCanceledException(_cancellationToken));
         }
     }
@@ -270,6 +296,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         int rc = Libc.EventFdRead(_fd, out count);
         if (rc == sizeof(ulong))
         {
+            VfioTelemetry.RecordInterrupts(count, TelemetryTags);
             return true;
         }
         if (rc == -(int)Errno.EAGAIN)
@@ -298,6 +325,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             {
                 _pending = false;
                 _cancellation.Unregister();
+                _source.RunContinuationsAsynchronously = true;
                 _source.SetException(new ObjectDisposedException(nameof(InterruptEvent)));
             }
             if (_syncWaiting)

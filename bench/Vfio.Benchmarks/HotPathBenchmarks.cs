@@ -10,7 +10,8 @@ namespace Vfio.Benchmarks;
 /// Issue 11's host hot paths against C baselines in the same process. H1: 32-bit MMIO reads and writes of every word
 /// of an anonymous page through a <see cref="VfioRegionMapping"/> (the scoped <see cref="MmioWindow"/>, the per-call
 /// accessors, a raw C# pointer loop, and a C volatile loop). H2: pread of 4 bytes from /dev/zero and an ioctl that
-/// fails with ENOTTY on an eventfd, through <see cref="LinuxKernel"/>, the bare LibraryImport, and C.
+/// fails with ENOTTY on an eventfd, through <see cref="LinuxKernel"/>, the bare LibraryImport, and C; an eventfd write
+/// and read through <see cref="InterruptEvent"/> and C.
 /// Benchmarks named <c>C_*</c> are the baselines; bench.sh turns the medians into docs/performance.md.
 /// </summary>
 [MemoryDiagnoser]
@@ -29,6 +30,7 @@ public unsafe class HotPathBenchmarks : IDisposable
     private SafeFileHandle _zero = null!;
     private SafeFileHandle _eventfd = null!;
     private byte* _buffer;
+    private InterruptEvent _interrupt = null!;
 
     /// <summary>The page the H1 loops access.</summary>
     internal Span<uint> Page => new(_page, Words);
@@ -56,6 +58,7 @@ public unsafe class HotPathBenchmarks : IDisposable
             throw new InvalidOperationException("Opening /dev/zero or an eventfd failed.");
         }
         _buffer = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(16);
+        _interrupt = new InterruptEvent();
     }
 
     [GlobalCleanup]
@@ -64,6 +67,7 @@ public unsafe class HotPathBenchmarks : IDisposable
         _bar?.Dispose();
         _zero?.Dispose();
         _eventfd?.Dispose();
+        _interrupt?.Dispose();
         System.Runtime.InteropServices.NativeMemory.Free(_buffer);
         _buffer = null;
         GC.SuppressFinalize(this);
@@ -280,5 +284,26 @@ public unsafe class HotPathBenchmarks : IDisposable
             }
         }
         return matched;
+    }
+
+    // ---- H2: eventfd write + read (an interrupt's signal and its non-blocking collection) ----
+
+    /// <summary>C baseline: write 1 then read the counter back, on a non-blocking eventfd.</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-eventfd")]
+    public long C_EventFd() => HotPathNative.EventFdLoop((int)_interrupt.Handle.DangerousGetHandle(), SyscallOps);
+
+    /// <summary>The library: <see cref="InterruptEvent.Signal"/> then <see cref="InterruptEvent.TryWait(out ulong)"/>.</summary>
+    [Benchmark(OperationsPerInvoke = SyscallOps), BenchmarkCategory("H2-eventfd")]
+    public long Library_EventFd()
+    {
+        InterruptEvent interrupt = _interrupt;
+        long total = 0;
+        for (int i = 0; i < SyscallOps; i++)
+        {
+            interrupt.Signal();
+            _ = interrupt.TryWait(out ulong count);
+            total += (long)count;
+        }
+        return total;
     }
 }

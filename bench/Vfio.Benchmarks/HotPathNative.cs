@@ -25,6 +25,21 @@ internal static unsafe class HotPathNative
     internal static readonly delegate* unmanaged<int, nuint, nuint, int, long> IoctlLoop =
         (delegate* unmanaged<int, nuint, nuint, int, long>)NativeLibrary.GetExport(s_library, "vb_ioctl_loop");
 
+    internal static readonly delegate* unmanaged<int, nuint, long> EventFdLoop =
+        (delegate* unmanaged<int, nuint, long>)NativeLibrary.GetExport(s_library, "vb_eventfd_loop");
+
+    internal static readonly delegate* unmanaged<int, int, int, nint> DeviceStart =
+        (delegate* unmanaged<int, int, int, nint>)NativeLibrary.GetExport(s_library, "vb_device_start");
+
+    internal static readonly delegate* unmanaged<nint, void> DeviceStop =
+        (delegate* unmanaged<nint, void>)NativeLibrary.GetExport(s_library, "vb_device_stop");
+
+    internal static readonly delegate* unmanaged<int, int, nuint, long*, long> RoundTripLoop =
+        (delegate* unmanaged<int, int, nuint, long*, long>)NativeLibrary.GetExport(s_library, "vb_roundtrip_loop");
+
+    internal static readonly delegate* unmanaged<int, int> PinProcess =
+        (delegate* unmanaged<int, int>)NativeLibrary.GetExport(s_library, "vb_pin_process");
+
     /// <summary>The loaded shim's handle (loads it on first use).</summary>
     internal static nint Library => s_library;
 

@@ -8,6 +8,31 @@ if (args.Length > 0 && args[0] == "--hotpath-smoke")
 {
     return HotPathGoals.Smoke();
 }
+if (args.Length > 0 && args[0] == "--interrupt-goals")
+{
+    // The H4 round trips alone (what bench.sh runs after the BenchmarkDotNet part), for iterating on the wait paths.
+    var failures = new List<string>();
+    foreach (InterleavedRounds.Outcome outcome in InterruptGoals.Run(args.Contains("--quick"), smoke: false, failures))
+    {
+        Console.WriteLine(outcome.Line());
+    }
+    failures.ForEach(f => Console.WriteLine($"H4 error: {f}"));
+    return failures.Count == 0 ? 0 : 1;
+}
+if (args.Length > 0 && args[0] == "--cpu-goals")
+{
+    // H3 and H5 alone (what bench.sh runs after the BenchmarkDotNet part).
+    foreach (CpuTimeGoals.Result result in CpuTimeGoals.Run(args.Contains("--quick"), HotPathGoals.LoadAverage(HotPathGoals.ReadFirstLine("/proc/loadavg"))))
+    {
+        Console.WriteLine(result.Line);
+    }
+    return 0;
+}
+if (args.Length > 0 && args[0] == "--loop")
+{
+    // A plain timing loop over one benchmark (no BenchmarkDotNet), for profiling: --loop h3|h3-container|h5-<op>-<n> seconds
+    return ProfileLoop.Run(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
+}
 if (args.Length > 0 && args[0] == "--hotpath-goals")
 {
     bool quick = args.Contains("--quick");

@@ -9,7 +9,14 @@ namespace Vfio.Cli.Tests;
 /// <summary>One vfioctl invocation in-process: its exit code and what it wrote.</summary>
 internal sealed record CliResult(int ExitCode, string Out, string Error)
 {
-    public JsonElement Json => JsonDocument.Parse(Out).RootElement;
+    /// <summary>The whole JSON envelope: schemaVersion, tool, version, command, ok, exitCode, result, error.</summary>
+    public JsonElement Root => JsonDocument.Parse(Out).RootElement;
+
+    /// <summary>The command's result in the envelope.</summary>
+    public JsonElement Json => Root.GetProperty("result");
+
+    /// <summary>The envelope's error (null when the run succeeded).</summary>
+    public JsonElement JsonError => Root.GetProperty("error");
 
     public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Out}\n--- stderr\n{Error}";
 }
@@ -18,9 +25,11 @@ internal static class CliRun
 {
     /// <summary>Runs vfioctl with <paramref name="simulator"/> as the machine for --simulate (the test keeps and disposes
     /// it) and <paramref name="machine"/> as the machine's own kernel (default: the simulator too).</summary>
-    internal static CliResult Run(SimulatedKernel simulator, string[] args, IKernel? machine = null)
+    /// <param name="terminal">True to run as on a terminal (stdout and stderr) of <paramref name="width"/> columns.</param>
+    internal static CliResult Run(SimulatedKernel simulator, string[] args, IKernel? machine = null, bool terminal = false, bool noColor = false,
+        int width = 80, CancellationTokenSource? cancellation = null, TextWriter? output = null)
     {
-        using var output = new StringWriter();
+        output ??= new StringWriter();
         using var error = new StringWriter();
         var environment = new CliEnvironment
         {
@@ -29,9 +38,14 @@ internal static class CliRun
             Kernel = machine ?? simulator,
             CreateSimulator = () => simulator,
             OwnsSimulator = false,
+            OutIsTerminal = terminal,
+            ErrorIsTerminal = terminal,
+            NoColor = noColor,
+            Width = width,
+            Cancellation = cancellation?.Token ?? CancellationToken.None,
         };
         int code = Cli.Run(args, environment);
-        return new CliResult(code, output.ToString(), error.ToString());
+        return new CliResult(code, output.ToString()!, error.ToString());
     }
 
     internal static SimulatedKernel Testbed() => new(SimulatedMachines.Testbed());

@@ -22,7 +22,7 @@ public sealed class DemoCommandTests
 
         result.ExitCode.ShouldBe(0, result.ToString());
         JsonElement demo = result.Json;
-        demo.GetProperty("ok").GetBoolean().ShouldBeTrue();
+        result.Root.GetProperty("ok").GetBoolean().ShouldBeTrue();
         demo.GetProperty("kernel").GetString().ShouldBe("simulator");
         demo.GetProperty("simulatorReason").GetString().ShouldBe("--simulate was given");
         demo.GetProperty("device").GetString().ShouldBe("0000:00:02.0");
@@ -82,9 +82,9 @@ public sealed class DemoCommandTests
         CliResult result = CliRun.Run(kernel, ["demo", "--simulate", "--device", SimulatedMachines.Edu2, "--backend", "legacy", "--json"]);
 
         result.ExitCode.ShouldBe(4, result.ToString());
-        result.Json.GetProperty("ok").GetBoolean().ShouldBeFalse();
+        result.Root.GetProperty("ok").GetBoolean().ShouldBeFalse();
         result.Json.GetProperty("steps")[0].GetProperty("name").GetString().ShouldBe("attach");
-        result.Json.GetProperty("error").GetProperty("fix").GetString()!.ShouldContain("vfio-pci");
+        result.JsonError.GetProperty("fix").GetString()!.ShouldContain("vfio-pci");
         kernel.GetState().IsEmpty.ShouldBeTrue();
     }
 

@@ -47,7 +47,7 @@ public sealed class InfoCommandTests
         CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Bridge, "--backend", backend, "--simulate", "--json"]);
 
         result.ExitCode.ShouldBe(4, result.ToString());
-        JsonElement error = result.Json.GetProperty("error");
+        JsonElement error = result.JsonError;
         error.GetProperty("message").GetString()!.ShouldContain(
             "the device is a PCI bridge (class 0x060400), which VFIO does not assign: vfio-pci takes only devices with a normal (type 0) configuration header");
         error.GetProperty("fix").GetString()!.ShouldStartWith("Attach a device behind the bridge instead.");
@@ -139,7 +139,7 @@ public sealed class InfoCommandTests
         CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Edu2, "--simulate", "--json", "--backend", "legacy"]);
 
         result.ExitCode.ShouldBe(4, result.ToString());
-        JsonElement error = result.Json.GetProperty("error");
+        JsonElement error = result.JsonError;
         error.GetProperty("kind").GetString().ShouldBe("DeviceUnusable");
         error.GetProperty("exitCode").GetInt32().ShouldBe(4);
         error.GetProperty("message").GetString()!.ShouldContain("0000:00:04.0");

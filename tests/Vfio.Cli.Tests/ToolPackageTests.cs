@@ -16,6 +16,9 @@ namespace Vfio.Cli.Tests;
 public sealed class ToolPackageTests
 {
     private static readonly string s_repoRoot = Metadata("RepoRoot");
+
+    /// <summary>The repository these tests were built from.</summary>
+    internal static string RepoRoot => s_repoRoot;
     private static readonly string s_configuration = Metadata("Configuration");
 
     [Fact]
@@ -43,7 +46,7 @@ public sealed class ToolPackageTests
             pack.ExitCode.ShouldBe(0, pack.ToString());
             Directory.GetFiles(packages, "*.nupkg").Select(Path.GetFileName).ShouldBe([$"Vfio.Cli.{PackageVersion}.nupkg"]);
 
-            CliResult install = Run(temp.FullName, Dotnet, "tool", "install", "--tool-path", tools, "--configfile", config, "Vfio.Cli");
+            CliResult install = Run(temp.FullName, Dotnet, "tool", "install", "--tool-path", tools, "--configfile", config, "--prerelease", "Vfio.Cli");
             install.ExitCode.ShouldBe(0, install.ToString());
             install.Out.ShouldContain($"Tool 'vfio.cli' (version '{PackageVersion}') was successfully installed.");
 
@@ -58,7 +61,7 @@ public sealed class ToolPackageTests
             CliResult demo = vfio ? Run(temp.FullName, vfioctl, "demo", "--json", "--simulate") : Run(temp.FullName, vfioctl, "demo", "--json");
             demo.ExitCode.ShouldBe(0, demo.ToString());
             JsonElement report = demo.Json;
-            (report.GetProperty("kernel").GetString(), report.GetProperty("ok").GetBoolean()).ShouldBe(("simulator", true));
+            (report.GetProperty("kernel").GetString(), demo.Root.GetProperty("ok").GetBoolean()).ShouldBe(("simulator", true));
             report.GetProperty("steps").GetArrayLength().ShouldBe(9);
             if (!vfio)
             {
@@ -71,7 +74,8 @@ public sealed class ToolPackageTests
         }
     }
 
-    private static string PackageVersion => typeof(Cli).Assembly.GetName().Version!.ToString(3);
+    /// <summary>The package version: the informational version less its source revision (0.2.0-preview.1).</summary>
+    private static string PackageVersion => typeof(Cli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion.Split('+')[0];
 
     /// <summary>The dotnet host running these tests when it is one, else the one on PATH.</summary>
     private static string Dotnet => Path.GetFileName(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";

@@ -89,13 +89,18 @@ internal sealed class Rig : IDisposable
         Simulator?.Dispose();
     }
 
-    /// <summary>The testbed's machine in the simulator (<see cref="SimulatedMachines.Testbed"/>); microvm's rng for
-    /// platform.</summary>
+    /// <summary>The size of the testbed's virtio-blk scratch image (tests/testbed/run-guest.sh, shape platform).</summary>
+    internal const int BlkCapacityBytes = 1 << 20;
+
+    /// <summary>The testbed's machine in the simulator (<see cref="SimulatedMachines.Testbed"/>); microvm's rng and
+    /// virtio-blk for platform, in no-IOMMU groups 0 and 1 as vfio-platform gives them there. The blk completes a request
+    /// during the notifying write, as QEMU's did on the testbed, so the simulator holds its driver to the same wait.</summary>
     private static Rig SimulatedFor(Mode mode, SimulatedMachine machine)
     {
         SimulatedTopology topology = mode == Mode.Platform
             ? new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }
                 .AddPlatform(Target.SimulatedRng, 0, new VirtioRngDevice())
+                .AddPlatform(Target.SimulatedBlk, 1, new VirtioBlkDevice(BlkCapacityBytes) { Latency = TimeSpan.Zero })
             : SimulatedMachines.Testbed(new SimulatedTestbedOptions
             {
                 NoIommu = mode == Mode.NoIommu,

@@ -23,7 +23,7 @@ public enum Mode
     /// <summary>The legacy backend on no-IOMMU groups (<c>Vfio:AllowUnsafeNoIommu</c>), PCI devices.</summary>
     NoIommu,
 
-    /// <summary>The legacy backend on a no-IOMMU vfio-platform device (virtio-mmio rng).</summary>
+    /// <summary>The legacy backend on no-IOMMU vfio-platform devices (virtio-mmio rng and block device).</summary>
     Platform,
 }
 
@@ -99,12 +99,19 @@ public static class Target
     /// <summary>The virtio-mmio rng platform device's name.</summary>
     internal static string Rng => Devices.Rng ?? throw new InvalidOperationException("No virtio-mmio rng device is bound for VFIO in this guest.");
 
-    /// <summary>The simulator's name for the rng (the ACPI name of a virtio-mmio transport on microvm).</summary>
-    internal const string SimulatedRng = "LNRO0005:00";
+    /// <summary>The virtio-mmio block device's name (the testbed's 1 MiB scratch disk).</summary>
+    internal static string Blk => Devices.Blk ?? throw new InvalidOperationException("No virtio-mmio block device is bound for VFIO in this guest (--bind virtio-mmio:2).");
+
+    /// <summary>The simulator's name for the rng: the ACPI name of its virtio-mmio transport on the testbed's microvm,
+    /// after the two 9p transports.</summary>
+    internal const string SimulatedRng = "LNRO0005:02";
+
+    /// <summary>The simulator's name for the block device: the transport after the rng's, as on the testbed.</summary>
+    internal const string SimulatedBlk = "LNRO0005:03";
 
     private static KernelDevices Devices => IsKernel
         ? s_kernel.Value ?? throw new InvalidOperationException("/run/results/testbed/bound is missing: not in the testbed guest?")
-        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", Vfio.Simulator.SimulatedMachines.EduBehindBridge, SimulatedRng);
+        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", Vfio.Simulator.SimulatedMachines.EduBehindBridge, SimulatedRng, SimulatedBlk);
 
     /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
     public static TheoryData<Mode> IommuModes() => Data(IsIommu);
@@ -191,26 +198,36 @@ public static class Target
         return [(first, $"the target (kernel, testbed shape {Shape}) does not provide this case's modes ({string.Join(", ", Enum.GetValues<Mode>().Where(filter))})")];
     }
 
-    /// <summary>Reads what the testbed's init bound: <c>&lt;device&gt; &lt;driver&gt; &lt;group node&gt; [&lt;cdev&gt;]</c>.</summary>
+    /// <summary>Reads what the testbed's init bound: <c>&lt;device&gt; &lt;driver&gt; &lt;group node&gt; [&lt;cdev&gt;]</c>,
+    /// one line per bind spec of <c>testbed/bind</c>, in its order; a virtio-mmio transport is known by its spec
+    /// (<c>virtio-mmio:4</c> the rng, <c>virtio-mmio:2</c> the block device).</summary>
     private static KernelDevices? ReadKernelDevices()
     {
-        const string Bound = "/run/results/testbed/bound";
+        const string Bound = "/run/results/testbed/bound", Bind = "/run/results/testbed/bind";
         if (!File.Exists(Bound))
         {
             return null;
         }
         string[][] lines = [.. File.ReadAllLines(Bound).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 3)];
+        string[] specs = File.Exists(Bind)
+            ? [.. File.ReadAllText(Bind).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Where(b => b != "none")]
+            : [];
         string? Pci(string address) => lines.Any(f => f[0] == address && f[1] == "vfio-pci") ? address : null;
-        string? rng = lines.FirstOrDefault(f => f[1] == "vfio-platform")?[0];
+        string? VirtioMmio(int id)
+        {
+            int i = Array.IndexOf(specs, $"virtio-mmio:{id}");
+            return i >= 0 && specs.Length == lines.Length && lines[i][1] == "vfio-platform" ? lines[i][0] : null;
+        }
         return new KernelDevices(
             Pci("0000:00:02.0") ?? "(edu 0000:00:02.0 not bound)",
             Pci("0000:00:04.0") ?? "(edu 0000:00:04.0 not bound)",
             Pci("0000:00:03.0") ?? "(nvme 0000:00:03.0 not bound)",
             Pci("0000:01:01.0") ?? "(edu 0000:01:01.0 not bound)",
-            rng);
+            VirtioMmio(4),
+            VirtioMmio(2));
     }
 
-    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng);
+    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng, string? Blk);
 }
 
 /// <summary>Pages of a <see cref="DmaBuffer"/> (Core's DMA memory, allocated and mapped in one call).</summary>

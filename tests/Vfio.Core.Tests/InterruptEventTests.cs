@@ -181,6 +181,56 @@ public sealed class InterruptEventTests
     }
 
     [Fact]
+    public async Task WaitAsync_IdlePoller_RunsTheContinuationOnThePollerThreadThatReceivedTheEvent()
+    {
+        using var poller = new FdPoller("test-poller");
+        using var evt = new InterruptEvent(poller);
+        string? resumedOn = await Task.Run(async () =>
+        {
+            ValueTask<ulong> wait = evt.WaitAsync(Ct);
+            wait.IsCompleted.ShouldBeFalse();
+            // Signalled later from elsewhere, so the await has registered its continuation by then.
+            using var signaller = new Timer(_ => evt.Signal(), null, 100, Timeout.Infinite);
+            await wait.ConfigureAwait(false);
+            return Thread.CurrentThread.Name;
+        }, Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        // No hand-off to the thread pool: the thread woken by the interrupt ran the continuation (its sibling polled).
+        resumedOn.ShouldBe("test-poller");
+    }
+
+    [Fact]
+    public async Task WaitAsync_ContinuationsThatBlock_DoNotHoldUpOtherInterrupts()
+    {
+        using var poller = new FdPoller("test-poller");
+        using var first = new InterruptEvent(poller);
+        using var second = new InterruptEvent(poller);
+        using var other = new InterruptEvent(poller);
+        using var release = new ManualResetEventSlim();
+        using var blocking = new CountdownEvent(2);
+        // Two continuations that block: whichever runs on a poller thread must leave the other one polling.
+        Task Blocker(InterruptEvent e) => Task.Run(async () =>
+        {
+            await e.WaitAsync(Ct).ConfigureAwait(false);
+            blocking.Signal();
+            release.Wait(Ct);
+        }, Ct);
+        Task a = Blocker(first);
+        Task b = Blocker(second);
+        SpinWait.SpinUntil(() => first.AsyncWaitPending && second.AsyncWaitPending, TimeSpan.FromSeconds(10)).ShouldBeTrue();
+        first.Signal();
+        second.Signal();
+        blocking.Wait(TimeSpan.FromSeconds(10), Ct).ShouldBeTrue();
+        for (int i = 0; i < 3; i++)
+        {
+            ValueTask<ulong> wait = other.WaitAsync(Ct);
+            other.Signal();
+            (await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct)).ShouldBe(1UL);
+        }
+        release.Set();
+        await Task.WhenAll(a, b).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+    }
+
+    [Fact]
     public void Adopt_ForeignEventfd_SignalsAndWaitsOnTheSameCounter()
     {
         using var original = new InterruptEvent();

@@ -232,6 +232,44 @@ public sealed class PlatformTests
 
     /// <summary>A split virtqueue of 8 entries in locked memory, driven like a virtio-mmio v2 driver does: the device is
     /// given physical addresses (no IOMMU), the driver writes through the process address.</summary>
+    [Fact]
+    [Spec("virtio 1.2 §4.2.2 (MMIO registers), §5.2.4 (virtio_blk_config), §2.1 (DEVICE_NEEDS_RESET)")]
+    public void VirtioBlk_ConfigSpace_AndAChainWithoutARequestHeaderNeedsReset()
+    {
+        var blk = new VirtioBlkDevice(64 * 1024, serial: "vfio");
+        using var m = NoIommuDevice.Platform(blk);
+        m.Read32(0, 0x008).ShouldBe(VirtioBlkDevice.BlockDeviceId);
+        m.Read32(0, 0x100).ShouldBe(128u);   // capacity in sectors, low half
+        m.Read32(0, 0x104).ShouldBe(0u);
+        m.Read32(0, 0x10c).ShouldBe(254u);   // seg_max
+        m.Read32(0, 0x114).ShouldBe(512u);   // blk_size
+        m.Read32(0, 0x118).ShouldBe(0u);     // past the modelled fields
+        m.Write32(0, 0x014, 0);
+        (m.Read32(0, 0x010) & ((1u << 2) | (1u << 6) | (1u << 9))).ShouldBe((1u << 2) | (1u << 6) | (1u << 9));
+
+        using var ring = new Vring(m);
+        ring.Submit(0, 64);   // one device-writable buffer: no header to read
+        DateTime end = DateTime.UtcNow.AddSeconds(5);
+        while ((m.Read32(0, 0x070) & 0x40) == 0 && DateTime.UtcNow < end)
+        {
+            Thread.Sleep(1);
+        }
+        (m.Read32(0, 0x070) & 0x40).ShouldBe(0x40u, "DEVICE_NEEDS_RESET");
+        ring.UsedIndex.ShouldBe((ushort)0);
+        blk.CompletedRequests.ShouldBe(0);
+        m.Write32(0, 0x070, 0);
+        m.Read32(0, 0x070).ShouldBe(0u, "a reset clears it");
+    }
+
+    [Fact]
+    public void VirtioBlk_BadDiskSizeOrSerial_AreTypedErrors()
+    {
+        Should.Throw<ArgumentOutOfRangeException>(() => new VirtioBlkDevice(100)).Message.ShouldContain("multiple of 512 bytes");
+        Should.Throw<ArgumentOutOfRangeException>(() => new VirtioBlkDevice(0)).ParamName.ShouldBe("capacityBytes");
+        Should.Throw<ArgumentOutOfRangeException>(() => new VirtioBlkDevice(serial: new string('s', 21))).Message.ShouldContain("at most 20 bytes");
+        new VirtioBlkDevice(4096).Capacity.ShouldBe(8UL);
+    }
+
     private sealed class Vring : IDisposable
     {
         private const int Size = 8;

@@ -15,7 +15,8 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
                      behind it: all three in IOMMU group 5, which is therefore not viable
                      pci-intremap-off: the same with intel-iommu,intremap=off
                      noiommu: q35 without IOMMU, vfio no-IOMMU mode, edu with a 64-bit DMA mask
-                     platform: microvm + virtio-mmio rng, no IOMMU, vfio no-IOMMU mode
+                     platform: microvm + virtio-mmio rng and virtio-blk (1 MiB scratch image), no IOMMU,
+                     vfio no-IOMMU mode
   --results DIR      host folder shared writable at /run/results in the guest (created; default: a new
                      folder under ${TMPDIR:-/tmp}); the testbed's own files go to DIR/testbed/
   --timeout SEC      kill QEMU after SEC seconds (default 600)
@@ -28,7 +29,7 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
   --bind LIST        devices to bind for VFIO, comma-separated: none | pci:BDF | platform:NAME |
                      virtio-mmio:ID (the transport carrying virtio device ID). Default: pci shapes
                      pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0 (edu, nvme, edu, edu
-                     behind the bridge); platform virtio-mmio:4 (rng)
+                     behind the bridge); platform virtio-mmio:4,virtio-mmio:2 (rng, blk)
   --share DIR[:ro|:rw]  also share host folder DIR at the same path in the guest (default ro; repeatable)
   --append ARGS      extra kernel command-line arguments
   --qemu-arg ARG     extra QEMU argument (repeatable)
@@ -88,7 +89,7 @@ esac
 [[ $cwd == /* ]] || tb_die "--cwd wants an absolute path"
 case "$shape" in
   pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0}" ;;
-  platform) : "${bind:=virtio-mmio:4}" ;;
+  platform) : "${bind:=virtio-mmio:4,virtio-mmio:2}" ;;
   *) tb_die "unknown shape '$shape' (pci, pci-intremap-off, noiommu, platform)" ;;
 esac
 for b in ${bind//,/ }; do
@@ -230,10 +231,11 @@ qemu=("$QEMU" -accel "tcg,thread=${VFIO_TESTBED_TCG_THREAD:-single}" -cpu max -m
       -d guest_errors -D "$TB/qemu-guest-errors.log"
       -chardev "file,id=con,path=$(qv "$TB/serial.log")" -serial chardev:con
       -kernel "$kernel" -initrd "$initrd")
-nvme_img=
+nvme_img= blk_img=
 cleanup() {
   [ -z "${tail_pids:-}" ] || kill $tail_pids 2>/dev/null || true
   [ -z "$nvme_img" ] || rm -f "$nvme_img"
+  [ -z "$blk_img" ] || rm -f "$blk_img"
 }
 trap cleanup EXIT
 case "$shape" in
@@ -266,13 +268,20 @@ case "$shape" in
     done
     ;;
   platform)
+    # Two virtio-mmio devices for vfio-platform, after the two 9p transports (LNRO0005:00, :01): the rng (:02) and a
+    # virtio-blk (:03) on a 1 MiB scratch image (zeros, deleted afterwards) that carries the user-space driver's blocks.
+    # The guest's built-in virtio_blk probes it at boot; binding the transport to vfio-platform removes that disk.
+    blk_img=$(mktemp "${TMPDIR:-/tmp}/vfio-testbed-blk.XXXXXX")
+    truncate -s 1M "$blk_img"
     kargs="$kargs vfio.enable_unsafe_noiommu_mode=1 vfio_platform.reset_required=0"
     qemu+=(-M microvm,acpi=on,rtc=on -global virtio-mmio.force-legacy=false
            -fsdev "local,id=hostroot,path=/,$P9,readonly=on,multidevs=remap"
            -device virtio-9p-device,fsdev=hostroot,mount_tag=hostroot
            -fsdev "local,id=results,path=$(qv "$results"),$P9"
            -device virtio-9p-device,fsdev=results,mount_tag=results
-           -device virtio-rng-device)
+           -device virtio-rng-device
+           -drive "file=$(qv "$blk_img"),if=none,id=blk0,format=raw"
+           -device virtio-blk-device,drive=blk0)
     for i in "${!mount_lines[@]}"; do
       read -r tag share_mode dir <<< "${mount_lines[$i]}"
       ro=; [ "$share_mode" = ro ] && ro=,readonly=on
@@ -300,7 +309,11 @@ qpid=$!
 stall_pid=$!
 deadline_pid=
 if [ "$watchdog" -gt 0 ]; then
-  ( sleep "$watchdog"; : > "$TB/deadline" ) &
+  # Short sleeps, not one long one: killing this subshell would orphan a long sleep, which keeps every inherited fd
+  # open (a caller's flock on the testbed included) until it ends.
+  ( end=$((SECONDS + watchdog))
+    while [ "$SECONDS" -lt "$end" ] && kill -0 $$ 2>/dev/null; do sleep 1; done
+    [ "$SECONDS" -lt "$end" ] || : > "$TB/deadline" ) &
   deadline_pid=$!
 fi
 interrupted=0

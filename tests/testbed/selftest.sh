@@ -92,6 +92,10 @@ read -r dev drv node _ < /run/results/testbed/bound
 [ "$drv" = vfio-platform ] && [ "$node" = /dev/vfio/noiommu-0 ]
 [ "$(basename "$(readlink /sys/bus/platform/devices/$dev/driver)")" = vfio-platform ]
 echo "$dev (virtio-mmio rng transport): vfio-platform, /dev/vfio/noiommu-0"
+read -r dev drv node _ < <(sed -n 2p /run/results/testbed/bound)
+[ "$drv" = vfio-platform ] && [ "$node" = /dev/vfio/noiommu-1 ] && test -c /dev/vfio/noiommu-1
+[ ! -e /sys/block/vda ]
+echo "$dev (virtio-mmio blk transport): vfio-platform, /dev/vfio/noiommu-1, no vda left"
 '
 
 run_case pci-intremap-off 0 --shape pci-intremap-off --timeout 120 -c "$pci_checks"'

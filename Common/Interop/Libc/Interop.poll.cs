@@ -23,6 +23,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, EntryPoint = "poll", SetLastError = true)]
     internal static partial int poll(pollfd* fds, nuint count, int timeoutMilliseconds);
 
+    // Without SetLastError for PollOne (interrupt-wait hot path): errno is read right after the call (RawResult).
+    [LibraryImport(Name, EntryPoint = "poll")]
+    private static partial int poll_raw(pollfd* fds, nuint count, int timeoutMilliseconds);
+
     /// <summary>Waits up to <paramref name="timeoutMilliseconds"/> (-1: for ever) for <paramref name="events"/> on one
     /// fd, keeping the fd open meanwhile. Returns 1 when ready, 0 on timeout, or <c>-errno</c> (including
     /// <c>-EINTR</c>: the caller decides how to continue with its deadline).</summary>
@@ -33,7 +37,7 @@ internal static unsafe partial class Libc
         {
             fd.DangerousAddRef(ref added);
             pollfd pfd = new() { fd = (int)fd.DangerousGetHandle(), events = events };
-            return Result(poll(&pfd, 1, timeoutMilliseconds));
+            return RawResult(poll_raw(&pfd, 1, timeoutMilliseconds));
         }
         finally
         {

@@ -334,11 +334,11 @@ public sealed class DmaSpaceTests
         };
         listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
         {
-            if (instrument.Name == "vfio.dma.mapped_bytes")
+            if (instrument.Name == "vfio.dma.memory.usage")
             {
                 bytes += value;
             }
-            else if (instrument.Name == "vfio.dma.mappings")
+            else if (instrument.Name == "vfio.dma.mapping.count")
             {
                 mappings += value;
             }
