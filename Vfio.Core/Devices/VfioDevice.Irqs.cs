@@ -90,7 +90,11 @@ public sealed partial class VfioDevice
             KeyValuePair<string, object?>[] tags = InterruptTags(index);
             foreach (InterruptEvent? e in events)
             {
-                e?.TelemetryTags = tags;
+                if (e is not null)
+                {
+                    e.TelemetryTags = tags;
+                    TrackWired(e);
+                }
             }
         }
         return rc == 0;

@@ -54,6 +54,9 @@ public sealed partial class VfioDevice : IDisposable
     // The region mappings still mapped: the device's disposal (its detach) unmaps them, because on Linux a mapping
     // keeps the device file open, and with it the group or cdev, so the next attach would fail.
     private readonly List<VfioRegionMapping> _mappings = [];
+    // The interrupt events wired to the device's IRQs: its disposal ends their waits, which no interrupt can end any
+    // more (each event ignores it when it was wired to another device since).
+    private readonly List<InterruptEvent> _wiredEvents = [];
     private readonly Lock _mappingsLock = new();
     private volatile bool _disposed;
 
@@ -178,10 +181,13 @@ public sealed partial class VfioDevice : IDisposable
 
     /// <summary>Unmaps the region mappings made from the device that are still mapped (accesses through them then
     /// throw <see cref="ObjectDisposedException"/>; an <see cref="MmioWindow"/> open on one keeps its memory until the
-    /// window is disposed), then closes the device fd when it is owned.</summary>
+    /// window is disposed), ends the waits of the interrupt events still wired to it with
+    /// <see cref="ObjectDisposedException"/> (no interrupt can reach them any more), then closes the device fd when it
+    /// is owned.</summary>
     public void Dispose()
     {
         VfioRegionMapping[] mappings;
+        InterruptEvent[] events;
         lock (_mappingsLock)
         {
             if (_disposed)
@@ -191,10 +197,16 @@ public sealed partial class VfioDevice : IDisposable
             _disposed = true;
             mappings = [.. _mappings];
             _mappings.Clear();
+            events = [.. _wiredEvents];
+            _wiredEvents.Clear();
         }
         foreach (VfioRegionMapping mapping in mappings)
         {
             mapping.Dispose();
+        }
+        foreach (InterruptEvent wired in events)
+        {
+            wired.OnDeviceDetached(this, Name);
         }
         if (_ownsHandle)
         {
@@ -221,6 +233,26 @@ public sealed partial class VfioDevice : IDisposable
         }
         mapping.Dispose();
         throw new ObjectDisposedException(ToString());
+    }
+
+    /// <summary>Wires <paramref name="wired"/> to this device and remembers it for the disposal; allocation-free once
+    /// the event is known (re-wiring the same events is a hot path for MSI-X vector changes).</summary>
+    private void TrackWired(InterruptEvent wired)
+    {
+        wired.WireTo(this);
+        lock (_mappingsLock)
+        {
+            if (_disposed || _wiredEvents.Contains(wired))
+            {
+                return;
+            }
+            if (_wiredEvents.Count == _wiredEvents.Capacity && _wiredEvents.Count > 0)
+            {
+                // Before growing, forget the events that were disposed or wired elsewhere since.
+                _wiredEvents.RemoveAll(static e => e.IsDisposed);
+            }
+            _wiredEvents.Add(wired);
+        }
     }
 
     private void Untrack(VfioRegionMapping mapping)

@@ -41,6 +41,11 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     private bool _pending;
     private bool _syncWaiting;
     private volatile bool _disposed;
+    // The device whose interrupts the event receives (wired with SetIrqEventFds) and, once that device was detached with
+    // the event still wired, the device's name: a wait then ends with ObjectDisposedException instead of waiting for an
+    // interrupt that can no longer come.
+    private object? _wiredTo;
+    private volatile string? _detachedFrom;
 
     /// <summary>The tags of <c>vfio.interrupt.count</c> (device, IRQ index), set when the event is wired to a device.</summary>
     internal KeyValuePair<string, object?>[]? TelemetryTags;
@@ -150,6 +155,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         }
         lock (_gate)
         {
+            ThrowIfDetached();
             if (_pending || _syncWaiting)
             {
                 throw new InvalidOperationException("Another wait on this interrupt event is in progress.");
@@ -174,6 +180,12 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                     VfioException.Throw(rc, "poll", "interrupt eventfd");
                 }
                 ObjectDisposedException.ThrowIf(_disposed, this);
+                if (_detachedFrom is not null)
+                {
+                    // Woken by the detach's wake-up write: take it back, then fail the wait.
+                    _ = TryRead(out _);
+                    ThrowIfDetached();
+                }
                 if (rc > 0 && TryRead(out count))
                 {
                     return true;
@@ -209,6 +221,7 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfDetached();
             if (_pending || _syncWaiting)
             {
                 throw new InvalidOperationException("Another wait on this interrupt event is in progress.");
@@ -310,6 +323,58 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         VfioException.Throw(rc, "read", "interrupt eventfd");
         return false;
     }
+
+    internal bool IsDisposed => _disposed;
+
+    /// <summary>Records that a device's interrupts now reach this event (the device layer's SET_IRQS); clears a
+    /// previous device's detach.</summary>
+    internal void WireTo(object device)
+    {
+        lock (_gate)
+        {
+            _wiredTo = device;
+            _detachedFrom = null;
+        }
+    }
+
+    /// <summary>The device the event is wired to was detached: a wait in progress, and every later wait that finds no
+    /// count pending, ends with <see cref="ObjectDisposedException"/> naming the device, until the event is wired
+    /// again. Does nothing when the event was wired to another device since.</summary>
+    internal void OnDeviceDetached(object device, string deviceName)
+    {
+        lock (_gate)
+        {
+            if (_disposed || !ReferenceEquals(_wiredTo, device))
+            {
+                return;
+            }
+            _wiredTo = null;
+            _detachedFrom = deviceName;
+            if (_pending)
+            {
+                _pending = false;
+                _cancellation.Unregister();
+                _source.RunContinuationsAsynchronously = true;
+                _source.SetException(Detached(deviceName));
+            }
+            if (_syncWaiting)
+            {
+                // Wake the blocked poll; it sees the detach and throws.
+                _ = Libc.EventFdWrite(_fd, 1);
+            }
+        }
+    }
+
+    private void ThrowIfDetached()
+    {
+        if (_detachedFrom is string device)
+        {
+            throw Detached(device);
+        }
+    }
+
+    private static ObjectDisposedException Detached(string device)
+        => new(device, $"{device} was detached while this interrupt event was wired to it, so no interrupt can reach the event any more; attach the device again and wire the event to it before waiting.");
 
     /// <summary>Closes the eventfd. A wait in progress ends with <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()

@@ -87,4 +87,39 @@ public sealed class LifecycleTests
         using VfioRegionMapping bar0Again = again.Device.MapRegion(0);
         bar0Again.Read32(0).ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
     }
+
+    // Regression: a wait on a device's interrupt never completed when the device was detached (or its space disposed,
+    // or the host stopped); only disposing the event ended it. Now the detach ends it, and a later wait that finds
+    // nothing pending fails at once, until the event is wired to a device again.
+    [Theory]
+    [Trait("Modes", "pci")]
+    [MemberData(nameof(Target.PciModesTwice), MemberType = typeof(Target))]
+    public async Task AnInterruptWait_EndsWhenItsDeviceIsDetached_OrItsSpaceDisposed(Mode mode, bool disposeTheSpace)
+    {
+        using Rig rig = Rig.Create(mode);
+        AttachedDevice edu = rig.Attach(Target.Edu);
+        using var msi = new InterruptEvent();
+        edu.Device.SetIrqEventFds(VfioPciIrq.Msi, 0, [msi]);
+        ValueTask<ulong> pending = msi.WaitAsync(TestContext.Current.CancellationToken);
+
+        if (disposeTheSpace)
+        {
+            edu.Space.Dispose();
+        }
+        else
+        {
+            edu.Dispose();
+        }
+        ObjectDisposedException e = await Should.ThrowAsync<ObjectDisposedException>(
+            pending.AsTask().WaitAsync(Rig.Timeout, TestContext.Current.CancellationToken));
+        e.Message.ShouldContain(Target.Edu);
+        e.Message.ShouldContain("detached");
+        Should.Throw<ObjectDisposedException>(() => msi.TryWait(Rig.Timeout, out _));
+
+        // Wired to the device attached again, the same event waits normally.
+        using AttachedDevice again = rig.Attach(Target.Edu);
+        again.Device.SetIrqEventFds(VfioPciIrq.Msi, 0, [msi]);
+        again.Device.TriggerIrq(VfioPciIrq.Msi);
+        (await msi.WaitAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(Rig.Timeout, TestContext.Current.CancellationToken)).ShouldBe(1UL);
+    }
 }
