@@ -195,7 +195,8 @@ public sealed partial class VfioPciDevice : IDisposable
             return;
         }
         _disposed = true;
-        DisposeParts();
+        DisposeInterrupts();
+        DisposeBars();
     }
 
     /// <inheritdoc/>
@@ -206,8 +207,9 @@ public sealed partial class VfioPciDevice : IDisposable
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
-    /// <summary>Releases the parts other files of this class own (BAR mappings, interrupts); runs once.</summary>
-    partial void DisposeParts();
+    /// <summary>Hook for the interrupt part of this class: disables what it enabled; runs once, before the BARs are
+    /// unmapped.</summary>
+    partial void DisposeInterrupts();
 
     private static ushort ReadUInt16(ReadOnlySpan<byte> bytes, int offset) => (ushort)(bytes[offset] | (bytes[offset + 1] << 8));
 }
