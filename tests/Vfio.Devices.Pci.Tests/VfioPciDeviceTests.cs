@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using Shouldly;
+using Vfio.Core;
 using Vfio.Simulator;
 
 namespace Vfio.Devices.Pci.Tests;
@@ -65,5 +66,43 @@ public sealed class VfioPciDeviceTests
             _ => edu.ReadConfig32(offset),
         });
         e.Message.ShouldContain(SimulatedMachines.Edu);
+    }
+}
+
+public sealed class VfioPciDeviceMsixHoleTests
+{
+    private const string Address = "0000:00:07.0";
+
+    [Fact]
+    public void A_kernel_without_msix_mappable_gets_the_table_and_pba_pages_left_out()
+    {
+        // A kernel before MSIX_MAPPABLE: no sparse areas, no MSIX_MAPPABLE, mmap of the table pages refused.
+        var topology = new SimulatedTopology().AddPci(Address, iommuGroup: 7, new MsixTestDevice(vectors: 8, sparseMmap: false) { MsixMappable = false });
+        using var testbed = new SimulatedTestbed(topology: topology);
+        VfioPciDevice device = testbed.Open(Address);
+        device.SetMemorySpace(true);
+        PciBar bar0 = device.GetBar(0);
+        bar0.Region.IsMsixMappable.ShouldBeFalse();
+        Should.Throw<VfioException>(() => device.Device.MapRegion(0)).Errno.ShouldBe(Errno.EINVAL);   // the whole BAR cannot be mapped
+
+        VfioRegionMapping mapping = device.MapBar(0);
+
+        mapping.Areas.Select(a => (a.Offset, a.Size)).ShouldBe([(0UL, (ulong)MsixTestDevice.TableOffset)]);
+        using (MmioWindow window = mapping.Acquire(0, 8))
+        {
+            window.Read32(0).ShouldBe(MsixTestDevice.Identification);
+        }
+        mapping.IsMapped(MsixTestDevice.TableOffset, 16).ShouldBeFalse();
+        device.Device.ReadRegion32(0, MsixTestDevice.PbaOffset).ShouldBe(0u);   // the PBA stays reachable by pread
+    }
+
+    [Fact]
+    public void The_testbed_option_rom_is_read_back_whole()
+    {
+        using var testbed = new SimulatedTestbed();
+        VfioPciDevice edu = testbed.Open(SimulatedMachines.EduBehindRootPort);
+
+        edu.TryReadRom(out byte[]? rom).ShouldBeTrue();
+        rom.ShouldBe(SimulatedMachines.TestbedOptionRom());
     }
 }
