@@ -113,6 +113,7 @@ run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
 run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
 run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
 run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
+run_host_tier host-pci tests/Vfio.Devices.Pci.Tests             # Devices.Pci: capability walker, BAR decoding, MSI-X holes (pure logic), PCI devices on the simulator
 run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
 mode_lines host-conformance "$RESULTS/host-conformance.xml"
 run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks

@@ -92,7 +92,7 @@ internal static class DemoCommand
         });
         using (space)
         using (attached)
-        using (var edu = new EduDriver(attached.Device, useMmap: true))
+        using (var edu = new EduDriver(attached, useMmap: true))
         using (var msi = new InterruptEvent())
         {
             recorder.Run("identify", () =>

@@ -175,7 +175,43 @@ public sealed partial class VfioDevice
     /// <exception cref="InvalidOperationException">The region cannot be mapped (no <c>VFIO_REGION_INFO_FLAG_MMAP</c>,
     /// or no area to map): use the pread/pwrite accessors.</exception>
     /// <exception cref="VfioException"><c>mmap</c> failed, or the kernel's sparse areas are malformed.</exception>
-    public VfioRegionMapping MapRegion(int index)
+    public VfioRegionMapping MapRegion(int index) => MapRegionCore(index, null);
+
+    /// <summary>
+    /// Maps the given areas of region <paramref name="index"/> only, e.g. a BAR around an MSI-X table that the kernel
+    /// does not let be mapped (a kernel that reports neither sparse areas nor MSI-X mappability for the BAR).
+    /// </summary>
+    /// <param name="index">The region index.</param>
+    /// <param name="areas">The areas, by region offset: page-aligned, inside the region, not overlapping; areas of
+    /// size 0 are ignored.</param>
+    /// <returns>The mapping; the caller disposes it.</returns>
+    /// <exception cref="ArgumentException">An area is not page-aligned, leaves the region, or overlaps another.</exception>
+    /// <exception cref="InvalidOperationException">The region cannot be mapped, or no area has a size.</exception>
+    /// <exception cref="VfioException"><c>mmap</c> failed.</exception>
+    public VfioRegionMapping MapRegion(int index, IReadOnlyList<VfioSparseMmapArea> areas)
+    {
+        ArgumentNullException.ThrowIfNull(areas);
+        VfioRegionInfo region = GetRegion(index);
+        ulong pageSize = (ulong)Environment.SystemPageSize;
+        foreach (VfioSparseMmapArea area in areas)
+        {
+            if (((area.Offset | area.Size) & (pageSize - 1)) != 0 || area.Offset > region.Size || area.Size > region.Size - area.Offset)
+            {
+                throw new ArgumentException($"{RegionName(index)}: the area 0x{area.Offset:X}+0x{area.Size:X} is not page-aligned inside the region's 0x{region.Size:X} bytes; pass whole pages of the region.", nameof(areas));
+            }
+        }
+        VfioSparseMmapArea[] sorted = SortedAreas(areas);
+        for (int i = 1; i < sorted.Length; i++)
+        {
+            if (sorted[i].Offset < sorted[i - 1].Offset + sorted[i - 1].Size)
+            {
+                throw new ArgumentException($"{RegionName(index)}: the areas at 0x{sorted[i - 1].Offset:X} and 0x{sorted[i].Offset:X} overlap; pass each page once.", nameof(areas));
+            }
+        }
+        return MapRegionCore(index, sorted);
+    }
+
+    private VfioRegionMapping MapRegionCore(int index, IReadOnlyList<VfioSparseMmapArea>? chosen)
     {
         VfioRegionInfo region = GetRegion(index);
         if (!region.CanMmap)
@@ -188,7 +224,7 @@ public sealed partial class VfioDevice
         {
             throw new InvalidOperationException($"{RegionName(index)} is mmap-able but neither readable nor writable.");
         }
-        VfioSparseMmapArea[] areas = MappableAreas(region);
+        VfioSparseMmapArea[] areas = chosen is null ? MappableAreas(region) : SortedAreas(chosen);
         if (areas.Length == 0)
         {
             throw new InvalidOperationException($"{RegionName(index)} has no mmap-able area (its sparse mmap capability lists none of non-zero size). Use ReadRegion/WriteRegion (pread/pwrite).");
@@ -242,8 +278,14 @@ public sealed partial class VfioDevice
         {
             return region.Size == 0 ? [] : [new VfioSparseMmapArea(0, region.Size)];
         }
-        var areas = new List<VfioSparseMmapArea>(region.SparseMmapAreas.Count);
-        foreach (VfioSparseMmapArea area in region.SparseMmapAreas)
+        return SortedAreas(region.SparseMmapAreas);
+    }
+
+    /// <summary>The areas of non-zero size, by increasing offset.</summary>
+    private static VfioSparseMmapArea[] SortedAreas(IReadOnlyList<VfioSparseMmapArea> list)
+    {
+        var areas = new List<VfioSparseMmapArea>(list.Count);
+        foreach (VfioSparseMmapArea area in list)
         {
             if (area.Size != 0)
             {

@@ -74,8 +74,18 @@ public abstract class EmulatedPciDevice : EmulatedDevice
     /// <summary>A PCI Express device: 4 KiB config space, a PCIe capability, and the ERR interrupt index.</summary>
     public virtual bool IsPciExpress => false;
 
-    /// <summary>The device has a function-level reset (FLR), so <c>VFIO_DEVICE_RESET</c> works.</summary>
+    /// <summary>The device has a function-level reset (FLR), so <c>VFIO_DEVICE_RESET</c> works. Without one, vfio-pci
+    /// still resets a device that sits alone on a non-root bus (the "bus" reset method, pci_parent_bus_reset).</summary>
     public virtual bool SupportsFunctionReset => false;
+
+    /// <summary>The expansion ROM image (QEMU's <c>romfile=</c>), or null for none. vfio-pci reports the ROM region only
+    /// when the image starts with the <c>0x55 0xAA</c> signature (pci_map_rom); its size is the ROM BAR's, the image
+    /// rounded up to a power of two.</summary>
+    public byte[]? OptionRom { get; init; }
+
+    /// <summary>False to model a kernel before MSIX_MAPPABLE (Linux 4.15 and older): GET_REGION_INFO of the MSI-X BAR
+    /// carries no MSIX_MAPPABLE capability and mmap of the pages holding the MSI-X table and PBA fails with EINVAL.</summary>
+    public bool MsixMappable { get; init; } = true;
 
     /// <summary>The sysfs attributes: <c>vendor</c>, <c>device</c>, <c>class</c>, <c>revision</c>,
     /// <c>subsystem_vendor</c>, <c>subsystem_device</c> (e.g. <c>0x1234</c>, <c>0x00ff00</c>).</summary>

@@ -2,8 +2,9 @@
 namespace Vfio.Simulator;
 
 /// <summary>
-/// A memory BAR of an <see cref="EmulatedPciDevice"/>: its size and type, whether VFIO lets user space mmap it, and
-/// (for models of variant drivers) the sparse areas that may be mapped.
+/// A BAR of an <see cref="EmulatedPciDevice"/>: a memory BAR with its size and type, whether VFIO lets user space mmap
+/// it, and (for models of variant drivers) the sparse areas that may be mapped; or an I/O-port BAR
+/// (<see cref="IoPorts"/>), which vfio-pci serves through read/write only.
 /// </summary>
 public sealed class PciBar
 {
@@ -28,6 +29,28 @@ public sealed class PciBar
         Mappable = mappable;
     }
 
+    /// <summary>Describes an I/O-port BAR: readable and writable through the region, never mapped (vfio-pci reports
+    /// no <c>VFIO_REGION_INFO_FLAG_MMAP</c> for it).</summary>
+    /// <param name="size">Its size in bytes: a power of two from 4 to 256.</param>
+    /// <returns>The BAR.</returns>
+    public static PciBar IoPorts(ulong size)
+    {
+        if (size is < 4 or > 256 || (size & (size - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, "An I/O BAR size is a power of two from 4 to 256 bytes.");
+        }
+        return new PciBar(size, isIo: true);
+    }
+
+    private PciBar(ulong size, bool isIo)
+    {
+        Size = size;
+        IsIo = isIo;
+    }
+
+    /// <summary>An I/O-port BAR.</summary>
+    public bool IsIo { get; }
+
     /// <summary>The BAR's size in bytes.</summary>
     public ulong Size { get; }
 
@@ -48,5 +71,8 @@ public sealed class PciBar
     public IReadOnlyList<(ulong Offset, ulong Size)>? SparseMmapAreas { get; init; }
 
     /// <summary>The BAR's low type bits as config space shows them (memory, 32/64-bit, prefetchable).</summary>
-    internal uint TypeBits => (Is64Bit ? 0x4u : 0u) | (Prefetchable ? 0x8u : 0u);
+    internal uint TypeBits => IsIo ? 0x1u : (Is64Bit ? 0x4u : 0u) | (Prefetchable ? 0x8u : 0u);
+
+    /// <summary>The bits of the BAR register that hold the address (the rest are type bits).</summary>
+    internal uint AddressMask => IsIo ? 0xffff_fffc : 0xffff_fff0;
 }

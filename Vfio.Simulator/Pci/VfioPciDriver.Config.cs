@@ -37,8 +37,8 @@ internal sealed partial class VfioPciDriver
 
         W16(c, 0x00, _model.VendorId);
         W16(c, 0x02, _model.DeviceId);
-        bool anyBar = false;
-        ulong next32 = 0xfe00_0000, next64 = 0x80_0000_0000;
+        bool anyBar = false, anyIo = false;
+        ulong next32 = 0xfe00_0000, next64 = 0x80_0000_0000, nextIo = 0xc000;
         for (int i = 0; i < 6; i++)
         {
             PciBar? bar = BarAt(i);
@@ -46,8 +46,16 @@ internal sealed partial class VfioPciDriver
             {
                 continue;
             }
-            anyBar = true;
             int at = 0x10 + (4 * i);
+            if (bar.IsIo)
+            {
+                anyIo = true;
+                ulong port = (nextIo + bar.Size - 1) & ~(bar.Size - 1);
+                nextIo = port + bar.Size;
+                W32(c, at, (uint)port | bar.TypeBits);
+                continue;
+            }
+            anyBar = true;
             if (bar.Is64Bit)
             {
                 ulong address = (next64 + bar.Size - 1) & ~(bar.Size - 1);
@@ -62,7 +70,7 @@ internal sealed partial class VfioPciDriver
                 W32(c, at, (uint)address | bar.TypeBits);
             }
         }
-        W16(c, 0x04, anyBar ? PciCommandMemory : (ushort)0);
+        W16(c, 0x04, (ushort)((anyBar ? PciCommandMemory : 0) | (anyIo ? PciCommandIo : 0)));
         w[0x04] = (byte)(PciCommandIo | PciCommandMemory | PciCommandMaster | 0x40); // + parity error response
         w[0x05] = (PciCommandIntxDisable | 0x100) >> 8;                               // + SERR#
         c[0x08] = _model.RevisionId;
@@ -75,6 +83,10 @@ internal sealed partial class VfioPciDriver
         W16(c, 0x2c, _model.SubsystemVendorId);
         W16(c, 0x2e, _model.SubsystemId);
         w.AsSpan(0x30, 4).Fill(0xff);
+        if (RomBarSize != 0)
+        {
+            W32(c, 0x30, (uint)((next32 + RomBarSize - 1) & ~(RomBarSize - 1)));
+        }
         c[0x3c] = 11;
         w[0x3c] = 0xff;
         c[0x3d] = _model.InterruptPin;
@@ -200,7 +212,7 @@ internal sealed partial class VfioPciDriver
             PciBar? bar = BarAt(i);
             if (bar is not null)
             {
-                W32(c, dword, (R32(c, dword) & (uint)~(bar.Size - 1) & 0xffff_fff0) | bar.TypeBits);
+                W32(c, dword, (R32(c, dword) & (uint)~(bar.Size - 1) & bar.AddressMask) | bar.TypeBits);
             }
             else if (i > 0 && BarAt(i - 1) is { Is64Bit: true } lower)
             {
@@ -213,7 +225,9 @@ internal sealed partial class VfioPciDriver
         }
         else if (dword == 0x30)
         {
-            W32(c, dword, 0); // no option ROM
+            // vfio_bar_fixup: the ROM BAR keeps its size-aligned address bits and the enable bit; none without a ROM.
+            ulong rom = RomBarSize;
+            W32(c, dword, rom == 0 ? 0 : R32(c, dword) & ((uint)~(rom - 1) | 1));
         }
         else if (_msiCap >= 0 && dword == _msiCap)
         {

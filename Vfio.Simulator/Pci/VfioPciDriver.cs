@@ -73,7 +73,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         Replace(ref _reqTrigger, null);
         _pmEngaged = false;
         Replace(ref _pmWake, null);
-        if (_model.SupportsFunctionReset)
+        if (ResetWorks)
         {
             _model.HardwareReset();
         }
@@ -132,7 +132,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         {
             return -EINVAL;
         }
-        info.flags = VfioUapi.VFIO_DEVICE_FLAGS_PCI | (_model.SupportsFunctionReset ? VfioUapi.VFIO_DEVICE_FLAGS_RESET : 0);
+        info.flags = VfioUapi.VFIO_DEVICE_FLAGS_PCI | (ResetWorks ? VfioUapi.VFIO_DEVICE_FLAGS_RESET : 0);
         info.num_regions = NumRegions;
         info.num_irqs = NumIrqs;
         info.cap_offset = 0;
@@ -181,10 +181,10 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
                 break;
             }
             case VfioUapi.VFIO_PCI_ROM_REGION_INDEX:
-                // No model has an option ROM: size 0, flags 0.
+                // The ROM BAR's size when pci_map_rom finds a valid image, else size 0 and no flags.
                 info.offset = (ulong)info.index << OffsetShift;
-                info.size = 0;
-                info.flags = 0;
+                info.size = RomBarSize;
+                info.flags = RomBarSize != 0 ? VfioUapi.VFIO_REGION_INFO_FLAG_READ : 0;
                 break;
             default:
                 // VGA (8): no simulated device is VGA-class (the real kernel gives EINVAL for edu); no device-specific regions.
@@ -214,7 +214,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
     /// areas, then MSIX_MAPPABLE on the MSI-X BAR; offsets relative to the info struct (starting at 32).</summary>
     private byte[] BarCaps(int index, PciBar bar)
     {
-        bool msix = _model.MsixVectors > 0 && _model.MsixBar == index;
+        bool msix = _model.MsixVectors > 0 && _model.MsixBar == index && _model.MsixMappable;
         int sparseSize = bar.SparseMmapAreas is { } areas ? 16 + (16 * areas.Count) : 0;
         byte[] caps = new byte[sparseSize + (msix ? 8 : 0)];
         if (caps.Length == 0)
@@ -289,11 +289,12 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private int Reset()
     {
-        if (!_model.SupportsFunctionReset)
+        if (!ResetWorks)
         {
             return -EINVAL;
         }
-        // Config space is saved and restored around the FLR; the device's own state is reset.
+        // Config space is saved and restored around the FLR (or the bus reset of a function alone on its bus); the
+        // device's own state is reset.
         _model.HardwareReset();
         _intxLevel = false;
         return 0;
@@ -374,7 +375,8 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
     protected override long RegionReadWrite(int index, Span<byte> buffer, ulong pos, bool write) => (uint)index switch
     {
         VfioUapi.VFIO_PCI_CONFIG_REGION_INDEX => ConfigReadWrite(buffer, pos, write),
-        VfioUapi.VFIO_PCI_ROM_REGION_INDEX or VfioUapi.VFIO_PCI_VGA_REGION_INDEX => -EINVAL,
+        VfioUapi.VFIO_PCI_ROM_REGION_INDEX => write ? -EINVAL : RomRead(buffer, pos),
+        VfioUapi.VFIO_PCI_VGA_REGION_INDEX => -EINVAL,
         _ => BarReadWrite(index, buffer, pos, write),
     };
 
@@ -386,8 +388,9 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
             return -EINVAL;
         }
         int count = (int)Math.Min((ulong)buffer.Length, bar.Size - pos);
-        if (!MemoryEnabled)
+        if (!bar.IsIo && !MemoryEnabled)
         {
+            // vfio_pci_core_do_io_rw tests memory decoding for memory BARs only.
             return -EIO;
         }
         (ulong tableStart, ulong tableEnd) = MsixTableRange(index);
@@ -433,6 +436,53 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     private PciBar? BarAt(int index) => index < _model.Bars.Count ? _model.Bars[index] : null;
 
+    /// <summary>Whether [start, start + length) of BAR <paramref name="index"/> touches a page of the MSI-X table or PBA.</summary>
+    private bool OverlapsMsixPages(int index, ulong start, ulong length)
+    {
+        if (_model.MsixVectors == 0 || _model.MsixBar != index)
+        {
+            return false;
+        }
+        ulong vectors = (ulong)_model.MsixVectors;
+        foreach ((ulong offset, ulong size) in new[] { ((ulong)_model.MsixTableOffset, 16 * vectors), ((ulong)_model.MsixPbaOffset, ((vectors + 63) / 64) * 8) })
+        {
+            ulong first = offset & ~(PageSize - 1);
+            ulong end = (offset + size + PageSize - 1) & ~(PageSize - 1);
+            if (start < end && first < start + length)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>vfio_pci_core_do_io_rw on pci_map_rom: the image, then 0xff to the end of the ROM BAR.</summary>
+    private long RomRead(Span<byte> buffer, ulong pos)
+    {
+        ulong size = RomBarSize;
+        if (pos >= size)
+        {
+            return -EINVAL;
+        }
+        int count = (int)Math.Min((ulong)buffer.Length, size - pos);
+        byte[] image = _model.OptionRom!;
+        for (int i = 0; i < count; i++)
+        {
+            ulong at = pos + (ulong)i;
+            buffer[i] = at < (ulong)image.Length ? image[at] : (byte)0xff;
+        }
+        return count;
+    }
+
+    /// <summary>The ROM BAR's size: the image rounded up to a power of two, when it has the ROM signature; else 0.</summary>
+    private ulong RomBarSize => _model.OptionRom is { Length: >= 2 } rom && rom[0] == 0x55 && rom[1] == 0xaa
+        ? System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(rom.Length, 2048))
+        : 0;
+
+    /// <summary>vfio-pci's reset_works: a function reset (FLR, PM), or the "bus" method of a device alone on a
+    /// non-root bus (pci_parent_bus_reset).</summary>
+    private bool ResetWorks => _model.SupportsFunctionReset || AffectedDevices() is { Count: 1 };
+
     // ---- mmap (vfio_pci_core_mmap) ------------------------------------------------------------------------------------------------------------
 
     internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
@@ -462,6 +512,10 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         if (bar.SparseMmapAreas is { } areas && !areas.Any(a => start >= a.Offset && start + requested <= a.Offset + a.Size))
         {
             return -EINVAL;
+        }
+        if (!_model.MsixMappable && OverlapsMsixPages((int)index, start, requested))
+        {
+            return -EINVAL; // vfio_pci_mmap before 4.16: the MSI-X table is not mmap-able
         }
         return EmulatedRegionMapping.Create(new BarWindow(this, (int)index), start, length, offset, out mapping);
     }

@@ -26,6 +26,14 @@ public sealed record SimulatedPciIdentity(ushort VendorId, ushort DeviceId, uint
     /// subsystem 1af4:0004 (virtio device ID 4, entropy).</summary>
     public static SimulatedPciIdentity QemuVirtioRng { get; } = new(0x1af4, 0x1005, 0x00ff00, SubsystemVendorId: 0x1af4, SubsystemId: 0x0004);
 
+    /// <summary>QEMU's PCIe root port (<c>-device pcie-root-port</c>) as QEMU 10 shows it: 1b36:000c, class 0x060400,
+    /// revision 0, no subsystem IDs.</summary>
+    public static SimulatedPciIdentity QemuPcieRootPort { get; } = new(0x1b36, 0x000c, 0x060400);
+
+    /// <summary>QEMU's edu (<c>-device edu</c>) as QEMU 10 shows it: 1234:11e8, class 0x00ff00, revision 0x10, subsystem
+    /// 1af4:1100 — for an edu the simulator only shows (no model).</summary>
+    public static SimulatedPciIdentity QemuEdu { get; } = new(0x1234, 0x11e8, 0x00ff00, 0x10, 0x1af4, 0x1100);
+
     /// <summary>The sysfs attributes in the kernel's format (<c>0x1b36</c>, <c>0x060400</c>, <c>0x00</c>).</summary>
     /// <returns>The attributes by file name.</returns>
     public IReadOnlyDictionary<string, string> ToSysfsAttributes() => new Dictionary<string, string>(StringComparer.Ordinal)

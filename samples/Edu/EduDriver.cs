@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 using System.Diagnostics;
 using Vfio.Core;
+using Vfio.Devices.Pci;
 
 namespace Vfio.Samples.Edu;
 
 /// <summary>
-/// A driver for QEMU's <c>edu</c> device (hw/misc/edu.c) over a <see cref="VfioDevice"/>: identification, liveness,
+/// A driver for QEMU's <c>edu</c> device (hw/misc/edu.c) over an attached device: identification, liveness,
 /// factorial, interrupt raise/ack and the DMA engine, through BAR0 mapped (<c>mmap</c>) or by <c>pread</c>/<c>pwrite</c>.
+/// The PCI side (the command register, BAR0's mapping) is Devices.Pci's <see cref="VfioPciDevice"/>.
 /// </summary>
 /// <remarks>Registers below 0x80 take 32-bit accesses only; the DMA registers at 0x80 and above take 64-bit ones.
 /// The DMA engine works on a 4 KiB buffer at device address 0x40000 and, by default, a 28-bit DMA mask.</remarks>
@@ -27,22 +29,35 @@ public sealed class EduDriver : IDisposable
     /// <summary>The MSI vector/INTx value edu sets when a DMA with "raise interrupt" completes.</summary>
     public const uint DmaInterruptStatus = 0x100;
 
-    private const int Bar0 = 0;
+    private const int Bar0 = VfioPciRegion.Bar0;
+    private readonly VfioPciDevice _pci;
     private readonly VfioDevice _device;
     private readonly VfioRegionMapping? _bar0;
 
     /// <summary>Opens the driver on an attached edu.</summary>
-    /// <param name="device">The edu device.</param>
+    /// <param name="device">The edu device; it stays attached when the driver is disposed.</param>
     /// <param name="useMmap">True to access BAR0 through a mapping, false through pread/pwrite.</param>
-    public EduDriver(VfioDevice device, bool useMmap)
+    public EduDriver(AttachedDevice device, bool useMmap)
     {
         ArgumentNullException.ThrowIfNull(device);
-        _device = device;
-        _bar0 = useMmap ? device.MapRegion(Bar0) : null;
+        _pci = new VfioPciDevice(device);
+        _device = device.Device;
+        try
+        {
+            _bar0 = useMmap ? _pci.MapBar(Bar0) : null;
+        }
+        catch
+        {
+            _pci.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The device.</summary>
     public VfioDevice Device => _device;
+
+    /// <summary>The device's PCI view (configuration space, BARs, resets).</summary>
+    public VfioPciDevice Pci => _pci;
 
     /// <summary>Reads a 32-bit register below 0x80.</summary>
     /// <param name="offset">The register.</param>
@@ -108,11 +123,7 @@ public sealed class EduDriver : IDisposable
     }
 
     /// <summary>Sets Bus Master Enable in the command register (an MSI and every DMA are memory writes by the device).</summary>
-    public void EnableBusMaster()
-    {
-        int config = VfioPciRegion.Config;
-        _device.WriteRegion16(config, 4, (ushort)(_device.ReadRegion16(config, 4) | 0x4));
-    }
+    public void EnableBusMaster() => _pci.SetBusMaster(true);
 
     /// <summary>Raises an interrupt with <paramref name="status"/> OR'd into the interrupt status (0x60).</summary>
     /// <param name="status">The status bits.</param>
@@ -146,7 +157,7 @@ public sealed class EduDriver : IDisposable
         => Dma(BufferAddress + offset, iova, count, 2UL | (raiseInterrupt ? 4UL : 0UL), timeout);
 
     /// <inheritdoc/>
-    public void Dispose() => _bar0?.Dispose();
+    public void Dispose() => _pci.Dispose();
 
     private void Dma(ulong source, ulong destination, ulong count, ulong command, TimeSpan timeout)
     {

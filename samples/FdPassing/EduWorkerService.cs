@@ -44,7 +44,7 @@ internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel,
         using DmaSpace space = vfio.CreateDmaSpace("worker");
         using AttachedDevice edu = vfio.AttachDevice(device, space);   // with the passed iommufd and cdev
         LogAttached(logger, edu.Name, edu.Backend.Name, edu.IommuGroup);
-        using var driver = new EduDriver(edu.Device, useMmap: true);
+        using var driver = new EduDriver(edu, useMmap: true);
         if (driver.ReadIdentification() != EduDriver.Identification)
         {
             throw new InvalidOperationException($"{device} is not an edu device.");

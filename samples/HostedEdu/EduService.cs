@@ -95,7 +95,7 @@ internal sealed partial class EduService(
         }
         #endregion
 
-        using var driver = new EduDriver(edu.Device, useMmap: true);      // the rest of edu's register map (samples/Edu)
+        using var driver = new EduDriver(edu, useMmap: true);      // the rest of edu's register map (samples/Edu)
 
         LogAttached(logger, edu.Name, edu.Backend.Name, edu.Container.Name, edu.IommuGroup);
         uint factorial = driver.Factorial(10, s_timeout);

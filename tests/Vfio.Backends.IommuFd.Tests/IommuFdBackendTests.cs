@@ -76,12 +76,12 @@ public sealed class IommuFdBackendTests
         mapping.Iova.ShouldBeLessThanOrEqualTo(EduMask);
         kernel.GetState().DmaMappings.ShouldBe(1);
 
-        RoundTrip(kernel, edu.Device, buffer);
+        RoundTrip(kernel, edu, buffer);
 
         space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         kernel.GetState().DmaMappings.ShouldBe(0);
         buffer.Span.Slice(4096, 1024).Clear();
-        using (var driver = new EduDriver(edu.Device, useMmap: true))
+        using (var driver = new EduDriver(edu, useMmap: true))
         {
             driver.DmaFromDevice(0, mapping.Iova + 4096, 1024, EduTimeout);
         }
@@ -110,11 +110,11 @@ public sealed class IommuFdBackendTests
             kernel.GetState().IommuFdObjects.ShouldBe(4);
 
             using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
-            RoundTrip(kernel, b.Device, buffer, seed: 7);
+            RoundTrip(kernel, b, buffer, seed: 7);
 
             a.Dispose();
             container.IsReleased.ShouldBeFalse();
-            RoundTrip(kernel, b.Device, buffer, seed: 8);
+            RoundTrip(kernel, b, buffer, seed: 8);
             b.Dispose();
             container.IsReleased.ShouldBeTrue();
             kernel.GetState().DmaMappings.ShouldBe(0);
@@ -161,7 +161,7 @@ public sealed class IommuFdBackendTests
         kernel.GetState().DmaMappings.ShouldBe(0);
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         kernel.GetState().DmaMappings.ShouldBe(1);
-        RoundTrip(kernel, edu.Device, buffer);
+        RoundTrip(kernel, edu, buffer);
     }
 
     [Fact]

@@ -69,7 +69,7 @@ public sealed class IommuFdErrorTests
         kernel.Faults.Clear();
         using AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
         DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
-        RoundTrip(kernel, edu.Device, buffer);
+        RoundTrip(kernel, edu, buffer);
         buffer.Dispose();
         edu.Dispose();
         space.Dispose();
@@ -102,7 +102,7 @@ public sealed class IommuFdErrorTests
         kernel.GetState().ShouldBe(before);
         space.IovaRanges.ShouldBe(ranges);
         first.Container.Devices.ShouldBe([first]);
-        RoundTrip(kernel, first.Device, buffer);
+        RoundTrip(kernel, first, buffer);
     }
 
     [Fact]

@@ -36,7 +36,7 @@ public sealed class IommuFdFeatureTests
         DmaBuffer buffer = DmaBuffer.Allocate(space, 4 * 4096, DmaAccess.ReadWrite, EduMask);
         DmaMapping mapping = buffer.Mapping;
         container.StartDirtyTracking();
-        RoundTrip(kernel, edu.Device, buffer); // reads page 0, writes page 1
+        RoundTrip(kernel, edu, buffer); // reads page 0, writes page 1
         ulong[] bitmap = new ulong[1];
         container.ReadDirtyBitmap(mapping.Iova, mapping.Size, 4096, bitmap);
         bitmap[0].ShouldBe(0b0010UL);
@@ -114,7 +114,7 @@ public sealed class IommuFdFeatureTests
             AttachedDevice edu = backend.AttachDevice(VfioDeviceSource.Pci(Edu0), space);
             edu.IommuGroup.ShouldBe(2);
             using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
-            RoundTrip(kernel, edu.Device, buffer);
+            RoundTrip(kernel, edu, buffer);
 
             space.Dispose();
             backend.Dispose();
@@ -142,8 +142,8 @@ public sealed class IommuFdFeatureTests
         AttachedDevice b = backend.AttachDevice(VfioDeviceSource.FromDeviceFd(borrowed, Edu1), space);
         b.Container.ShouldBeSameAs(a.Container);
         using DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduMask);
-        RoundTrip(kernel, a.Device, buffer, seed: 1);
-        RoundTrip(kernel, b.Device, buffer, seed: 2);
+        RoundTrip(kernel, a, buffer, seed: 1);
+        RoundTrip(kernel, b, buffer, seed: 2);
         a.Dispose();
         b.Dispose();
         owned.IsClosed.ShouldBeTrue();

@@ -33,7 +33,7 @@ internal static class TestKit
 
     /// <summary>RAM → edu → RAM through <paramref name="buffer"/> (2 pages: source page 0, destination page 1);
     /// asserts the bytes came back and no DMA faulted.</summary>
-    internal static void RoundTrip(SimulatedKernel kernel, VfioDevice device, DmaBuffer buffer, int seed = 42)
+    internal static void RoundTrip(SimulatedKernel kernel, AttachedDevice device, DmaBuffer buffer, int seed = 42)
     {
         using var edu = new EduDriver(device, useMmap: true);
         edu.EnableBusMaster();

@@ -50,14 +50,14 @@ public sealed class AttachTests
         kernel.GetState().DmaMappings.ShouldBe(1);
         edu.Container.DmaMappingsAvailable.ShouldBe(ushort.MaxValue - 1);
 
-        Kit.RoundTripThrough(edu.Device, buffer);
+        Kit.RoundTripThrough(edu, buffer);
         kernel.DmaFaults.ShouldBeEmpty();
 
         space.Unmap(mapping.Iova);   // the buffer's memory stays until it is disposed
         edu.Container.DmaMappingsAvailable.ShouldBe(ushort.MaxValue);
         kernel.GetState().DmaMappings.ShouldBe(0);
         buffer.Span.Slice(4096, 1024).Clear();
-        Kit.EduRoundTrip(edu.Device, mapping.Iova, mapping.Iova + 4096);
+        Kit.EduRoundTrip(edu, mapping.Iova, mapping.Iova + 4096);
         kernel.DmaFaults.ShouldNotBeEmpty();
         kernel.DmaFaults[0].Iova.ShouldBe(mapping.Iova);
         buffer.Span.Slice(4096, 1024).ToArray().ShouldAllBe(b => b == 0);
@@ -110,7 +110,7 @@ public sealed class AttachTests
 
         using AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         kernel.GetState().DmaMappings.ShouldBe(1);
-        Kit.RoundTripThrough(a.Device, buffer);
+        Kit.RoundTripThrough(a, buffer);
 
         // The second group cannot join the first container (as when the kernel refuses SET_CONTAINER): it gets its own.
         kernel.Faults.FailIoctl(VfioUapi.VFIO_GROUP_SET_CONTAINER, 1, Errno.EPERM);
@@ -118,7 +118,7 @@ public sealed class AttachTests
         b.Container.ShouldNotBeSameAs(a.Container);
         space.Containers.Count.ShouldBe(2);
         kernel.GetState().DmaMappings.ShouldBe(2);
-        Kit.RoundTripThrough(b.Device, buffer);
+        Kit.RoundTripThrough(b, buffer);
         kernel.DmaFaults.ShouldBeEmpty();
 
         b.Dispose();
@@ -204,7 +204,7 @@ public sealed class AttachTests
         Span<ulong> bits = stackalloc ulong[1];
         container.ReadDirtyBitmap(mapping.Iova, mapping.Size, 4096, bits); // clears what START marked
         bits.Clear();
-        Kit.EduRoundTrip(edu.Device, mapping.Iova, mapping.Iova + 0x2000);
+        Kit.EduRoundTrip(edu, mapping.Iova, mapping.Iova + 0x2000);
         container.ReadDirtyBitmap(mapping.Iova, mapping.Size, 4096, bits);
         (bits[0] & 0b0100).ShouldBe(0b0100UL);
         container.StopDirtyTracking();

@@ -33,7 +33,7 @@ internal static class Kit
     internal static VfioDeviceSource Source(string name) => VfioDeviceSource.Pci(name);
 
     /// <summary>Copies 1 KiB from <paramref name="from"/> into edu's buffer and back out to <paramref name="to"/>.</summary>
-    internal static void EduRoundTrip(VfioDevice edu, ulong from, ulong to)
+    internal static void EduRoundTrip(AttachedDevice edu, ulong from, ulong to)
     {
         using var driver = new EduDriver(edu, useMmap: true);
         driver.EnableBusMaster();
@@ -45,7 +45,7 @@ internal static class Kit
 
     /// <summary>Fills the first KiB of <paramref name="buffer"/> with a pattern and the second page's first KiB with
     /// zeros, runs the round trip page 0 → edu → page 1 and checks the bytes arrived.</summary>
-    internal static void RoundTripThrough(VfioDevice edu, DmaBuffer buffer)
+    internal static void RoundTripThrough(AttachedDevice edu, DmaBuffer buffer)
     {
         ulong iova = buffer.Iova;
         byte[] pattern = Pattern();

@@ -25,7 +25,7 @@ public sealed class SerialTests
         AttachedDevice a = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
         AttachedDevice b = backend.AttachDevice(Kit.Source(Kit.Edu3), space);
         using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x2000, DmaAccess.ReadWrite, Kit.EduMask);
-        Kit.RoundTripThrough(a.Device, buffer);
+        Kit.RoundTripThrough(a, buffer);
         Kit.ProcessFdCount().ShouldBeGreaterThanOrEqualTo(before + 5);
 
         a.Dispose();
@@ -68,7 +68,7 @@ public sealed class SerialTests
                 backend.CanAttach(Kit.Source(Kit.Edu2), out string reason).ShouldBeTrue(reason);
                 using AttachedDevice edu = backend.AttachDevice(Kit.Source(Kit.Edu2), space);
                 using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x2000, DmaAccess.ReadWrite, Kit.EduMask);
-                Kit.RoundTripThrough(edu.Device, buffer);
+                Kit.RoundTripThrough(edu, buffer);
                 kernel.DmaFaults.ShouldBeEmpty();
 
                 // A group without a passed fd needs its node, which the worker may not open.
@@ -99,7 +99,7 @@ public sealed class SerialTests
             container.Features.HasFlag(IommuBackendFeatures.DirtyTracking).ShouldBeFalse();
             using DmaBuffer buffer = DmaBuffer.Allocate(space, 0x2000, DmaAccess.ReadWrite, Kit.EduMask);
             kernel.GetState().DmaMappings.ShouldBe(1);
-            Kit.RoundTripThrough(edu.Device, buffer);
+            Kit.RoundTripThrough(edu, buffer);
             kernel.DmaFaults.ShouldBeEmpty();
         }
         kernel.GetState().IsEmpty.ShouldBeTrue();

@@ -51,7 +51,7 @@ public sealed class SpaprHandoverTests
         DmaBuffer buffer = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, Kit.EduMask);
         container.IovaRanges.ShouldBe([new IovaRange(0, Window - 1)]);
         kernel.GetState().DmaMappings.ShouldBe(2, "one TCE per 4 KiB page");
-        Kit.RoundTripThrough(edu.Device, buffer);
+        Kit.RoundTripThrough(edu, buffer);
 
         buffer.Dispose();
         container.IovaRanges.ShouldBeEmpty("the window went with its last mapping");

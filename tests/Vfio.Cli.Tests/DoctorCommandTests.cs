@@ -19,8 +19,8 @@ public sealed class DoctorCommandTests
         result.Out.ShouldContain("[ok]   dma_entry_limit: 65535 Type1 mappings per container, enough for the plan's 1");
         result.Out.ShouldContain("[ok]   access /dev/vfio/devices/vfio0: read/write");
         // The testbed's bridge group (edu 01:01.0 with virtio-rng-pci on virtio-pci) cannot be attached; the others can.
-        result.Out.ShouldContain("[warn] VFIO devices: 1 of 4 in a group that is not viable (group 5 of 0000:01:01.0: 0000:01:02.0 is bound to virtio-pci)");
-        result.Out.ShouldContain("19 checks: 0 failed, 1 warning(s)");
+        result.Out.ShouldContain("[warn] VFIO devices: 1 of 7 in a group that is not viable (group 5 of 0000:01:01.0: 0000:01:02.0 is bound to virtio-pci)");
+        result.Out.ShouldContain("25 checks: 0 failed, 1 warning(s)");
         kernel.GetState().IsEmpty.ShouldBeTrue();
     }
 
@@ -89,7 +89,7 @@ public sealed class DoctorCommandTests
         check.Status.ShouldBe("fail");
         check.Detail.ShouldBe("permission denied (EACCES)");
         check.Fix!.ShouldContain("udev rule");
-        result.Json.GetProperty("failed").GetInt32().ShouldBe(10);   // vfio, iommu, groups 2-5, cdevs vfio0-3
+        result.Json.GetProperty("failed").GetInt32().ShouldBe(16);   // vfio, iommu, groups 2-5, 7, 11, 12, cdevs vfio0-6
     }
 
     [Fact]

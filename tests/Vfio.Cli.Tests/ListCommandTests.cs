@@ -92,13 +92,15 @@ public sealed class ListCommandTests
         CliRun.Row(lines, SimulatedMachines.VirtioRng).ShouldBe([SimulatedMachines.VirtioRng, "1af4:1005", "virtio-pci", "5", "no:", "0000:01:02.0", "(virtio-pci)", "-", "none"]);
         lines.ShouldContain("0000:00:05.0: not usable: a PCI bridge (class 0x060400), which VFIO does not assign; the viability of its IOMMU group 5 matters for the devices behind it");
         lines.ShouldContain("0000:01:01.0: not usable: IOMMU group 5 is not viable: 0000:01:02.0 is bound to virtio-pci");
-        result.Out.ShouldNotContain("bind it to vfio-pci");
+        // Only the driverless second function of the edu behind the second root port is asked to be bound.
+        lines.Where(static l => l.Contains("bind it to vfio-pci", StringComparison.OrdinalIgnoreCase)).ShouldBe(
+            ["0000:03:00.1: not usable: bound to no driver (bind it to vfio-pci)"]);
 
         JsonElement[] devices = [.. CliRun.Run(kernel, ["list", "--simulate", "--json"]).Json.GetProperty("devices").EnumerateArray()];
         JsonElement bridge = devices.Single(static d => d.GetProperty("name").GetString() == SimulatedMachines.Bridge);
         (bridge.GetProperty("pciClass").GetString(), bridge.GetProperty("pciBridge").GetBoolean()).ShouldBe(("0x060400", true));
         bridge.GetProperty("notUsableBecause").EnumerateArray().ShouldHaveSingleItem().GetString()!.ShouldStartWith("a PCI bridge (class 0x060400)");
-        devices.Where(static d => d.GetProperty("pciBridge").GetBoolean()).Select(static d => d.GetProperty("name").GetString()).ShouldBe([SimulatedMachines.Bridge]);
+        devices.Where(static d => d.GetProperty("pciBridge").GetBoolean()).Select(static d => d.GetProperty("name").GetString()).ShouldBe([SimulatedMachines.Bridge, SimulatedMachines.RootPort, SimulatedMachines.RootPort2]);
         JsonElement edu = devices.Single(static d => d.GetProperty("name").GetString() == SimulatedMachines.Edu);
         edu.GetProperty("pciClass").GetString().ShouldBe("0x00ff00");
         kernel.GetState().IsEmpty.ShouldBeTrue();

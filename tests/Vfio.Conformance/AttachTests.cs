@@ -120,13 +120,13 @@ public sealed class AttachTests
 
         using DmaBuffer buffer = DmaBufferPages.Allocate(space, 4);
         DmaMapping mapping = buffer.Mapping;
-        Edu.RoundTrip(first.Device, buffer, mapping.Iova, page: 0, seed: 1);
-        Edu.RoundTrip(second.Device, buffer, mapping.Iova, page: 2, seed: 2);
+        Edu.RoundTrip(first, buffer, mapping.Iova, page: 0, seed: 1);
+        Edu.RoundTrip(second, buffer, mapping.Iova, page: 2, seed: 2);
 
         // Detaching one keeps the container for the other.
         first.Dispose();
         space.Containers.ShouldHaveSingleItem().ShouldBeSameAs(container);
-        Edu.RoundTrip(second.Device, buffer, mapping.Iova, page: 0, seed: 3);
+        Edu.RoundTrip(second, buffer, mapping.Iova, page: 0, seed: 3);
     }
 
     [Theory]
@@ -159,8 +159,8 @@ public sealed class AttachTests
         using DmaBuffer buffer = DmaBufferPages.Allocate(first.Space, 2);
         DmaMapping a = buffer.Mapping;
         DmaMapping b = second.Space.Map(buffer.Address, buffer.Size, DmaAccess.ReadWrite, Vfio.Samples.Edu.EduDriver.DefaultDmaMask);
-        Edu.RoundTrip(first.Device, buffer, a.Iova, page: 0, seed: 4);
-        Edu.RoundTrip(second.Device, buffer, b.Iova, page: 0, seed: 5);
+        Edu.RoundTrip(first, buffer, a.Iova, page: 0, seed: 4);
+        Edu.RoundTrip(second, buffer, b.Iova, page: 0, seed: 5);
         second.Space.Unmap(b);   // before the buffer frees the memory
     }
 }

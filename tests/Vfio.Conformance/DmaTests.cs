@@ -31,8 +31,8 @@ public sealed class DmaTests
         space.TryFind(mapping.Iova + 4096, out DmaMapping found).ShouldBeTrue();
         found.ShouldBe(mapping);
 
-        Edu.RoundTrip(attached.Device, buffer, mapping.Iova, page: 0, seed: 11);
-        Edu.RoundTrip(attached.Device, buffer, mapping.Iova, page: 2, seed: 12);
+        Edu.RoundTrip(attached, buffer, mapping.Iova, page: 0, seed: 11);
+        Edu.RoundTrip(attached, buffer, mapping.Iova, page: 2, seed: 12);
 
         buffer.Dispose();   // unmaps, then frees
         space.MappingCount.ShouldBe(0);
@@ -52,7 +52,7 @@ public sealed class DmaTests
         AttachedDevice attached = rig.Attach(Target.Edu);
         DmaSpace space = attached.Space;
         using DmaBuffer buffer = DmaBufferPages.Allocate(space, 2);
-        using var edu = new EduDriver(attached.Device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         edu.EnableBusMaster();
 
         DmaMapping mapping = buffer.Mapping;
@@ -99,7 +99,7 @@ public sealed class DmaTests
         Should.Throw<VfioDmaException>(() => attached.Space.Map(memory.Address, memory.Size, DmaAccess.ReadWrite))
             .Hint.ShouldNotBeNull().ShouldContain(nameof(PhysicalDmaBuffer));
 
-        using var edu = new EduDriver(attached.Device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         edu.EnableBusMaster();
         byte[] pattern = Patterns.Make(1024, 31);
         pattern.CopyTo(memory.GetSpan(0, 1024));

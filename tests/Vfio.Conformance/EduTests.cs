@@ -10,7 +10,7 @@ internal static class Edu
 {
     /// <summary>Copies 1 KiB from page <paramref name="page"/> of <paramref name="buffer"/> (mapped at
     /// <paramref name="iova"/>) into edu and back out to the next page, and checks the bytes arrived.</summary>
-    internal static void RoundTrip(VfioDevice device, DmaBuffer buffer, ulong iova, int page, int seed)
+    internal static void RoundTrip(AttachedDevice device, DmaBuffer buffer, ulong iova, int page, int seed)
     {
         using var edu = new EduDriver(device, useMmap: true);
         edu.EnableBusMaster();
@@ -34,7 +34,7 @@ public sealed class EduTests
     {
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
-        using var edu = new EduDriver(attached.Device, mmap);
+        using var edu = new EduDriver(attached, mmap);
 
         edu.ReadIdentification().ShouldBe(EduDriver.Identification);
         edu.CheckLiveness(0x12345678).ShouldBe(~0x12345678u);

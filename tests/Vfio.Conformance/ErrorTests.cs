@@ -61,7 +61,7 @@ public sealed class ErrorTests
 
         // Nothing changed: the first mapping is the only one and DMA through it works.
         space.MappingCount.ShouldBe(1);
-        Edu.RoundTrip(attached.Device, buffer, mapping.Iova, page: 0, seed: 31);
+        Edu.RoundTrip(attached, buffer, mapping.Iova, page: 0, seed: 31);
     }
 
     [Theory]
@@ -75,7 +75,7 @@ public sealed class ErrorTests
         Should.Throw<ArgumentException>(() => VfioDeviceSource.Parse("0000:00:02.0/../0000:00:04.0"));
         // Nothing was opened: the device attaches normally afterwards.
         using AttachedDevice edu = rig.Attach(Target.Edu);
-        new EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(EduDriver.Identification);
+        new EduDriver(edu, useMmap: false).ReadIdentification().ShouldBe(EduDriver.Identification);
     }
 
     [Theory]
@@ -95,7 +95,7 @@ public sealed class ErrorTests
 
         edu.IsAttached.ShouldBeTrue();
         space.Containers.ShouldHaveSingleItem().Devices.ShouldHaveSingleItem().ShouldBeSameAs(edu);
-        new EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(EduDriver.Identification);
+        new EduDriver(edu, useMmap: false).ReadIdentification().ShouldBe(EduDriver.Identification);
     }
 
     [Theory]

@@ -21,7 +21,7 @@ public sealed class InterruptTests
     {
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
-        using var edu = new EduDriver(attached.Device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         edu.EnableBusMaster();   // an MSI is a memory write by the device
         using var msi = new InterruptEvent();
         attached.Device.SetIrqEventFds(Msi, 0, [msi]);
@@ -53,7 +53,7 @@ public sealed class InterruptTests
     {
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
-        using var edu = new EduDriver(attached.Device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         using var intx = new InterruptEvent();
         attached.Device.SetIrqEventFds(Intx, 0, [intx]);
 
@@ -81,7 +81,7 @@ public sealed class InterruptTests
         AttachedDevice attached = rig.Attach(Target.Edu);
         VfioDevice device = attached.Device;
         device.GetIrq(Intx).Flags.ShouldBe(VfioIrqFlags.EventFd | VfioIrqFlags.Maskable | VfioIrqFlags.Automasked);
-        using var edu = new EduDriver(device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         using var intx = new InterruptEvent();
         device.SetIrqEventFds(Intx, 0, [intx]);
 

@@ -147,7 +147,7 @@ public sealed class IsolationTests
 
         // The other devices are unaffected.
         using AttachedDevice first = rig.Attach(Target.Edu, space);
-        new Vfio.Samples.Edu.EduDriver(first.Device, useMmap: false).ReadIdentification().ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
+        new Vfio.Samples.Edu.EduDriver(first, useMmap: false).ReadIdentification().ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
         Should.Throw<VfioDeviceUnusableException>(() => rig.Attach(edu, space)).Message.ShouldContain("not viable");
         space.Containers.ShouldHaveSingleItem().Devices.ShouldHaveSingleItem().ShouldBeSameAs(first);
     }
@@ -192,7 +192,7 @@ public sealed class IsolationTests
 
             // The other devices are unaffected.
             using AttachedDevice edu = rig.Attach(Target.Edu);
-            new Vfio.Samples.Edu.EduDriver(edu.Device, useMmap: false).ReadIdentification().ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
+            new Vfio.Samples.Edu.EduDriver(edu, useMmap: false).ReadIdentification().ShouldBe(Vfio.Samples.Edu.EduDriver.Identification);
         }
         if (Target.IsKernel)
         {

@@ -96,6 +96,20 @@ public static class Target
     /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
     internal static string Nvme => Devices.Nvme;
 
+    /// <summary>QEMU's pci-testdev at 00:10.0 (a memory, an I/O and a 64-bit prefetchable BAR), alone in its IOMMU group.</summary>
+    internal static string PciTestDev => Devices.PciTestDev;
+
+    /// <summary>The edu alone behind the PCIe root port at 00:11.0 (02:00.0), with an option ROM: the kernel allows its
+    /// bus to be reset.</summary>
+    internal static string EduBehindRootPort => Devices.EduBehindRootPort;
+
+    /// <summary>Function 0 of the two-function edu behind the root port at 00:12.0 (03:00.0), bound to vfio-pci; a bus
+    /// reset also resets <see cref="EduPeerWithoutDriver"/>.</summary>
+    internal static string EduWithPeer => Devices.EduWithPeer;
+
+    /// <summary>Function 1 of that edu (03:00.1), left without a driver.</summary>
+    internal const string EduPeerWithoutDriver = Vfio.Simulator.SimulatedMachines.EduPeerWithoutDriver;
+
     /// <summary>The virtio-mmio rng platform device's name.</summary>
     internal static string Rng => Devices.Rng ?? throw new InvalidOperationException("No virtio-mmio rng device is bound for VFIO in this guest.");
 
@@ -111,10 +125,14 @@ public static class Target
 
     private static KernelDevices Devices => IsKernel
         ? s_kernel.Value ?? throw new InvalidOperationException("/run/results/testbed/bound is missing: not in the testbed guest?")
-        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", Vfio.Simulator.SimulatedMachines.EduBehindBridge, SimulatedRng, SimulatedBlk);
+        : new KernelDevices("0000:00:02.0", "0000:00:04.0", "0000:00:03.0", Vfio.Simulator.SimulatedMachines.EduBehindBridge, SimulatedRng, SimulatedBlk,
+            Vfio.Simulator.SimulatedMachines.PciTestDev, Vfio.Simulator.SimulatedMachines.EduBehindRootPort, Vfio.Simulator.SimulatedMachines.EduWithPeer);
 
     /// <summary>The IOMMU modes: DMA through an IOMMU (Type1, iommufd, iommufd as a Type1 container).</summary>
     public static TheoryData<Mode> IommuModes() => Data(IsIommu);
+
+    /// <summary>The backends whose hot-reset proof is group fds: legacy Type1 and iommufd as a container.</summary>
+    public static TheoryData<Mode> GroupFdModes() => Data(m => m is Mode.Legacy or Mode.IommuFdCompat);
 
     /// <summary>The iommufd backend only.</summary>
     public static TheoryData<Mode> IommuFdModes() => Data(m => m is Mode.IommuFd);
@@ -224,10 +242,14 @@ public static class Target
             Pci("0000:00:03.0") ?? "(nvme 0000:00:03.0 not bound)",
             Pci("0000:01:01.0") ?? "(edu 0000:01:01.0 not bound)",
             VirtioMmio(4),
-            VirtioMmio(2));
+            VirtioMmio(2),
+            Pci("0000:00:10.0") ?? "(pci-testdev 0000:00:10.0 not bound)",
+            Pci("0000:02:00.0") ?? "(edu 0000:02:00.0 not bound)",
+            Pci("0000:03:00.0") ?? "(edu 0000:03:00.0 not bound)");
     }
 
-    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng, string? Blk);
+    private sealed record KernelDevices(string Edu, string Edu2, string Nvme, string EduBehindBridge, string? Rng, string? Blk,
+        string PciTestDev, string EduBehindRootPort, string EduWithPeer);
 }
 
 /// <summary>Pages of a <see cref="DmaBuffer"/> (Core's DMA memory, allocated and mapped in one call).</summary>

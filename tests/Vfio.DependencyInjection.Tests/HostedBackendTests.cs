@@ -161,7 +161,7 @@ public sealed class HostedBackendTests
         DmaMapping mapping = memory.Mapping;
         Span<byte> buffer = memory.Span;
         Random.Shared.NextBytes(buffer[..1024]);
-        using var edu = new EduDriver(device.Device, useMmap: true);
+        using var edu = new EduDriver(device, useMmap: true);
         edu.EnableBusMaster();
         edu.DmaToDevice(mapping.Iova, 0, 1024, s_timeout);
         edu.DmaFromDevice(0, mapping.Iova + 4096, 1024, s_timeout);

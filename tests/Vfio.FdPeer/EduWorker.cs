@@ -62,7 +62,7 @@ public static class EduWorker
             using DmaBuffer memory = DmaBuffer.Allocate(space, 2 * 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
             Span<byte> buffer = memory.Span;
 
-            using var driver = new EduDriver(edu.Device, useMmap: true);
+            using var driver = new EduDriver(edu, useMmap: true);
             driver.ReadIdentification().ToString("x8", CultureInfo.InvariantCulture).ShouldBeFor("identification", EduDriver.Identification.ToString("x8", CultureInfo.InvariantCulture));
             driver.EnableBusMaster();
             byte[] pattern = new byte[1024];

@@ -12,7 +12,11 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
   --shape S          pci (default): q35 + intel-iommu + edu (02.0) + nvme (03.0) + edu (04.0), each alone in
                      its IOMMU group (2, 3, 4); a conventional PCI bridge (05.0, no driver) with edu (01:01.0,
                      bound to vfio-pci) and virtio-rng-pci (01:02.0, left on the host's virtio-pci driver)
-                     behind it: all three in IOMMU group 5, which is therefore not viable
+                     behind it: all three in IOMMU group 5, which is therefore not viable; QEMU's
+                     pci-testdev (10.0: a memory BAR, an I/O BAR and a 64-bit prefetchable 2 MiB BAR); a
+                     PCIe root port (11.0) with edu alone behind it (02:00.0, with a 4 KiB option ROM the run
+                     writes to a temporary file), so the kernel allows a bus reset; a second root port (12.0)
+                     with a two-function edu (03:00.0 bound to vfio-pci, 03:00.1 left without a driver)
                      pci-intremap-off: the same with intel-iommu,intremap=off
                      noiommu: q35 without IOMMU, vfio no-IOMMU mode, edu with a 64-bit DMA mask
                      platform: microvm + virtio-mmio rng and virtio-blk (1 MiB scratch image), no IOMMU,
@@ -29,7 +33,8 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
   --bind LIST        devices to bind for VFIO, comma-separated: none | pci:BDF | platform:NAME |
                      virtio-mmio:ID (the transport carrying virtio device ID). Default: pci shapes
                      pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0 (edu, nvme, edu, edu
-                     behind the bridge); platform virtio-mmio:4,virtio-mmio:2 (rng, blk)
+                     behind the bridge), then pci:0000:00:10.0,pci:0000:02:00.0,pci:0000:03:00.0 (pci-testdev,
+                     the edus behind the root ports); platform virtio-mmio:4,virtio-mmio:2 (rng, blk)
   --share DIR[:ro|:rw]  also share host folder DIR at the same path in the guest (default ro; repeatable)
   --append ARGS      extra kernel command-line arguments
   --qemu-arg ARG     extra QEMU argument (repeatable)
@@ -88,7 +93,7 @@ esac
 [[ $smp =~ ^[0-9]+$ ]] || tb_die "--smp wants a number"
 [[ $cwd == /* ]] || tb_die "--cwd wants an absolute path"
 case "$shape" in
-  pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0}" ;;
+  pci|pci-intremap-off|noiommu) : "${bind:=pci:0000:00:02.0,pci:0000:00:03.0,pci:0000:00:04.0,pci:0000:01:01.0,pci:0000:00:10.0,pci:0000:02:00.0,pci:0000:03:00.0}" ;;
   platform) : "${bind:=virtio-mmio:4,virtio-mmio:2}" ;;
   *) tb_die "unknown shape '$shape' (pci, pci-intremap-off, noiommu, platform)" ;;
 esac
@@ -231,17 +236,29 @@ qemu=("$QEMU" -accel "tcg,thread=${VFIO_TESTBED_TCG_THREAD:-single}" -cpu max -m
       -d guest_errors -D "$TB/qemu-guest-errors.log"
       -chardev "file,id=con,path=$(qv "$TB/serial.log")" -serial chardev:con
       -kernel "$kernel" -initrd "$initrd")
-nvme_img= blk_img=
+nvme_img= blk_img= rom_file=
 cleanup() {
   [ -z "${tail_pids:-}" ] || kill $tail_pids 2>/dev/null || true
   [ -z "$nvme_img" ] || rm -f "$nvme_img"
   [ -z "$blk_img" ] || rm -f "$blk_img"
+  [ -z "$rom_file" ] || rm -f "$rom_file"
+}
+# A 4 KiB option ROM for the edu behind the first root port, as Linux's pci_get_rom_size accepts it: the 0x55 0xAA
+# signature, the PCI data structure ("PCIR" at 0x20: edu's IDs and class, an image of 8 x 512 bytes, code type 3 (EFI),
+# the last-image bit) and a marker at 0x40 the tests read. Byte 2 (the legacy size) is 0 so the firmware does not run it.
+write_option_rom() {
+  { printf '\x55\xaa\x00'; head -c 21 /dev/zero; printf '\x20\x00'; head -c 6 /dev/zero
+    printf 'PCIR\x34\x12\xe8\x11\x00\x00\x18\x00\x00\x00\xff\x00\x08\x00\x00\x00\x03\x80\x00\x00'
+    head -c 8 /dev/zero; printf 'VFIO for .NET option ROM'; } > "$1"
+  truncate -s 4096 "$1"
 }
 trap cleanup EXIT
 case "$shape" in
   pci|pci-intremap-off|noiommu)
     nvme_img=$(mktemp "${TMPDIR:-/tmp}/vfio-testbed-nvme.XXXXXX")
     truncate -s 64M "$nvme_img"
+    rom_file=$(mktemp "${TMPDIR:-/tmp}/vfio-testbed-rom.XXXXXX")
+    write_option_rom "$rom_file"
     qemu+=(-M q35)
     case "$shape" in
       pci) qemu+=(-device intel-iommu); kargs="$kargs intel_iommu=on" ;;
@@ -253,12 +270,22 @@ case "$shape" in
     # bridge and all of them in one IOMMU group (5). The edu there is bound to vfio-pci, the virtio-rng stays on
     # virtio-pci (built in), which claims DMA ownership of the group. Without an IOMMU (noiommu) there are no groups
     # and that edu gets a no-IOMMU group of its own. The 9p transports take the next free slots (00:01.0, 00:06.0...).
+    # PCI's own cases (Devices.Pci): pci-testdev for BAR decoding (memory, I/O, 64-bit prefetchable); a root port with
+    # edu alone on its secondary bus (bus 02), where the kernel allows a bus reset (a hot reset under both backends, and
+    # vfio-pci's function reset by the "bus" method) and which carries an option ROM; a second root port (bus 03) with
+    # a two-function edu whose second function stays without a driver, so a hot reset of 03:00.0 affects a device no
+    # VFIO user owns.
     edu_mask=; [ "$shape" = noiommu ] && edu_mask=,dma_mask=0xffffffffffffffff
     qemu+=(-device "edu,addr=02.0$edu_mask" -device "edu,addr=04.0$edu_mask"
            -device pci-bridge,id=br1,chassis_nr=1,bus=pcie.0,addr=05.0
            -device "edu,bus=br1,addr=01.0$edu_mask" -device virtio-rng-pci,bus=br1,addr=02.0
            -drive "file=$(qv "$nvme_img"),if=none,id=nv0,format=raw"
            -device nvme,addr=03.0,serial=vfiotestbed,drive=nv0
+           -device pci-testdev,addr=10.0,membar=2M
+           -device pcie-root-port,id=rp1,bus=pcie.0,chassis=2,slot=1,addr=11.0
+           -device "edu,bus=rp1,addr=00.0,romfile=$(qv "$rom_file")$edu_mask"
+           -device pcie-root-port,id=rp2,bus=pcie.0,chassis=3,slot=2,addr=12.0
+           -device "edu,bus=rp2,addr=00.0,multifunction=on$edu_mask" -device "edu,bus=rp2,addr=00.1$edu_mask"
            -virtfs "local,path=/,mount_tag=hostroot,$P9,readonly=on,multidevs=remap"
            -virtfs "local,path=$(qv "$results"),mount_tag=results,$P9")
     for i in "${!mount_lines[@]}"; do
