@@ -111,6 +111,7 @@ run_host_tier host-abi tests/Vfio.Abi.Tests
 run_host_tier host-simulator tests/Vfio.Simulator.Tests
 run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
 run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
+run_host_tier host-spapr tests/Vfio.Backends.SpaprTce.Tests   # sPAPR TCE v1/v2, windows, pre-registration, EEH on the simulated POWER host
 run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
 run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
 run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
