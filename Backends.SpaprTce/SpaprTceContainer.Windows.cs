@@ -178,14 +178,9 @@ public sealed partial class SpaprTceContainer
     /// <summary>Creates a window: levels from QEMU's estimate, retried with one more up to the host's maximum.</summary>
     private unsafe Window CreateWindow(int pageShift, ulong size, ulong iova)
     {
-        int levels = EstimateLevels(size, pageShift, (ulong)Environment.SystemPageSize);
-        if (levels > MaxLevels)
-        {
-            throw new VfioDmaException(DmaMappingFailure.LimitReached, CreateOperation, Name,
-                string.Create(CultureInfo.InvariantCulture,
-                    $"a DMA window of 0x{size:x} bytes with 0x{1UL << pageShift:x}-byte TCEs for IOVA 0x{iova:x} needs {levels} TCE table levels; the host allows {MaxLevels}"),
-                "Map smaller sections at lower IOVAs, or use a host page size the host offers with larger pages.");
-        }
+        // An estimate above the host's limit starts at the limit: a platform with one level (pseries) allocates the
+        // whole table itself, and the kernel is the judge.
+        int levels = Math.Min(EstimateLevels(size, pageShift, (ulong)Environment.SystemPageSize), MaxLevels);
         int rc = 0;
         for (; levels <= MaxLevels; levels++)
         {

@@ -120,6 +120,19 @@ public sealed class SpaprTceV2Tests
     }
 
     [Fact]
+    public void HostWithOneLevel_AsPseries_StartsAtItsLimit()
+    {
+        using var rig = new PowerRig(t => t.SpaprMaxLevels = 1);
+        var (_, _, space, edu, container) = rig;
+        container.MaxLevels.ShouldBe(1);
+
+        using DmaBuffer memory = DmaBuffer.Allocate(space, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
+
+        container.Windows.ShouldHaveSingleItem().Levels.ShouldBe(1);
+        PowerKit.DmaRoundTrip(edu, memory);
+    }
+
+    [Fact]
     public void CreateFailingAtEveryLevel_IsATypedError_AndLeavesNothing()
     {
         using var rig = new PowerRig();
