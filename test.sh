@@ -111,6 +111,7 @@ run_host_tier host-abi tests/Vfio.Abi.Tests
 run_host_tier host-simulator tests/Vfio.Simulator.Tests
 run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
 run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
+run_host_tier host-spapr tests/Vfio.Backends.SpaprTce.Tests   # sPAPR TCE v1/v2, windows, pre-registration, EEH on the simulated POWER host
 run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
 run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
 run_host_tier host-pci tests/Vfio.Devices.Pci.Tests             # Devices.Pci: capability walker, BAR decoding, MSI-X holes (pure logic), PCI devices on the simulator
@@ -180,13 +181,13 @@ PY
   mode_lines "$tier" "$dir/Vfio.Conformance.xml"
 }
 
-# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform|intremap-off); each
+# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform|intremap-off|spapr); each
 # boot runs the families its shape provides, so every case runs on the real kernel in exactly the boots that have its
 # devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
-# simulator's host-conformance tier runs every case).
-run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off" \
+# simulator's host-conformance tier runs every case). Modes=spapr (sPAPR TCE) has no guest: simulator only.
+run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" \
   tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests
-run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off" tests/Vfio.Conformance
+run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" tests/Vfio.Conformance
 run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
 run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance
 

@@ -25,9 +25,15 @@ namespace Vfio.Backends.Legacy;
 /// built with (a package registers one); a host whose container offers only a type no handler drives is a
 /// <see cref="VfioBackendUnavailableException"/> that names the package to register.
 /// </para>
+/// <para>
+/// Not sealed for one purpose: a package whose container IOMMU type has a configuration name of its own (sPAPR TCE's
+/// <c>spapr-tce</c>) derives a backend that drives only its handlers' types, through the protected constructor; the
+/// container logic stays here: such a backend overrides only <see cref="Name"/> and <see cref="Features"/> (attach,
+/// detach and availability are sealed; availability then means a container offers one of the handlers' types).
+/// </para>
 /// <para>Thread-safe: attach and detach are serialized.</para>
 /// </remarks>
-public sealed class LegacyBackend : IommuBackend
+public class LegacyBackend : IommuBackend
 {
     /// <summary>The backend's configuration name.</summary>
     public const string BackendName = "legacy";
@@ -38,6 +44,7 @@ public sealed class LegacyBackend : IommuBackend
 
     private readonly Dictionary<int, LegacyGroup> _groups = [];
     private readonly LegacyIommuTypeHandler[] _handlers;
+    private readonly bool _handledTypesOnly;
     private LegacyContainer? _passedContainerUser;
 
     /// <summary>Creates the backend.</summary>
@@ -49,6 +56,21 @@ public sealed class LegacyBackend : IommuBackend
     /// null or empty for none.</param>
     public LegacyBackend(IKernel kernel, VfioOptions? options = null, VfioFdStore? fdStore = null, ILogger? logger = null,
         IEnumerable<LegacyIommuTypeHandler>? iommuTypeHandlers = null)
+        : this(kernel, options, fdStore, logger, iommuTypeHandlers, handledTypesOnly: false)
+    {
+    }
+
+    /// <summary>Creates a backend that drives only the IOMMU types of <paramref name="iommuTypeHandlers"/> (never Type1
+    /// or no-IOMMU), for a derived backend with a configuration name of its own (<c>spapr-tce</c>).</summary>
+    /// <param name="kernel">The kernel port.</param>
+    /// <param name="options">The configuration; null for defaults.</param>
+    /// <param name="fdStore">Where named passed fds are looked up; null when only inherited fd numbers are used.</param>
+    /// <param name="logger">Where attaches, detaches and warnings are logged; null for none.</param>
+    /// <param name="iommuTypeHandlers">The handlers whose types this backend drives; at least one.</param>
+    /// <param name="handledTypesOnly">True to skip Type1 and no-IOMMU: a container that offers none of the handlers'
+    /// types is a <see cref="VfioBackendUnavailableException"/> naming the legacy backend.</param>
+    protected LegacyBackend(IKernel kernel, VfioOptions? options, VfioFdStore? fdStore, ILogger? logger,
+        IEnumerable<LegacyIommuTypeHandler>? iommuTypeHandlers, bool handledTypesOnly)
         : base(kernel, options, fdStore, logger)
     {
         _handlers = iommuTypeHandlers is null ? [] : [.. iommuTypeHandlers];
@@ -56,6 +78,11 @@ public sealed class LegacyBackend : IommuBackend
         {
             ArgumentNullException.ThrowIfNull(handler, nameof(iommuTypeHandlers));
         }
+        if (handledTypesOnly && _handlers.Length == 0)
+        {
+            throw new ArgumentException("A backend that drives only its handlers' IOMMU types needs at least one handler.", nameof(iommuTypeHandlers));
+        }
+        _handledTypesOnly = handledTypesOnly;
     }
 
     /// <inheritdoc/>
@@ -77,7 +104,7 @@ public sealed class LegacyBackend : IommuBackend
     private string ContainerPath => Options.IommuFdAsContainer ? IommuNode : ContainerNode;
 
     /// <inheritdoc/>
-    protected override bool IsAvailableCore(out string reason)
+    protected sealed override bool IsAvailableCore(out string reason)
     {
         if (Options.IommuFdAsContainer ? Options.IommuFd is not null : Options.ContainerFd is not null)
         {
@@ -91,12 +118,43 @@ public sealed class LegacyBackend : IommuBackend
                 : "/dev/vfio/vfio is missing (the kernel lacks CONFIG_VFIO_CONTAINER, or vfio is not loaded)";
             return false;
         }
+        if (_handledTypesOnly)
+        {
+            return OffersHandledType(out reason);
+        }
         reason = ContainerPath + " exists";
         return true;
     }
 
+    /// <summary>For a backend of handled types only: whether a fresh container offers one of them (the fd is closed
+    /// again at once). The reason names the type found, or what the container offers instead.</summary>
+    private bool OffersHandledType(out string reason)
+    {
+        int rc = Kernel.Open(ContainerPath, OpenFlags.ReadWrite, out SafeFileHandle fd);
+        using (fd)
+        {
+            if (rc < 0)
+            {
+                reason = $"{ContainerPath} cannot be opened ({(Errno)(-rc)})";
+                return false;
+            }
+            string name = ContainerPath;
+            if (FindHandledType(fd, name, out LegacyIommuTypeHandler? handler) is uint type)
+            {
+                bool type1 = CheckExtension(fd, name, VfioUapi.VFIO_TYPE1v2_IOMMU) || CheckExtension(fd, name, VfioUapi.VFIO_TYPE1_IOMMU);
+                reason = string.Create(CultureInfo.InvariantCulture,
+                    $"{name} offers IOMMU type {type} ({handler!.Name}){(type1 ? " besides Type1" : " instead of Type1")}");
+                return true;
+            }
+            reason = CheckExtension(fd, name, VfioUapi.VFIO_TYPE1v2_IOMMU) || CheckExtension(fd, name, VfioUapi.VFIO_TYPE1_IOMMU)
+                ? $"{name} offers Type1 (the legacy backend's), not {string.Join(" or ", _handlers.Select(static h => h.Name))}"
+                : $"{name} offers none of the IOMMU types of {string.Join(", ", _handlers.Select(static h => h.Name))}";
+            return false;
+        }
+    }
+
     /// <inheritdoc/>
-    protected override bool CanAttachCore(VfioDeviceSource device, out string reason)
+    protected sealed override bool CanAttachCore(VfioDeviceSource device, out string reason)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (device.DeviceFd is not null || device.SysfsPath is null)
@@ -131,7 +189,7 @@ public sealed class LegacyBackend : IommuBackend
     }
 
     /// <inheritdoc/>
-    protected override AttachedDevice AttachDeviceCore(VfioDeviceSource device, DmaSpace space)
+    protected sealed override AttachedDevice AttachDeviceCore(VfioDeviceSource device, DmaSpace space)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(space);
@@ -172,7 +230,7 @@ public sealed class LegacyBackend : IommuBackend
     }
 
     /// <inheritdoc/>
-    protected override void DetachDeviceCore(AttachedDevice device)
+    protected sealed override void DetachDeviceCore(AttachedDevice device)
     {
         var legacy = (LegacyAttachedDevice)device;
         LegacyGroup group = legacy.Group;
@@ -255,6 +313,10 @@ public sealed class LegacyBackend : IommuBackend
     private uint ChooseIommuType(SafeFileHandle containerFd, string containerName, bool noIommu, out LegacyIommuTypeHandler? handler)
     {
         handler = null;
+        if (_handledTypesOnly)
+        {
+            return ChooseHandledType(containerFd, containerName, noIommu, out handler);
+        }
         if (noIommu)
         {
             if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_NOIOMMU_IOMMU))
@@ -272,6 +334,45 @@ public sealed class LegacyBackend : IommuBackend
                 return type;
             }
         }
+        if (FindHandledType(containerFd, containerName, out handler) is uint handled)
+        {
+            return handled;
+        }
+        if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU) || CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_IOMMU))
+        {
+            throw new VfioBackendUnavailableException(Name,
+                "a Type1 IOMMU (this host's container offers only sPAPR TCE, which the sPAPR TCE backend drives, and it is not registered)",
+                hint: "Register the sPAPR TCE backend: services.AddVfio(...).AddSpaprTceBackend() (or select it with Vfio:Backend=spapr-tce).");
+        }
+        throw new VfioBackendUnavailableException(Name,
+            "a Type1 IOMMU (the container offers no IOMMU backend)",
+            hint: "Enable the IOMMU: intel_iommu=on or amd_iommu=on on the kernel command line and VT-d/AMD-Vi in the firmware (arm64: an SMMU); check dmesg for DMAR/IOMMU messages.");
+    }
+
+    /// <summary>The choice of a backend that drives only its handlers' types.</summary>
+    private uint ChooseHandledType(SafeFileHandle containerFd, string containerName, bool noIommu, out LegacyIommuTypeHandler? handler)
+    {
+        string names = string.Join(", ", _handlers.Select(static h => h.Name));
+        if (noIommu)
+        {
+            throw new VfioBackendUnavailableException(Name,
+                $"an IOMMU ({names}); no-IOMMU groups are driven by the legacy backend only",
+                hint: "Use Vfio:Backend=legacy with Vfio:AllowUnsafeNoIommu=true for a no-IOMMU group.");
+        }
+        if (FindHandledType(containerFd, containerName, out handler) is uint type)
+        {
+            return type;
+        }
+        string offered = CheckExtension(containerFd, containerName, VfioUapi.VFIO_TYPE1v2_IOMMU) || CheckExtension(containerFd, containerName, VfioUapi.VFIO_TYPE1_IOMMU)
+            ? "the container offers Type1, which the legacy backend drives"
+            : "the container offers none of them";
+        throw new VfioBackendUnavailableException(Name, $"a container IOMMU type of {names} ({offered})",
+            hint: "Use Vfio:Backend=legacy (or auto) on this host.");
+    }
+
+    /// <summary>The first of the handlers' types the container offers, in handler order, or null.</summary>
+    private uint? FindHandledType(SafeFileHandle containerFd, string containerName, out LegacyIommuTypeHandler? handler)
+    {
         foreach (LegacyIommuTypeHandler candidate in _handlers)
         {
             foreach (uint type in candidate.IommuTypes)
@@ -283,15 +384,8 @@ public sealed class LegacyBackend : IommuBackend
                 }
             }
         }
-        if (CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU) || CheckExtension(containerFd, containerName, VfioUapi.VFIO_SPAPR_TCE_IOMMU))
-        {
-            throw new VfioBackendUnavailableException(Name,
-                "a Type1 IOMMU (this host's container offers only sPAPR TCE, which the sPAPR TCE backend drives, and it is not registered)",
-                hint: "Register the sPAPR TCE backend: services.AddVfio(...).AddSpaprTceBackend() (or select it with Vfio:Backend=spapr-tce).");
-        }
-        throw new VfioBackendUnavailableException(Name,
-            "a Type1 IOMMU (the container offers no IOMMU backend)",
-            hint: "Enable the IOMMU: intel_iommu=on or amd_iommu=on on the kernel command line and VT-d/AMD-Vi in the firmware (arm64: an SMMU); check dmesg for DMAR/IOMMU messages.");
+        handler = null;
+        return null;
     }
 
     private LegacyContainer CreateContainer(LegacyIommuTypeHandler? handler, DmaSpace space, SafeFileHandle containerFd, bool ownsContainerFd, uint iommuType)

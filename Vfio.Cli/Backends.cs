@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Backends.IommuFd;
 using Vfio.Backends.Legacy;
+using Vfio.Backends.SpaprTce;
 using Vfio.Core;
 
 namespace Vfio.Cli;
@@ -13,33 +14,29 @@ internal sealed class CliBackends : IDisposable
 
     private readonly LegacyBackend _legacy;
     private readonly IommuFdBackend _iommuFd;
+    private readonly SpaprTceBackend _spapr;
 
     private CliBackends(IKernel kernel, VfioOptions options)
     {
-        _legacy = new LegacyBackend(kernel, options);
+        // The legacy backend hands sPAPR containers to the sPAPR TCE handler, as AddSpaprTceBackend() registers it.
+        _legacy = new LegacyBackend(kernel, options, iommuTypeHandlers: [new SpaprTceIommuTypeHandler()]);
         _iommuFd = new IommuFdBackend(kernel, options);
-        // Most preferred first, as AddIommuFdBackend/AddLegacyBackend rank them under auto.
-        Manager = new VfioManager(options, [_iommuFd, _legacy]);
+        _spapr = new SpaprTceBackend(kernel, options);
+        // Most preferred first, as AddIommuFdBackend/AddSpaprTceBackend/AddLegacyBackend rank them under auto.
+        Manager = new VfioManager(options, [_iommuFd, _spapr, _legacy]);
     }
 
     public VfioManager Manager { get; }
 
-    /// <summary>Both backends, for "which backends could attach it".</summary>
-    public IReadOnlyList<IIommuBackend> All => [_legacy, _iommuFd];
+    /// <summary>Every backend, for "which backends could attach it".</summary>
+    public IReadOnlyList<IIommuBackend> All => [_legacy, _iommuFd, _spapr];
 
     /// <summary>Creates the backends with <paramref name="backend"/> selected.</summary>
-    /// <exception cref="VfioBackendUnavailableException">spapr-tce: this build has no sPAPR TCE backend.</exception>
     /// <param name="kernel">The kernel.</param>
     /// <param name="backend">auto, legacy, iommufd or spapr-tce.</param>
     /// <param name="allowUnsafeNoIommu">Whether no-IOMMU groups may be attached (<c>--allow-unsafe-noiommu</c>).</param>
     public static CliBackends Create(IKernel kernel, string backend = "auto", bool allowUnsafeNoIommu = false)
     {
-        if (backend == "spapr-tce")
-        {
-            throw new VfioBackendUnavailableException(backend,
-                "the sPAPR TCE backend, which this vfioctl does not include (the Vfio.Backends.SpaprTce package is not part of this build)",
-                hint: "Use --backend legacy or --backend iommufd (or auto) on this machine.");
-        }
         return new CliBackends(kernel, new VfioOptions { Backend = backend, AllowUnsafeNoIommu = allowUnsafeNoIommu });
     }
 
@@ -47,6 +44,7 @@ internal sealed class CliBackends : IDisposable
     {
         Manager.Dispose();
         _iommuFd.Dispose();
+        _spapr.Dispose();
         _legacy.Dispose();
     }
 }

@@ -21,6 +21,9 @@ internal sealed class CliEnvironment
     /// <summary>Creates the simulated machine for <c>--simulate</c>: by default the testbed's (edu at 00:02.0).</summary>
     public Func<SimulatedKernel> CreateSimulator { get; init; } = static () => new SimulatedKernel(SimulatedMachines.Testbed());
 
+    /// <summary>Creates the simulated POWER machine (sPAPR TCE instead of Type1) for <c>--simulate --backend spapr-tce</c>.</summary>
+    public Func<SimulatedKernel> CreatePowerSimulator { get; init; } = static () => new SimulatedKernel(SimulatedMachines.Testbed(new() { Spapr = true }));
+
     /// <summary>True when the commands dispose what <see cref="CreateSimulator"/> returned (false when a test keeps it).</summary>
     public bool OwnsSimulator { get; init; } = true;
 
@@ -119,15 +122,17 @@ internal sealed class KernelSession : IDisposable
     /// <param name="environment">The environment.</param>
     /// <param name="simulate">True for <c>--simulate</c>.</param>
     /// <param name="fallBackWhenNoVfio">True (the demo) to use the simulator when the machine has no VFIO device.</param>
-    public static KernelSession Open(CliEnvironment environment, bool simulate, bool fallBackWhenNoVfio)
+    /// <param name="backend">The <c>--backend</c> given: <c>spapr-tce</c> simulates a POWER machine.</param>
+    public static KernelSession Open(CliEnvironment environment, bool simulate, bool fallBackWhenNoVfio, string backend = "auto")
     {
+        bool power = backend == "spapr-tce";
         if (simulate)
         {
-            return Simulated(environment, "--simulate was given");
+            return Simulated(environment, power ? "--simulate was given (a POWER machine, for --backend spapr-tce)" : "--simulate was given", power);
         }
         if (fallBackWhenNoVfio && NoVfioDevice(environment.Kernel) is string why)
         {
-            return Simulated(environment, why);
+            return Simulated(environment, why, power);
         }
         return new KernelSession(environment.Kernel, null, environment.Kernel is SimulatedKernel ? "the machine is simulated" : null);
     }
@@ -147,9 +152,9 @@ internal sealed class KernelSession : IDisposable
 
     public void Dispose() => _owned?.Dispose();
 
-    private static KernelSession Simulated(CliEnvironment environment, string reason)
+    private static KernelSession Simulated(CliEnvironment environment, string reason, bool power)
     {
-        SimulatedKernel kernel = environment.CreateSimulator();
+        SimulatedKernel kernel = power ? environment.CreatePowerSimulator() : environment.CreateSimulator();
         return new KernelSession(kernel, environment.OwnsSimulator ? kernel : null, reason);
     }
 }

@@ -23,7 +23,14 @@ internal sealed record HardwareInfoReport(string Type, ulong Capabilities, int M
 
 internal sealed record ContainerReport(string Name, string Backend, string? IommuType, ulong PageSizeMask, IReadOnlyList<ulong> PageSizes,
     IReadOnlyList<RangeReport> IovaRanges, int? DmaMappingsAvailable, uint? IoasId, IReadOnlyList<uint>? HwptIds,
-    HardwareInfoReport? HardwareInfo, IReadOnlyList<string> Features);
+    HardwareInfoReport? HardwareInfo, IReadOnlyList<string> Features, SpaprReport? Spapr = null);
+
+/// <summary>An sPAPR TCE container: its version, the host's window limits, the windows open now, pre-registered memory
+/// and the EEH state (or why there is none).</summary>
+internal sealed record SpaprReport(string Version, ulong Dma32WindowStart, ulong Dma32WindowSize, ulong HostPageSizeMask, int MaxWindows,
+    int MaxLevels, IReadOnlyList<SpaprWindowReport> Windows, int PreRegisteredRegions, ulong PreRegisteredBytes, string EehState);
+
+internal sealed record SpaprWindowReport(ulong Start, ulong Size, ulong PageSize, int Levels, int Mappings, bool Fixed);
 
 internal sealed record SparseAreaReport(ulong Offset, ulong Size);
 

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
+using Vfio.Backends.SpaprTce;
 using Vfio.Core;
 using Vfio.Samples.Edu;
 
@@ -25,7 +26,7 @@ internal static class DemoCommand
 
     internal static int Run(CliEnvironment environment, string backend, string? device, bool simulate, bool json)
     {
-        using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: true);
+        using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: true, backend);
         var steps = new List<StepReport>();
         IAnsiConsole? console = json ? null : environment.CreateConsole();
         if (console is not null)
@@ -109,7 +110,10 @@ internal static class DemoCommand
             using DmaBuffer buffer = recorder.Run("map", () =>
             {
                 DmaBuffer b = DmaBuffer.Allocate(space, BufferBytes, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
-                return (b, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(b.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)})");
+                string where = attached.Container is SpaprTceContainer spapr
+                    ? $"; sPAPR TCE {(spapr.IsV2 ? "v2" : "v1")} window {InfoCommand.DescribeWindows(InfoCommand.WindowReports(spapr))}{(spapr.IsV2 ? $", {Output.Size(spapr.PreRegisteredBytes)} pre-registered" : string.Empty)}{(spapr.EehAvailable ? $", EEH {spapr.GetEehState()}" : string.Empty)}"
+                    : string.Empty;
+                return (b, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(b.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)}){where}");
             });
             recorder.Run("enable MSI", () =>
             {

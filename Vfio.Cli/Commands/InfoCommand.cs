@@ -2,6 +2,7 @@
 using System.Globalization;
 using Spectre.Console;
 using Vfio.Backends.IommuFd;
+using Vfio.Backends.SpaprTce;
 using Vfio.Backends.Legacy;
 using Vfio.Core;
 using Vfio.Core.Interop;
@@ -17,7 +18,7 @@ internal static class InfoCommand
 
     internal static int Run(CliEnvironment environment, string device, string backend, bool allowUnsafeNoIommu, bool simulate, bool json)
     {
-        using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: false);
+        using KernelSession session = KernelSession.Open(environment, simulate, fallBackWhenNoVfio: false, backend);
         VfioDeviceSource source = DeviceLookup.Find(session.Kernel, device);
         InfoReport report = Collect(session, source, backend, allowUnsafeNoIommu);
         if (json)
@@ -118,8 +119,40 @@ internal static class InfoCommand
         }
         return new ContainerReport(container.Name, attached.Backend.Name, type, container.PageSizes, sizes,
             [.. container.IovaRanges.Select(static r => new RangeReport(r.Start, r.Last))], container.DmaMappingsAvailable, ioas, hwpts,
-            hardware, Flags(container.Features));
+            hardware, Flags(container.Features), container is SpaprTceContainer spapr ? Spapr(spapr) : null);
     }
+
+    private static SpaprReport Spapr(SpaprTceContainer container)
+    {
+        string eeh;
+        if (!container.EehAvailable)
+        {
+            eeh = (container.Features & IommuBackendFeatures.Eeh) == 0 ? "not offered by the host" : "needs exactly one group in the container";
+        }
+        else
+        {
+            try
+            {
+                eeh = container.GetEehState().ToString();
+            }
+            catch (VfioException e)
+            {
+                eeh = $"unknown ({e.Errno})";
+            }
+        }
+        return new SpaprReport(container.IsV2 ? "v2" : "v1", container.Dma32WindowStart, container.Dma32WindowSize, container.HostPageSizes,
+            container.MaxWindows, container.MaxLevels, WindowReports(container), container.PreRegisteredRegions, container.PreRegisteredBytes, eeh);
+    }
+
+    internal static List<SpaprWindowReport> WindowReports(SpaprTceContainer container)
+        => [.. container.Windows.Select(static w => new SpaprWindowReport(w.Start, w.Size, w.PageSize, w.Levels, w.Mappings, w.Fixed))];
+
+    /// <summary>One line per sPAPR fact, for info and the demo.</summary>
+    internal static string DescribeWindows(IReadOnlyList<SpaprWindowReport> windows)
+        => windows.Count == 0
+            ? "none open (v2 opens one per section as mappings need it)"
+            : string.Join(", ", windows.Select(static w => string.Create(CultureInfo.InvariantCulture,
+                $"{Output.Hex(w.Start)}+{Output.Size(w.Size)} ({Output.Size(w.PageSize)} TCEs, {w.Levels} level{(w.Levels == 1 ? string.Empty : "s")}, {w.Mappings} mapping{(w.Mappings == 1 ? string.Empty : "s")}{(w.Fixed ? ", fixed" : string.Empty)})")));
 
     private static void Print(IAnsiConsole console, KernelSession session, InfoReport report)
     {
@@ -136,13 +169,23 @@ internal static class InfoCommand
             Output.Row(facts, "HWPTs", c.HwptIds.Count == 0 ? "(IOAS attached directly)" : string.Join(", ", c.HwptIds));
         }
         Output.Row(facts, "IOMMU page sizes", $"{string.Join(", ", c.PageSizes.Select(Output.Size))} (mask {Output.Hex(c.PageSizeMask)})");
-        Output.Row(facts, "IOVA ranges", string.Join(", ", c.IovaRanges.Select(static r => $"{Output.Hex(r.Start)}-{Output.Hex(r.Last)}")));
+        Output.Row(facts, "IOVA ranges", c.IovaRanges.Count == 0 && c.Spapr is not null
+            ? "(no DMA window open yet)"
+            : string.Join(", ", c.IovaRanges.Select(static r => $"{Output.Hex(r.Start)}-{Output.Hex(r.Last)}")));
         Output.Row(facts, "DMA mappings available", c.DmaMappingsAvailable?.ToString(CultureInfo.InvariantCulture)
             ?? (c.Backend == "iommufd" ? "no limit (iommufd counts no entries)" : "not reported (no DMA_AVAIL capability)"));
         if (c.HardwareInfo is HardwareInfoReport hw)
         {
             Output.Row(facts, "IOMMU hardware", string.Create(CultureInfo.InvariantCulture,
                 $"{hw.Type}, capabilities {Output.Hex(hw.Capabilities)}{(hw.DirtyTracking ? " (dirty tracking)" : string.Empty)}, max PASID bits {hw.MaxPasidLog2}"));
+        }
+        if (c.Spapr is SpaprReport p)
+        {
+            Output.Row(facts, "sPAPR TCE", string.Create(CultureInfo.InvariantCulture,
+                $"{p.Version}: 32-bit window {Output.Hex(p.Dma32WindowStart)}+{Output.Size(p.Dma32WindowSize)}, window page sizes {Output.Hex(p.HostPageSizeMask)}, up to {p.MaxWindows} windows of up to {p.MaxLevels} levels"));
+            Output.Row(facts, "DMA windows", DescribeWindows(p.Windows));
+            Output.Row(facts, "pre-registered", string.Create(CultureInfo.InvariantCulture, $"{p.PreRegisteredRegions} regions, {Output.Size(p.PreRegisteredBytes)}"));
+            Output.Row(facts, "EEH", p.EehState);
         }
         Output.Row(facts, "features", c.Features.Count == 0 ? "-" : string.Join(", ", c.Features));
         console.WriteFitted(facts);

@@ -145,11 +145,11 @@ internal sealed partial class SpaprTceDriver
         {
             return -(int)Errno.ENOSPC;
         }
-        if (pageShift >= 64 || (PageSizes & (1UL << pageShift)) == 0)
+        if (pageShift >= 64 || (_kernel.Topology.SpaprPageSizes & (1UL << pageShift)) == 0)
         {
             return -EINVAL;
         }
-        ulong tableSize = TableSize(pageShift, windowSize, levels);
+        ulong tableSize = levels > _kernel.Topology.SpaprMaxLevels ? 0 : TableSize(pageShift, windowSize, levels);
         if (tableSize == 0)
         {
             return -EINVAL;

@@ -27,7 +27,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
     internal const uint Dma32Start = 0;
     internal const uint Dma32Size = 0x8000_0000;
 
-    /// <summary>IOMMU page sizes of a POWER9 PHB: 4 KiB, 64 KiB, 2 MiB, 1 GiB.</summary>
+    /// <summary>IOMMU page sizes of a POWER9 PHB: 4 KiB, 64 KiB, 2 MiB, 1 GiB (the topology's default).</summary>
     internal const ulong PageSizes = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 30);
 
     /// <summary>IOMMU_TABLE_GROUP_MAX_TABLES.</summary>
@@ -53,7 +53,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
     private readonly SimulatedKernel _kernel;
     private readonly bool _v2;
     private readonly List<SimGroup> _groups = [];
-    private readonly TceTable?[] _tables = new TceTable?[MaxWindows];
+    private readonly TceTable?[] _tables;
     private readonly List<SpaprMemoryRegion> _prereg = [];
     private bool _enabled;
     private bool _defaultWindowPending;
@@ -63,6 +63,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
     {
         _kernel = kernel;
         _v2 = v2;
+        _tables = new TceTable?[kernel.Topology.SpaprWindows];
     }
 
     /// <summary>The registration: CHECK_EXTENSION answers the same before and after SET_IOMMU (tce_iommu_ioctl with
@@ -74,13 +75,14 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
         Open: type => type switch
         {
             VfioUapi.VFIO_SPAPR_TCE_IOMMU => (0, new SpaprTceDriver(kernel, v2: false)),
-            VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU => (0, new SpaprTceDriver(kernel, v2: true)),
+            VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU when !kernel.Topology.SpaprTceV1Only => (0, new SpaprTceDriver(kernel, v2: true)),
             _ => (-EINVAL, null),
         });
 
     private static int CheckExtension(SimulatedKernel kernel, uint extension) => extension switch
     {
-        VfioUapi.VFIO_SPAPR_TCE_IOMMU or VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU => 1,
+        VfioUapi.VFIO_SPAPR_TCE_IOMMU => 1,
+        VfioUapi.VFIO_SPAPR_TCE_v2_IOMMU => kernel.Topology.SpaprTceV1Only ? 0 : 1,
         VfioUapi.VFIO_EEH => kernel.Topology.Eeh ? 1 : 0, // eeh_enabled(), returned as is
         _ => 0,
     };
@@ -244,9 +246,9 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
         if (_v2)
         {
             info.flags = VfioUapi.VFIO_IOMMU_SPAPR_INFO_DDW;
-            info.ddw.pgsizes = PageSizes;
-            info.ddw.max_dynamic_windows_supported = MaxWindows;
-            info.ddw.levels = MaxLevels;
+            info.ddw.pgsizes = _kernel.Topology.SpaprPageSizes;
+            info.ddw.max_dynamic_windows_supported = (uint)_tables.Length;
+            info.ddw.levels = _kernel.Topology.SpaprMaxLevels;
         }
         return UserMemory.Write(argument, info.argsz >= DdwSize ? DdwSize : Minsz, in info) < 0 ? -EFAULT : 0;
     }

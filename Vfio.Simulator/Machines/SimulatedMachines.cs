@@ -96,6 +96,8 @@ public static class SimulatedMachines
         options ??= new SimulatedTestbedOptions();
         SimulatedTopology topology = options.NoIommu
             ? new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }
+            : options.Spapr
+            ? new SimulatedTopology { Iommu = SimulatedIommu.SpaprTce, IommuFd = false, DeviceCdev = false }
             : new SimulatedTopology { InterruptRemapping = options.InterruptRemapping };
         // No-IOMMU: the testbed gives edu a 64-bit DMA mask (the device sees physical addresses).
         ulong eduMask = options.NoIommu ? ulong.MaxValue : EduDevice.DefaultDmaMask;
@@ -120,6 +122,10 @@ public sealed record SimulatedTestbedOptions
 {
     /// <summary>True: no IOMMU, vfio's no-IOMMU mode enabled (the testbed shape <c>noiommu</c>).</summary>
     public bool NoIommu { get; init; }
+
+    /// <summary>True: the same devices on a POWER host, whose containers offer sPAPR TCE v1/v2 (with EEH) instead of
+    /// Type1, and no iommufd or device cdevs (<see cref="SimulatedIommu.SpaprTce"/>). Ignored with <see cref="NoIommu"/>.</summary>
+    public bool Spapr { get; init; }
 
     /// <summary>False: the IOMMU does not remap interrupts (the testbed shape <c>pci-intremap-off</c>).</summary>
     public bool InterruptRemapping { get; init; } = true;

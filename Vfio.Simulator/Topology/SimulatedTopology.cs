@@ -57,6 +57,39 @@ public sealed class SimulatedTopology
     /// VFIO_EEH_PE_ENABLE succeeds. Only meaningful with <see cref="SimulatedIommu.SpaprTce"/>.</summary>
     public bool Eeh { get; set; } = true;
 
+    /// <summary>Model switch, off by default (Linux offers both): the sPAPR TCE backend offers only v1
+    /// (<c>VFIO_SPAPR_TCE_IOMMU</c>), not v2, to exercise a library's fallback.</summary>
+    public bool SpaprTceV1Only { get; set; }
+
+    /// <summary>The sPAPR v2 dynamic-window page sizes (<c>ddw.pgsizes</c>); default a POWER9 PHB's 4K/64K/2M/1G.</summary>
+    public ulong SpaprPageSizes { get; set; } = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 30);
+
+    /// <summary>The sPAPR v2 window count (<c>ddw.max_dynamic_windows_supported</c>): 2 on PowerNV
+    /// (IOMMU_TABLE_GROUP_MAX_TABLES), 1 on a platform without a second window. 1 or 2.</summary>
+    public int SpaprWindows
+    {
+        get;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 2);
+            field = value;
+        }
+    } = 2;
+
+    /// <summary>The sPAPR v2 TCE table level limit (<c>ddw.levels</c>): 5 on PowerNV (POWERNV_IOMMU_MAX_LEVELS), 1 on
+    /// pseries. 1 to 5.</summary>
+    public uint SpaprMaxLevels
+    {
+        get;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1u);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 5u);
+            field = value;
+        }
+    } = 5;
+
     /// <summary>The process's RLIMIT_MEMLOCK in bytes for pinned DMA memory (default: unlimited).</summary>
     public ulong MemlockLimit { get; set; } = ulong.MaxValue;
 

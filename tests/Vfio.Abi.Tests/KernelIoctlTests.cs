@@ -36,6 +36,38 @@ public sealed partial class KernelIoctlTests
         ioctl.Value.ShouldBe(UapiModel.Io(ioctl.Nr, RuntimeInformation.ProcessArchitecture), $"{name}: the field is not Io(nr) for {RuntimeInformation.ProcessArchitecture}");
     }
 
+    /// <summary>The sPAPR TCE backend's ioctls and structs (POWER is where it runs): each is a row of the per-architecture
+    /// theories for ppc64le, and its number there carries powerpc's <c>_IOC_NONE</c> bit and matches the header.</summary>
+    [Fact]
+    public void Spapr_IoctlsAndStructs_AreProvenForPpc64le()
+    {
+        string[] ioctls =
+        [
+            "VFIO_IOMMU_SPAPR_TCE_GET_INFO", "VFIO_IOMMU_ENABLE", "VFIO_IOMMU_DISABLE", "VFIO_IOMMU_SPAPR_REGISTER_MEMORY",
+            "VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY", "VFIO_IOMMU_SPAPR_TCE_CREATE", "VFIO_IOMMU_SPAPR_TCE_REMOVE", "VFIO_EEH_PE_OP",
+            "VFIO_IOMMU_MAP_DMA", "VFIO_IOMMU_UNMAP_DMA",
+        ];
+        string[] structs =
+        [
+            "vfio_iommu_spapr_tce_info", "vfio_iommu_spapr_tce_ddw_info", "vfio_iommu_spapr_register_memory",
+            "vfio_iommu_spapr_tce_create", "vfio_iommu_spapr_tce_remove", "vfio_eeh_pe_op", "vfio_eeh_pe_err",
+        ];
+        var target = AbiArch.Get("ppc64le");
+        var kernel = KernelProbe.For(target);
+        foreach (string name in ioctls)
+        {
+            UapiModel.IoctlRows().ShouldContain(row => row.Data.Item1 == "ppc64le" && row.Data.Item2 == name, name);
+            kernel.ThrowIfNotCompiled(KernelProbe.IoctlKey(name));
+            uint number = UapiModel.Io(UapiModel.Ioctl(name).Nr, target.Architecture);
+            (number & 0x2000_0000u).ShouldBe(0x2000_0000u, $"{name}: powerpc's _IOC_NONE is bit 29");
+            ((ulong)number).ShouldBe(kernel.Ioctls[name], name);
+        }
+        foreach (string name in structs)
+        {
+            UapiModel.StructRows().ShouldContain(row => row.Data.Item1 == "ppc64le" && row.Data.Item2 == name, name);
+        }
+    }
+
     [Fact]
     public void Headers_EveryIoctl_IsDeclared()
     {

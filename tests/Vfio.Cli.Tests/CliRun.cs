@@ -37,6 +37,7 @@ internal static class CliRun
             Error = error,
             Kernel = machine ?? simulator,
             CreateSimulator = () => simulator,
+            CreatePowerSimulator = () => simulator,
             OwnsSimulator = false,
             OutIsTerminal = terminal,
             ErrorIsTerminal = terminal,
@@ -49,6 +50,9 @@ internal static class CliRun
     }
 
     internal static SimulatedKernel Testbed() => new(SimulatedMachines.Testbed());
+
+    /// <summary>The testbed's devices on a simulated POWER host (sPAPR TCE instead of Type1).</summary>
+    internal static SimulatedKernel PowerTestbed() => new(SimulatedMachines.Testbed(new() { Spapr = true }));
 
     /// <summary>Runs <paramref name="program"/> as a child process (after <paramref name="configure"/> adjusts its start)
     /// and returns its exit code and output; kills it and throws after <paramref name="timeout"/>.</summary>

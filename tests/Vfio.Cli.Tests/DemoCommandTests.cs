@@ -36,6 +36,29 @@ public sealed class DemoCommandTests
         kernel.DmaFaults.ShouldBeEmpty();
     }
 
+    [Theory]
+    [InlineData("spapr-tce", "spapr-tce")]
+    [InlineData("auto", "spapr-tce")]
+    [InlineData("legacy", "legacy")]
+    public void Demo_Simulate_PowerMachine_RunsThroughTheTceTable_AndShowsTheWindow(string backend, string used)
+    {
+        using SimulatedKernel kernel = CliRun.PowerTestbed();
+        CliResult result = CliRun.Run(kernel, ["demo", "--simulate", "--backend", backend, "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement demo = result.Json;
+        demo.GetProperty("backend").GetString().ShouldBe(used);
+        JsonElement[] steps = [.. demo.GetProperty("steps").EnumerateArray()];
+        steps.Select(static s => s.GetProperty("name").GetString()).ShouldBe(s_steps);
+        string map = steps[2].GetProperty("detail").GetString()!;
+        map.ShouldContain("sPAPR TCE v2 window 0x0+2 GiB (4 KiB TCEs, 2 levels, 1 mapping)");
+        map.ShouldContain("8 KiB pre-registered");
+        map.ShouldContain("EEH Normal");
+        steps[6].GetProperty("detail").GetString().ShouldBe("4096 bytes came back as sent");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+        kernel.DmaFaults.ShouldBeEmpty();
+    }
+
     [Fact]
     public void Demo_MachineWithoutVfio_RunsOnTheSimulator_AndSaysWhy()
     {

@@ -117,6 +117,33 @@ public sealed class InfoCommandTests
         table.Out.ShouldMatch(@"sparse mmap: 0x\w+\+0x\w+");
     }
 
+    [Fact]
+    public void Info_PowerMachine_ShowsTheSpaprLimitsWindowsAndEehState()
+    {
+        using SimulatedKernel kernel = CliRun.PowerTestbed();
+        CliResult result = CliRun.Run(kernel, ["info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement container = result.Json.GetProperty("container");
+        container.GetProperty("backend").GetString().ShouldBe("spapr-tce");
+        container.GetProperty("iommuType").GetString().ShouldBe("sPAPR TCE v2");
+        JsonElement spapr = container.GetProperty("spapr");
+        spapr.GetProperty("version").GetString().ShouldBe("v2");
+        spapr.GetProperty("dma32WindowSize").GetUInt64().ShouldBe(0x8000_0000UL);
+        spapr.GetProperty("hostPageSizeMask").GetUInt64().ShouldBe(0x4021_1000UL);
+        spapr.GetProperty("maxWindows").GetInt32().ShouldBe(2);
+        spapr.GetProperty("maxLevels").GetInt32().ShouldBe(5);
+        spapr.GetProperty("windows").GetArrayLength().ShouldBe(0);
+        spapr.GetProperty("eehState").GetString().ShouldBe("Normal");
+
+        CliResult table = CliRun.Run(kernel, ["info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce"]);
+        table.ExitCode.ShouldBe(0, table.ToString());
+        table.Out.ShouldMatch(@"sPAPR TCE\s+v2: 32-bit window 0x0\+2 GiB, window page sizes 0x40211000, up to 2 windows of up to 5 levels");
+        table.Out.ShouldMatch(@"DMA windows\s+none open");
+        table.Out.ShouldMatch(@"EEH\s+Normal");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
     [Theory]
     [InlineData(new[] { "info", "0000:00:09.0", "--simulate" }, 3, "There is no device 0000:00:09.0")]
     [InlineData(new[] { "info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce" }, 6, "spapr-tce")]

@@ -66,7 +66,7 @@ public sealed class AttachTests
 
     [Theory]
     [Trait("Modes", "iommu")]
-    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    [MemberData(nameof(Target.VtdModes), MemberType = typeof(Target))]
     public void Space_ReportsThePageSizesAndIovaRangesOfVtd(Mode mode)
     {
         using Rig rig = Rig.Create(mode);

@@ -51,7 +51,7 @@ public sealed class IsolationTests
     /// </summary>
     [Theory]
     [Trait("Modes", "iommu")]
-    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    [MemberData(nameof(Target.VtdModes), MemberType = typeof(Target))]
     public unsafe void GroupNotViable_TheKernelRefusesEachWayIn(Mode mode)
     {
         using Rig rig = Rig.Create(mode);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 using Vfio.Backends.IommuFd;
 using Vfio.Backends.Legacy;
+using Vfio.Backends.SpaprTce;
 using Vfio.Core;
 using Vfio.Simulator;
 
@@ -59,7 +60,12 @@ internal sealed class Rig : IDisposable
     /// <summary>Another backend of the mode's kind on the same kernel (disposed with the rig).</summary>
     internal IIommuBackend NewBackend(VfioOptions options)
     {
-        IIommuBackend backend = Mode == Mode.IommuFd ? new IommuFdBackend(Kernel, options) : new LegacyBackend(Kernel, options);
+        IIommuBackend backend = Mode switch
+        {
+            Mode.IommuFd => new IommuFdBackend(Kernel, options),
+            Mode.SpaprTce => new SpaprTceBackend(Kernel, options),
+            _ => new LegacyBackend(Kernel, options),
+        };
         _backends.Add((IDisposable)backend);
         return backend;
     }
@@ -78,6 +84,14 @@ internal sealed class Rig : IDisposable
 
     public void Dispose()
     {
+        ReleaseAll();
+        Simulator?.Dispose();
+    }
+
+    /// <summary>Disposes the spaces and backends (devices detached, containers released) and keeps the simulated
+    /// kernel, so a case can check what is left in it.</summary>
+    internal void ReleaseAll()
+    {
         foreach (DmaSpace space in _spaces)
         {
             space.Dispose();
@@ -86,7 +100,6 @@ internal sealed class Rig : IDisposable
         {
             backend.Dispose();
         }
-        Simulator?.Dispose();
     }
 
     /// <summary>The size of the testbed's virtio-blk scratch image (tests/testbed/run-guest.sh, shape platform).</summary>
@@ -104,9 +117,15 @@ internal sealed class Rig : IDisposable
             : SimulatedMachines.Testbed(new SimulatedTestbedOptions
             {
                 NoIommu = mode == Mode.NoIommu,
+                Spapr = mode == Mode.SpaprTce,
                 InterruptRemapping = machine.InterruptRemapping,
                 Edu2Driver = machine.Edu2Driver,
             });
+        if (mode == Mode.SpaprTce)
+        {
+            topology.SpaprTceV1Only = machine.SpaprV1Only;
+            topology.SpaprWindows = machine.SpaprWindows;
+        }
         var simulator = new SimulatedKernel(topology);
         return new Rig(mode, simulator, simulator);
     }
@@ -115,7 +134,9 @@ internal sealed class Rig : IDisposable
 /// <summary>How a case's simulated machine differs from the testbed's default shape.</summary>
 /// <param name="InterruptRemapping">False: the IOMMU does not remap interrupts (the testbed shape pci-intremap-off).</param>
 /// <param name="Edu2Driver">The driver the second edu (00:04.0) is bound to; empty for none.</param>
-internal sealed record SimulatedMachine(bool InterruptRemapping = true, string Edu2Driver = "vfio-pci");
+/// <param name="SpaprV1Only">sPAPR TCE mode: the host offers only v1.</param>
+/// <param name="SpaprWindows">sPAPR TCE mode: the host's window count.</param>
+internal sealed record SimulatedMachine(bool InterruptRemapping = true, string Edu2Driver = "vfio-pci", bool SpaprV1Only = false, int SpaprWindows = 2);
 
 /// <summary>Assertion helpers shared by the cases.</summary>
 internal static class RigAssertions

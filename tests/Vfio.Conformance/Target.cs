@@ -25,6 +25,10 @@ public enum Mode
 
     /// <summary>The legacy backend on no-IOMMU vfio-platform devices (virtio-mmio rng and block device).</summary>
     Platform,
+
+    /// <summary>The sPAPR TCE backend (v2: windows per section, pre-registration; EEH) on a POWER host. Simulator only:
+    /// the testbed has no POWER guest, so the real-kernel target never lists it.</summary>
+    SpaprTce,
 }
 
 /// <summary>
@@ -60,7 +64,7 @@ public static class Target
     /// <summary>The modes this target provides.</summary>
     internal static IReadOnlyList<Mode> Modes
         => !IsKernel
-            ? [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat, Mode.NoIommu, Mode.Platform]
+            ? [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat, Mode.NoIommu, Mode.Platform, Mode.SpaprTce]
             : Shape switch
             {
                 "pci" => [Mode.Legacy, Mode.IommuFd, Mode.IommuFdCompat],
@@ -190,7 +194,14 @@ public static class Target
         return data;
     }
 
-    private static bool IsIommu(Mode mode) => mode is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat;
+    /// <summary>The IOMMU modes of the x86 testbed (VT-d behind Type1, iommufd and iommufd as a Type1 container): cases
+    /// about VT-d's page sizes and ranges or device cdevs, which a POWER host does not have.</summary>
+    public static TheoryData<Mode> VtdModes() => Data(m => m is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat);
+
+    /// <summary>The sPAPR TCE mode (simulator only).</summary>
+    public static TheoryData<Mode> SpaprTceModes() => Data(m => m is Mode.SpaprTce);
+
+    private static bool IsIommu(Mode mode) => mode is Mode.Legacy or Mode.IommuFd or Mode.IommuFdCompat or Mode.SpaprTce;
 
     private static TheoryData<Mode> Data(Func<Mode, bool> filter)
     {

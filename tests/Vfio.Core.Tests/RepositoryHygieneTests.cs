@@ -15,7 +15,8 @@ public sealed partial class RepositoryHygieneTests
     // Besides the interop layer: the port and mapping types, and the backend files that build uAPI structs whose
     // fields carry addresses of caller buffers (data_uptr, vaddr) for the ioctl they issue.
     private static readonly string[] s_unsafeAllowed =
-        ["IKernel.cs", "MemoryMapping.cs", "MmioWindow.cs", "DmaBuffer.cs", "DmaMemorySpan.cs", "LegacyBackend.cs", "LegacyContainer.cs", "IommuFdBackend.cs", "IommuFdContainer.cs"];
+        ["IKernel.cs", "MemoryMapping.cs", "MmioWindow.cs", "DmaBuffer.cs", "DmaMemorySpan.cs", "LegacyBackend.cs", "LegacyContainer.cs", "IommuFdBackend.cs", "IommuFdContainer.cs",
+        "SpaprTceContainer.cs", "SpaprTceContainer.Windows.cs", "SpaprTceContainer.Eeh.cs"];
 
     private static string RepositoryRoot()
     {
