@@ -31,7 +31,7 @@ internal static class PowerKit
             bytes[i] = (byte)(i ^ 0x5a);
         }
         bytes.Slice(4096, 1024).Clear();
-        using var driver = new EduDriver(edu.Device, useMmap: true);
+        using var driver = new EduDriver(edu, useMmap: true);
         driver.EnableBusMaster();
         driver.DmaToDevice(memory.Iova, 0, 1024, s_timeout);
         driver.DmaFromDevice(0, memory.Iova + 4096, 1024, s_timeout);

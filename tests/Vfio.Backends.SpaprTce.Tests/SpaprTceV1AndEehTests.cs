@@ -100,7 +100,7 @@ public sealed class SpaprTceV1AndEehTests
         using DmaBuffer memory = DmaBuffer.Allocate(space, 8192, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
 
         container.InjectEehError(is64Bit: true, function: 4, address: 0, mask: 0);
-        using (var driver = new EduDriver(edu.Device, useMmap: true))
+        using (var driver = new EduDriver(edu, useMmap: true))
         {
             driver.EnableBusMaster();
             driver.DmaToDevice(memory.Iova, 0, 64, TimeSpan.FromSeconds(10));

@@ -61,7 +61,7 @@ public sealed class SpaprTceV2Tests
         kernel.GetState().PinnedPages.ShouldBe(pinnedBefore);
         kernel.DmaFaults.ShouldBeEmpty();
 
-        using var driver = new EduDriver(edu.Device, useMmap: true);
+        using var driver = new EduDriver(edu, useMmap: true);
         driver.EnableBusMaster();
         driver.DmaToDevice(iova, 0, 64, TimeSpan.FromSeconds(10));
         kernel.DmaFaults.ShouldNotBeEmpty("DMA after unmap is blocked by the IOMMU");

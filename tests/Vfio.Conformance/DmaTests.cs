@@ -153,7 +153,7 @@ public sealed class DmaTests
     {
         using Rig rig = Rig.Create(mode);
         AttachedDevice attached = rig.Attach(Target.Edu);
-        using var edu = new EduDriver(attached.Device, useMmap: true);
+        using var edu = new EduDriver(attached, useMmap: true);
         edu.EnableBusMaster();
         byte[] pattern = Patterns.Make(1024, 31);
 

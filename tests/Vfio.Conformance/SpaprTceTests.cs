@@ -32,7 +32,7 @@ public sealed class SpaprTceTests
             container.Windows.ShouldHaveSingleItem().Mappings.ShouldBe(2);
             container.PreRegisteredRegions.ShouldBe(2);
             container.PreRegisteredBytes.ShouldBe(6UL * 4096);
-            Edu.RoundTrip(edu.Device, b, b.Iova, 2, seed: 9);
+            Edu.RoundTrip(edu, b, b.Iova, 2, seed: 9);
         }
 
         container.Windows.ShouldBeEmpty();
