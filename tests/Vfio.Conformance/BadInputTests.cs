@@ -78,7 +78,7 @@ public sealed class BadInputTests
     // the legacy backend left an owned one open when it refused it.
     [Theory]
     [Trait("Modes", "iommu")]
-    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    [MemberData(nameof(Target.VtdModes), MemberType = typeof(Target))]
     public void APassedDeviceFdOfTheWrongKind_IsRefusedBeforeTheKernel_AndAnOwnedOneIsClosed(Mode mode)
     {
         using Rig rig = Rig.Create(mode);
@@ -136,7 +136,7 @@ public sealed class BadInputTests
     // Regression: a host address the process has not mapped came back as a bare EFAULT.
     [Theory]
     [Trait("Modes", "iommu")]
-    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    [MemberData(nameof(Target.VtdModes), MemberType = typeof(Target))]
     public void AHostAddressOutsideTheProcess_IsEfault_WithAHint_AndNothingIsMapped(Mode mode)
     {
         using Rig rig = Rig.Create(mode);

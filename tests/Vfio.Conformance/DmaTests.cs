@@ -148,7 +148,7 @@ public sealed class DmaTests
     // A read-only mapping keeps the device from writing on both.
     [Theory]
     [Trait("Modes", "iommu")]
-    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    [MemberData(nameof(Target.VtdModes), MemberType = typeof(Target))]
     public void AWriteOnlyMapping_IsReadByTheDevice_AndAReadOnlyOneIsNotWritten(Mode mode)
     {
         using Rig rig = Rig.Create(mode);
