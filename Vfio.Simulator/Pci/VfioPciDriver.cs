@@ -35,6 +35,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
     private bool _intxLevel;
     private bool _virqDisabled;
     private SimEventFd?[] _vectors = [];
+    private bool[] _msixPending = [];
     private int _allocated;
     private int _msiQmax;
     private SimEventFd? _errTrigger;
