@@ -326,8 +326,9 @@ internal sealed partial class VfioPciDriver
         }
         if (vector >= _allocated)
         {
-            // MSI cannot grow (NORESIZE); MSI-X allocates vectors on demand (dynamic MSI-X).
-            if (!msix)
+            // MSI cannot grow (NORESIZE); MSI-X allocates vectors on demand where the host has dynamic MSI-X
+            // (vfio_msi_alloc_irq: otherwise pci_irq_vector's -EINVAL).
+            if (!msix || !_model.DynamicMsix)
             {
                 return -EINVAL;
             }

@@ -4,9 +4,10 @@ using Vfio.Simulator;
 namespace Vfio.Devices.Pci.Tests;
 
 /// <summary>A simulated PCI device for the interrupt cases the testbed's devices do not cover: a multiple-message MSI
-/// capability, a host that allocates fewer vectors, no INTx pin. BAR0 (4 KiB): write <c>n</c> at 0x0 to send MSI
-/// vector <c>n</c>.</summary>
-internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = int.MaxValue, byte interruptPin = 1) : EmulatedPciDevice
+/// capability, a host that allocates fewer vectors, no INTx pin, MSI-X without dynamic allocation. BAR0 (4 KiB): write
+/// <c>n</c> at 0x0 to send MSI vector <c>n</c>, at 0x8 to send MSI-X vector <c>n</c>; the MSI-X table is at 0x800.</summary>
+internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = int.MaxValue, byte interruptPin = 1, int msixVectors = 0,
+    bool dynamicMsix = true) : EmulatedPciDevice
 {
     internal const string Address = "0000:00:06.0";
 
@@ -26,6 +27,14 @@ internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = 
 
     public override byte InterruptPin => interruptPin;
 
+    public override int MsixVectors => msixVectors;
+
+    public override uint MsixTableOffset => 0x800;
+
+    public override uint MsixPbaOffset => 0xc00;
+
+    public override bool DynamicMsix => dynamicMsix;
+
     /// <summary>The testbed machine with this device added at <see cref="Address"/> (IOMMU group 6).</summary>
     /// <remarks>Without interrupt remapping the machine allows unsafe interrupts, as a host must for VFIO to attach.</remarks>
     internal static SimulatedTopology Machine(InterruptTestDevice device, bool interruptRemapping = true)
@@ -37,5 +46,15 @@ internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = 
 
     protected override ulong ReadBar(int bar, ulong offset, int width) => 0;
 
-    protected override void WriteBar(int bar, ulong offset, int width, ulong value) => NotifyMsi((int)value);
+    protected override void WriteBar(int bar, ulong offset, int width, ulong value)
+    {
+        if (offset == 0x8)
+        {
+            NotifyMsix((int)value);
+        }
+        else
+        {
+            NotifyMsi((int)value);
+        }
+    }
 }

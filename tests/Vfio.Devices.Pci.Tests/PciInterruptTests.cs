@@ -229,6 +229,33 @@ public sealed class PciInterruptTests
     }
 
     [Fact]
+    public void Msix_without_dynamic_allocation_grows_by_enabling_again_and_keeps_the_eventfds()
+    {
+        var device = new InterruptTestDevice(0, hostVectorLimit: 6, msixVectors: 16, dynamicMsix: false);
+        using var testbed = new SimulatedTestbed(topology: InterruptTestDevice.Machine(device));
+        VfioPciDevice pci = testbed.Open(InterruptTestDevice.Address);
+        pci.Device.GetIrq(VfioPciIrq.Msix).IsNoResize.ShouldBeTrue();
+        pci.Msix.Enable(2).ShouldBe(2);
+        InterruptEvent first = pci.Msix.GetVector(0);
+        pci.Msix.Mask(1);
+        pci.Msix.SetVectorCount(5);
+        pci.Msix.GetVector(0).ShouldBeSameAs(first, "the eventfds of the vectors kept stay");
+        pci.Msix.IsMasked(1).ShouldBeTrue("a masked vector stays masked across the re-enable");
+        pci.SetBusMaster(true);
+        pci.Device.WriteRegion32(0, 0x8, 4);
+        pci.Msix.TryWait(4, s_timeout, out _).ShouldBeTrue();
+        pci.Device.WriteRegion32(0, 0x8, 1);
+        pci.Msix.TryWait(1, s_quiet, out _).ShouldBeFalse("masked");
+
+        VfioPciInterruptException e = Should.Throw<VfioPciInterruptException>(() => pci.Msix.SetVectorCount(8));
+        e.Failure.ShouldBe(PciInterruptFailure.VectorsUnavailable);
+        e.Limit.ShouldBe(6);
+        pci.Msix.VectorCount.ShouldBe(5, "the previous vectors are back");
+        pci.Device.WriteRegion32(0, 0x8, 4);
+        pci.Msix.TryWait(4, s_timeout, out _).ShouldBeTrue("and wired");
+    }
+
+    [Fact]
     public void Err_and_req_notifications()
     {
         using var testbed = new SimulatedTestbed();
