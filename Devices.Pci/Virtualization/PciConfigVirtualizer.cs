@@ -422,7 +422,7 @@ public sealed class PciConfigVirtualizer
         }
         if (guest.IsEnabled)
         {
-            LeaveIntx();
+            DisableInterrupts();
             Device.Msi.Enable(Math.Min(guest.EnabledVectors, msi.MaxVectors));
         }
         else
@@ -451,7 +451,7 @@ public sealed class PciConfigVirtualizer
         }
         if (enabled)
         {
-            LeaveIntx();
+            DisableInterrupts();
             Array.Clear(_msixInUse);
             Device.Msix.Enable(0);
         }
@@ -465,11 +465,18 @@ public sealed class PciConfigVirtualizer
 
     private void EnterIntx()
     {
-        if (Device.Intx.IsAvailable && !Device.Intx.IsEnabled)
+        if (Device.Intx.IsAvailable && Device.InterruptMode == PciInterruptMode.None)
         {
             Device.Intx.Enable(_intxResample);
         }
     }
 
-    private void LeaveIntx() => Device.Intx.Disable();
+    /// <summary>Before entering MSI or MSI-X: whatever is enabled goes (INTx; the other message kind if a guest
+    /// enables both), as the kernel allows one at a time.</summary>
+    private void DisableInterrupts()
+    {
+        Device.Intx.Disable();
+        Device.Msi.Disable();
+        Device.Msix.Disable();
+    }
 }

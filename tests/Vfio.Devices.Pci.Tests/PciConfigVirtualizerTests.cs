@@ -134,6 +134,24 @@ public sealed class PciConfigVirtualizerTests
     }
 
     [Fact]
+    public void A_guest_enabling_msix_over_msi_switches_and_a_late_msi_disable_changes_nothing()
+    {
+        using var testbed = new SimulatedTestbed(topology: InterruptTestDevice.Machine(new InterruptTestDevice(1, msixVectors: 4)));
+        VfioPciDevice device = testbed.Open(InterruptTestDevice.Address);
+        var v = new PciConfigVirtualizer(device);
+        PciMsiCapability msi = device.Msi.Capability!.Value;
+        int msixControl = device.Msix.Layout!.Value.CapabilityOffset + 2;
+        v.Write(msi.Offset + 2, 2, PciMsiCapability.EnableBit);
+        device.InterruptMode.ShouldBe(PciInterruptMode.Msi);
+        v.Write(msixControl, 2, 0x8000);
+        device.InterruptMode.ShouldBe(PciInterruptMode.Msix);
+        v.Write(msi.Offset + 2, 2, 0);
+        device.InterruptMode.ShouldBe(PciInterruptMode.Msix, "MSI-X stays; INTx comes back only when nothing is enabled");
+        v.Write(msixControl, 2, 0);
+        device.InterruptMode.ShouldBe(PciInterruptMode.Intx);
+    }
+
+    [Fact]
     public void Bad_accesses_are_refused()
     {
         using var testbed = new SimulatedTestbed();
