@@ -77,7 +77,7 @@ internal sealed class MsixMessageSource : IDisposable
         (dw3 & 0xffff).ShouldBe((uint)(CommandIdBase + index), "the completion is the command's");
         ((dw3 >> 16) & 1).ShouldBe((uint)((index / 2) % 2 == 0 ? 1 : 0), "the phase tag of this pass of the queue");
         (dw3 >> 17).ShouldBe(0u, "Identify succeeded");
-        BinaryPrimitives.ReadUInt16LittleEndian(_buffer.GetSpan(2 * Page, 2)).ShouldBe(_pci.SubsystemVendorId, "Identify's PCI subsystem vendor");
+        BinaryPrimitives.ReadUInt16LittleEndian(_buffer.GetSpan(2 * Page, 2)).ShouldBe(_pci.VendorId, "Identify Controller starts with the PCI vendor ID");
         Write32(_completionDoorbell, (uint)(_submitted % 2));
     }
 
