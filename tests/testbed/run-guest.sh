@@ -300,7 +300,9 @@ qpid=$!
 stall_pid=$!
 deadline_pid=
 if [ "$watchdog" -gt 0 ]; then
-  ( sleep "$watchdog"; : > "$TB/deadline" ) &
+  # The sleep is killed with its subshell: left running, it would hold the caller's fds (a flock on the shared testbed
+  # lock) until the timeout, long after the guest is gone.
+  ( trap 'kill $! 2>/dev/null; exit 0' TERM; sleep "$watchdog" & wait $!; : > "$TB/deadline" ) &
   deadline_pid=$!
 fi
 interrupted=0
