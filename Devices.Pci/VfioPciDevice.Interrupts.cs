@@ -56,33 +56,23 @@ public sealed partial class VfioPciDevice
     }
 
     /// <summary>Before a reset: unwires the enabled interrupt mode in the kernel and keeps its eventfds (a reset clears
-    /// the device's MSI/MSI-X enable bits behind the kernel's back). Returns with the interrupt lock held; pair it with
-    /// <see cref="RearmInterruptsAfterReset"/>.</summary>
+    /// the device's MSI/MSI-X enable bits behind the kernel's back). Pair it with <see cref="RearmInterruptsAfterReset"/>;
+    /// the mode stays recorded, so enabling another in between is refused.</summary>
     internal void DisarmInterruptsForReset()
     {
-        _interruptLock.Enter();
-        try
+        lock (_interruptLock)
         {
             EnabledInterrupts()?.Disarm();
-        }
-        catch
-        {
-            _interruptLock.Exit();
-            throw;
         }
     }
 
     /// <summary>After a reset: wires the interrupt mode that was enabled again, with the same eventfds (re-arms INTx,
-    /// re-enables MSI/MSI-X), and releases the interrupt lock.</summary>
+    /// re-enables MSI/MSI-X with masked vectors left unwired).</summary>
     internal void RearmInterruptsAfterReset()
     {
-        try
+        lock (_interruptLock)
         {
             EnabledInterrupts()?.Rearm();
-        }
-        finally
-        {
-            _interruptLock.Exit();
         }
     }
 

@@ -281,6 +281,25 @@ public sealed class PciInterruptTests
     }
 
     [Fact]
+    public void Reset_hooks_unwire_and_rewire_the_same_eventfds()
+    {
+        using var testbed = new SimulatedTestbed();
+        VfioPciDevice nvme = testbed.Open(SimulatedMachines.Nvme);
+        nvme.Msix.Enable(3);
+        nvme.Msix.Mask(1);
+        InterruptEvent first = nvme.Msix.GetVector(0);
+        nvme.DisarmInterruptsForReset();
+        Should.Throw<VfioException>(() => nvme.Device.TriggerIrq(VfioPciIrq.Msix)).Errno.ShouldBe(Errno.EINVAL, "MSI-X is off in the kernel");
+        nvme.InterruptMode.ShouldBe(PciInterruptMode.Msix, "the mode stays recorded");
+        nvme.RearmInterruptsAfterReset();
+        nvme.Msix.GetVector(0).ShouldBeSameAs(first);
+        nvme.Device.TriggerIrq(VfioPciIrq.Msix, 0, 3);
+        nvme.Msix.TryWait(0, s_timeout, out _).ShouldBeTrue();
+        nvme.Msix.GetVector(1).TryWait(out _).ShouldBeFalse("masked vectors stay unwired");
+        nvme.Msix.TryWait(2, s_timeout, out _).ShouldBeTrue();
+    }
+
+    [Fact]
     public void Dispose_disables_what_was_enabled_and_the_device_stays_usable()
     {
         using var testbed = new SimulatedTestbed();
