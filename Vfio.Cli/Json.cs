@@ -40,7 +40,7 @@ internal sealed record RegionReport(int Index, string Name, bool Present, ulong 
 internal sealed record IrqReport(int Index, string Name, bool Present, int Count, IReadOnlyList<string> Flags);
 
 internal sealed record InfoReport(string Kernel, string Device, int? IommuGroup, IReadOnlyList<string> Flags, int RegionCount, int IrqCount,
-    ContainerReport Container, IReadOnlyList<RegionReport> Regions, IReadOnlyList<IrqReport> Irqs);
+    ContainerReport Container, IReadOnlyList<RegionReport> Regions, IReadOnlyList<IrqReport> Irqs, Commands.PciInfoReport? Pci = null);
 
 internal sealed record CheckReport(string Name, string Status, string Detail, string? Fix);
 

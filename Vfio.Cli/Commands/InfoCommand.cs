@@ -51,7 +51,7 @@ internal static class InfoCommand
         List<string> flags = Flags(info.Flags);
         flags.AddRange(capabilities.Select(static c => "cap " + c));
         return new InfoReport(session.KernelName, attached.Name, attached.IommuGroup, flags, info.RegionCount, info.IrqCount,
-            Container(attached), regions, irqs);
+            Container(attached), regions, irqs, InfoPciView.Collect(attached));
     }
 
     private static RegionReport Region(VfioDevice device, int index, bool pci)
@@ -222,6 +222,10 @@ internal static class InfoCommand
             Output.Row(irqs, $"{irq.Index} {irq.Name}", irq.Count.ToString(CultureInfo.InvariantCulture), irq.Flags.Count == 0 ? "(none)" : string.Join(", ", irq.Flags));
         }
         console.WriteFitted(irqs);
+        if (report.Pci is PciInfoReport pci)
+        {
+            InfoPciView.Print(console, pci);
+        }
     }
 
     private static string Name(string[]? names, string kind, int index)

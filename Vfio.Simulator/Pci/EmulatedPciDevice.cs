@@ -68,6 +68,11 @@ public abstract class EmulatedPciDevice : EmulatedDevice
     /// SET_IRQS enables nothing and returns this number (the positive-count quirk of vfio_pci_set_irqs_ioctl).</summary>
     public virtual int HostVectorLimit => int.MaxValue;
 
+    /// <summary>Whether the host allocates MSI-X vectors on demand (dynamic MSI-X, as x86 does): MSI-X then has no
+    /// NORESIZE flag and vectors beyond those enabled can be wired while MSI-X is enabled; otherwise such a vector is
+    /// <c>EINVAL</c> until MSI-X is disabled and enabled with more.</summary>
+    public virtual bool DynamicMsix => true;
+
     /// <summary>The INTx pin: 1–4 for INTA–INTD, or 0 for no INTx.</summary>
     public virtual byte InterruptPin => 1;
 

@@ -274,7 +274,14 @@ internal sealed partial class VfioPciDriver
         {
             return limit > 0 ? limit : -(int)Errno.ENOSPC;
         }
+        if (!msix && nvec > 1 && (!Device.Kernel.Topology.InterruptRemapping || Device.Kernel.Topology.Iommu == SimulatedIommu.None))
+        {
+            // msi_capability_init: x86 gives a device several MSI vectors only through interrupt remapping
+            // (MSI_FLAG_MULTI_PCI_MSI); without it the host allocates one, and vfio_msi_enable answers 1.
+            return 1;
+        }
         _vectors = new SimEventFd?[msix ? _model.MsixVectors : _model.MsiVectors];
+        _msixPending = new bool[msix ? _model.MsixVectors : 0];
         _allocated = nvec;
         _irqType = msix ? IrqType.Msix : IrqType.Msi;
         if (msix)
@@ -319,8 +326,9 @@ internal sealed partial class VfioPciDriver
         }
         if (vector >= _allocated)
         {
-            // MSI cannot grow (NORESIZE); MSI-X allocates vectors on demand (dynamic MSI-X).
-            if (!msix)
+            // MSI cannot grow (NORESIZE); MSI-X allocates vectors on demand where the host has dynamic MSI-X
+            // (vfio_msi_alloc_irq: otherwise pci_irq_vector's -EINVAL).
+            if (!msix || !_model.DynamicMsix)
             {
                 return -EINVAL;
             }
@@ -336,6 +344,12 @@ internal sealed partial class VfioPciDriver
             return rc;
         }
         _vectors[vector] = trigger;
+        if (msix && _msixPending[vector])
+        {
+            // request_irq unmasks the table entry, and the device sends the message held in its pending bit.
+            _msixPending[vector] = false;
+            trigger!.Signal();
+        }
         return 0;
     }
 
@@ -350,6 +364,7 @@ internal sealed partial class VfioPciDriver
             SetMsixEnableBit(false);
         }
         _vectors = [];
+        _msixPending = [];
         _allocated = 0;
         _irqType = IrqType.None;
     }
@@ -359,9 +374,19 @@ internal sealed partial class VfioPciDriver
     internal void NotifyMessage(bool msix, int vector)
     {
         IrqType kind = msix ? IrqType.Msix : IrqType.Msi;
-        if (_irqType == kind && BusMaster && vector >= 0 && vector < _allocated && vector < _vectors.Length)
+        if (_irqType != kind || !BusMaster || vector < 0 || vector >= _vectors.Length)
         {
-            _vectors[vector]?.Signal();
+            return;
+        }
+        if (vector < _allocated && _vectors[vector] is { } trigger)
+        {
+            trigger.Signal();
+        }
+        else if (msix)
+        {
+            // An MSI-X vector without a handler is masked in the device's table (msix_mask_all at enable; free_irq
+            // masks it when its eventfd is removed): the device holds the message in its pending bit.
+            _msixPending[vector] = true;
         }
     }
 

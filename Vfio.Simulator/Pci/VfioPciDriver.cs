@@ -35,6 +35,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
     private bool _intxLevel;
     private bool _virqDisabled;
     private SimEventFd?[] _vectors = [];
+    private bool[] _msixPending = [];
     private int _allocated;
     private int _msiQmax;
     private SimEventFd? _errTrigger;
@@ -266,9 +267,9 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         {
             info.flags |= VfioUapi.VFIO_IRQ_INFO_MASKABLE | VfioUapi.VFIO_IRQ_INFO_AUTOMASKED;
         }
-        else if (info.index != VfioUapi.VFIO_PCI_MSIX_IRQ_INDEX)
+        else if (info.index != VfioUapi.VFIO_PCI_MSIX_IRQ_INDEX || !_model.DynamicMsix)
         {
-            // x86 supports dynamic MSI-X allocation, so only MSI-X lacks NORESIZE.
+            // x86 supports dynamic MSI-X allocation (vdev->has_dyn_msix), so only MSI-X lacks NORESIZE there.
             info.flags |= VfioUapi.VFIO_IRQ_INFO_NORESIZE;
         }
         return UserMemory.Write(argument, Minsz, in info) < 0 ? -EFAULT : 0;
