@@ -24,7 +24,7 @@ public sealed class PciInterruptTests
     {
         using Rig rig = Rig.Create(mode);
         using var pci = new VfioPciDevice(rig.Attach(Target.Edu));
-        using var edu = new EduDriver(pci.Device, useMmap: true);
+        using var edu = new EduDriver(pci.Attached, useMmap: true);
         pci.Intx.Pin.ShouldBe((byte)1);
         pci.Intx.Enable();
         pci.InterruptMode.ShouldBe(PciInterruptMode.Intx);
@@ -70,7 +70,7 @@ public sealed class PciInterruptTests
 
         pci.Msi.Enable(1).ShouldBe(1);
         pci.SetBusMaster(true);
-        using var edu = new EduDriver(pci.Device, useMmap: true);
+        using var edu = new EduDriver(pci.Attached, useMmap: true);
         for (int i = 0; i < 10; i++)
         {
             edu.RaiseInterrupt(1);
@@ -244,7 +244,7 @@ public sealed class PciInterruptTests
         guest.Write(msi.Offset + 2, 2, guest.Read(msi.Offset + 2, 2) | PciMsiCapability.EnableBit);
         pci.InterruptMode.ShouldBe(PciInterruptMode.Msi);
         guest.Write(0x04, 2, guest.Read(0x04, 2) | 0x6); // memory space and bus master, as the guest's driver does
-        using var edu = new EduDriver(pci.Device, useMmap: true);
+        using var edu = new EduDriver(pci.Attached, useMmap: true);
         edu.RaiseInterrupt(1);
         (await WaitAsync(ct => pci.Msi.WaitAsync(0, ct), "MSI")).ShouldBe(1UL);
         edu.AcknowledgeInterrupt(1);

@@ -11,7 +11,7 @@ internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = 
 {
     internal const string Address = "0000:00:06.0";
 
-    private readonly PciBar?[] _bars = [new PciBar(0x1000), null, null, null, null, null];
+    private readonly Vfio.Simulator.PciBar?[] _bars = [new Vfio.Simulator.PciBar(0x1000), null, null, null, null, null];
 
     public override ushort VendorId => 0x1b36;
 
@@ -19,7 +19,7 @@ internal sealed class InterruptTestDevice(int msiVectors, int hostVectorLimit = 
 
     public override uint ClassCode => 0xff0000;
 
-    public override IReadOnlyList<PciBar?> Bars => _bars;
+    public override IReadOnlyList<Vfio.Simulator.PciBar?> Bars => _bars;
 
     public override int MsiVectors => msiVectors;
 
