@@ -65,7 +65,7 @@ for t in ET.parse(path).getroot().iter('test'):
         continue
     c = counts.setdefault(m.group(1), collections.Counter())
     c[t.get('result', '')] += 1
-names = {'Legacy': 'legacy', 'IommuFd': 'iommufd', 'IommuFdCompat': 'iommufd-compat', 'NoIommu': 'noiommu', 'Platform': 'platform'}
+names = {'Legacy': 'legacy', 'IommuFd': 'iommufd', 'IommuFdCompat': 'iommufd-compat', 'NoIommu': 'noiommu', 'Platform': 'platform', 'SpaprTce': 'spapr-tce'}
 for mode, c in counts.items():
     line = f"  {tier} conformance {names.get(mode, mode)}: {c['Pass']} passed, {c['Fail']} failed"
     if c['Skip']:
