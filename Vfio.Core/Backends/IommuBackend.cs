@@ -101,19 +101,13 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
 
     private AttachedDevice AttachGated(VfioDeviceSource device, DmaSpace space)
     {
-        // The space's gate, taken before this backend's lock (a space's disposal takes backends' locks to detach):
-        // a disposal that starts now waits for this attach, then detaches the device with the others.
+        bool gated = false;
         try
         {
+            // The space's gate, taken before this backend's lock (a space's disposal takes backends' locks to
+            // detach): a disposal that starts now waits for this attach, then detaches the device with the others.
             space.BeginAttach();
-        }
-        catch (ObjectDisposedException)
-        {
-            CloseHandedOverFd(device);
-            throw;
-        }
-        try
-        {
+            gated = true;
             return AttachLocked(device, space);
         }
         catch
@@ -123,7 +117,10 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         }
         finally
         {
-            space.EndAttach();
+            if (gated)
+            {
+                space.EndAttach();
+            }
         }
     }
 

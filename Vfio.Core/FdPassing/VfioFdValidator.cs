@@ -52,12 +52,14 @@ public static class VfioFdValidator
     {
         ArgumentException.ThrowIfNullOrEmpty(description);
         ArgumentNullException.ThrowIfNull(fd);
+        if (fd.IsClosed)
+        {
+            throw NotOpen(description, inner: null);
+        }
         VfioFdIdentity identity;
         try
         {
-            identity = fd.IsClosed
-                ? throw new VfioException(Errno.EBADF, "fstat", description)
-                : Identify(kernel, fd);
+            identity = Identify(kernel, fd);
         }
         catch (VfioException e) when (e.Errno == Errno.EBADF)
         {
@@ -75,7 +77,7 @@ public static class VfioFdValidator
 
     /// <summary>The error for a passed fd that is not open, naming the setting it came from (not only a number the
     /// user never wrote).</summary>
-    internal static VfioException NotOpen(string description, Exception inner)
+    internal static VfioException NotOpen(string description, Exception? inner)
         => new(Errno.EBADF, "validate passed fd", description,
             "The fd is not open in this process: the launcher must pass it open and inheritable (without FD_CLOEXEC), or the management layer must send it before the library needs it; a borrowed fd must stay open while it is in use.",
             inner);
