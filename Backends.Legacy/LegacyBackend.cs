@@ -525,6 +525,13 @@ public class LegacyBackend : IommuBackend
         try
         {
             int rc = container.TryAddGroup(group);
+            if (rc == -(int)Errno.EBUSY && passed)
+            {
+                // The group was put explicitly into the passed container, which refuses it: a typed error, not a
+                // container of its own (that is only for containers this backend chose, see Connect).
+                throw new VfioException(Errno.EBUSY, "VFIO_GROUP_SET_CONTAINER", group.ToString(),
+                    $"The passed container (Vfio:ContainerFd, {container.Name}) refuses IOMMU group {group.Number.ToString(CultureInfo.InvariantCulture)}: it already holds a group its IOMMU cannot share (an sPAPR TCE v1 container takes exactly one) or the group is in another container. Pass an empty container, or pass none so that the backend gives the group a container of its own.");
+            }
             if (rc < 0)
             {
                 VfioException.Throw(rc, "VFIO_GROUP_SET_CONTAINER", group.ToString());

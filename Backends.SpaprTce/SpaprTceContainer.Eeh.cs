@@ -115,7 +115,7 @@ public sealed partial class SpaprTceContainer
         if ((Features & IommuBackendFeatures.Eeh) == 0)
         {
             throw new VfioException(EehOperation, Name, $"cannot {what}: the host does not offer EEH (VFIO_CHECK_EXTENSION(VFIO_EEH) is 0)",
-                "EEH needs a POWER platform with EEH enabled (it is on unless the kernel was booted with eeh=off).");
+                "EEH needs a POWER host with EEH enabled (on unless booted with eeh=off) and a PE for the device: bare-metal PowerNV has one per group; a pseries guest only for a device passed through from an EEH-capable host (QEMU's emulated devices have none).");
         }
         IReadOnlyList<int> groups = Groups;
         if (groups.Count != 1)

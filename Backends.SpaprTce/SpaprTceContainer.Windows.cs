@@ -77,9 +77,27 @@ public sealed partial class SpaprTceContainer
                         $"the mapping {mapping.Range} needs a DMA window, but the host allows {MaxWindows} and all are open ({FormatWindows()})"),
                     "Place mappings inside the open windows (the 32-bit window at 0x" + Dma32WindowStart.ToString("x", CultureInfo.InvariantCulture) + " or the one at 1<<59), or unmap a window's last mapping first.");
             }
-            int pageShift = ChoosePageShift(mapping);
+            // The kernel fills the first free slot. A low window outside slot 0 would go to 1<<59 on PowerNV and, on
+            // pseries, ask the hypervisor for a second 64-bit window, which fails with ENODEV and marks the PE failed
+            // until reboot: refused here, before the ioctl.
+            int slot = FirstFreeSlot();
+            if (!high && slot != 0)
+            {
+                throw new VfioDmaException(DmaMappingFailure.OutsideIovaRanges, CreateOperation, Name,
+                    string.Create(CultureInfo.InvariantCulture,
+                        $"the mapping {mapping.Range} needs a DMA window at the 32-bit window's address 0x{Dma32WindowStart:x}, but the window at 1<<59 ({FormatWindows()}) holds the host's first window slot and the platform places a window in the second slot at 1<<59 (on pseries, asking for it would mark the device's PE failed until reboot)"),
+                    "Map below 1<<59 before mapping at or above it, or unmap the window at 1<<59's last mapping first.");
+            }
+            // Low windows use 4 KiB TCEs (what the 32-bit window has): pseries re-creates a window at bus address 0 only
+            // for 4 KiB TCEs and at most the 32-bit window's size; any other shape becomes its window at 1<<59.
+            int pageShift = !high && (HostPageSizes & (1UL << 12)) != 0 && (((mapping.Iova | mapping.Size | (ulong)mapping.HostAddress) & 0xFFF) == 0)
+                ? 12 : ChoosePageShift(mapping);
             ulong needed = mapping.Iova - regionStart + mapping.Size;
-            ulong minimum = high ? 1UL << 30 : Math.Max(Dma32WindowSize, 1UL << pageShift);
+            // A high window in the first slot is made larger than the 32-bit window, so that pseries does not take it for
+            // the default window (which it re-creates at 0x0) but asks the hypervisor for its window at 1<<59.
+            ulong minimum = !high ? Math.Max(Dma32WindowSize, 1UL << pageShift)
+                : slot == 0 ? Math.Max(1UL << 30, Dma32WindowSize << 1)
+                : 1UL << 30;
             ulong size = Math.Max(BitOperations.RoundUpToPowerOf2(needed), BitOperations.RoundUpToPowerOf2(minimum));
             if (needed > (high ? HighWindowLimit : HighWindowStart - regionStart))
             {
@@ -88,13 +106,14 @@ public sealed partial class SpaprTceContainer
                     "Map it at a lower IOVA.");
             }
             var window = CreateWindow(pageShift, size, mapping.Iova);
+            window.Slot = slot;
             if (window.Start != regionStart)
             {
                 RemoveWindowQuietly(window.Start);
                 throw new VfioDmaException(DmaMappingFailure.OutsideIovaRanges, CreateOperation, Name,
                     string.Create(CultureInfo.InvariantCulture,
-                        $"the host placed the new DMA window at 0x{window.Start:x}, not at 0x{regionStart:x} where the mapping {mapping.Range} needs it (the platform chooses a window's address by its slot: the first window opened goes to the 32-bit window's address)"),
-                    "Map in the 32-bit window first; the second window then opens at 1<<59.");
+                        $"the host placed the new DMA window of 0x{size:x} bytes at 0x{window.Start:x}, not at 0x{regionStart:x} where the mapping {mapping.Range} needs it (PowerNV places the first window opened at the 32-bit window's address and the second at 1<<59; pseries places a first window at 0x0 only up to the 32-bit window's size 0x{Dma32WindowSize:x}, every other at 1<<59)"),
+                    "Map in the 32-bit window first, within the 32-bit window's size; the second window then opens at 1<<59.");
             }
             window.Users = 1;
             _windows.Add(window);
@@ -126,6 +145,17 @@ public sealed partial class SpaprTceContainer
                 return;
             }
         }
+    }
+
+    /// <summary>The slot the kernel gives the next window: its first one that no open window holds.</summary>
+    private int FirstFreeSlot()
+    {
+        int slot = 0;
+        while (_windows.Exists(w => !w.Fixed && w.Slot == slot))
+        {
+            slot++;
+        }
+        return slot;
     }
 
     private void AddFixedWindow(ulong start, ulong size)
@@ -375,6 +405,9 @@ public sealed partial class SpaprTceContainer
         internal int Users { get; set; }
 
         internal bool Fixed { get; init; }
+
+        /// <summary>The kernel's table slot (<c>container-&gt;tables[]</c>) the window was created in.</summary>
+        internal int Slot { get; set; }
 
         internal bool Covers(ulong iova, ulong size) => iova >= Start && size <= Size && iova - Start <= Size - size;
     }

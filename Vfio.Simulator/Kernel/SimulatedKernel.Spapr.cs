@@ -6,6 +6,10 @@ public sealed partial class SimulatedKernel
     /// <summary>The process's sPAPR pre-registered memory (the kernel's <c>mm-&gt;context.iommu_group_mem_list</c>,
     /// mm_iommu_*): shared by every v2 container of the process.</summary>
     internal List<SpaprMemoryRegion> SpaprPreregistered { get; } = [];
+
+    /// <summary>pseries' <c>failed_ddw_pdn_list</c>: the PEs (here: groups) whose 64-bit window creation failed; every
+    /// later window creation on them is ENODEV until reboot (the kernel never clears the list).</summary>
+    internal HashSet<SimGroup> SpaprFailedDdw { get; } = [];
 }
 
 /// <summary>One pre-registered region (<c>struct mm_iommu_table_group_mem_t</c>): pinned and charged to

@@ -20,9 +20,8 @@ internal sealed partial class SpaprTceDriver
         {
             return -EINVAL;
         }
-        // Page-aligned and not wrapping. A size of 0 is refused too (the model's choice: the kernel would register
-        // an empty region).
-        if ((param.vaddr & (PageSize - 1)) != 0 || (param.size & (PageSize - 1)) != 0 || param.vaddr + param.size < param.vaddr || param.size == 0)
+        // Page-aligned and not wrapping (a size of 0 passes here: REGISTER refuses it with ENOMEM, UNREGISTER finds nothing).
+        if ((param.vaddr & (PageSize - 1)) != 0 || (param.size & (PageSize - 1)) != 0 || param.vaddr + param.size < param.vaddr)
         {
             return -EINVAL;
         }
@@ -49,18 +48,21 @@ internal sealed partial class SpaprTceDriver
         }
         else
         {
-            // mm_iommu_new: no overlap with another region, pin (the first page never pins) and account.
-            if (all.Exists(r => r.Ua < param.vaddr + param.size && param.vaddr < r.Ua + r.Size))
-            {
-                return -EINVAL;
-            }
-            if (param.vaddr < PageSize)
-            {
-                return -EFAULT;
-            }
-            if (!_kernel.TryChargeLockedVm(param.size >> PageShift))
+            // mm_iommu_do_alloc, in its order: account, allocate the page array (vzalloc(0) fails: a size of 0 is
+            // ENOMEM, as probed), pin (the first page never pins), then refuse an overlap with another region.
+            ulong pages = param.size >> PageShift;
+            if (!_kernel.TryChargeLockedVm(pages))
             {
                 return -(int)Errno.ENOMEM;
+            }
+            rc = param.size == 0 ? -(int)Errno.ENOMEM
+                : param.vaddr < PageSize ? -EFAULT
+                : all.Exists(r => r.Ua < param.vaddr + param.size && param.vaddr < r.Ua + r.Size) ? -EINVAL
+                : 0;
+            if (rc < 0)
+            {
+                _kernel.UnchargeLockedVm(pages);
+                return rc;
             }
             region = new SpaprMemoryRegion(param.vaddr, param.size) { Used = 1 };
             all.Add(region);
@@ -110,6 +112,17 @@ internal sealed partial class SpaprTceDriver
 
     // ---- v2 windows --------------------------------------------------------------------------------------------------
 
+    /// <summary>The platform's get_table_size: pseries' spapr_tce_get_table_size (one 8-byte TCE per page, ~0U for
+    /// more than one level) or PowerNV's <see cref="TableSize"/>.</summary>
+    private ulong PlatformTableSize(int pageShift, ulong windowSize, uint levels)
+    {
+        if (!_pseries)
+        {
+            return levels > _kernel.Topology.SpaprMaxLevels ? 0 : TableSize(pageShift, windowSize, levels);
+        }
+        return levels > 1 ? uint.MaxValue : windowSize >> (pageShift - 3);
+    }
+
     /// <summary>pnv_pci_ioda2_get_table_size: bytes of the TCE table (hardware table plus the user-address copy), or 0
     /// when the geometry is invalid.</summary>
     internal static ulong TableSize(int pageShift, ulong windowSize, uint levels)
@@ -149,7 +162,7 @@ internal sealed partial class SpaprTceDriver
         {
             return -EINVAL;
         }
-        ulong tableSize = levels > _kernel.Topology.SpaprMaxLevels ? 0 : TableSize(pageShift, windowSize, levels);
+        ulong tableSize = PlatformTableSize(pageShift, windowSize, levels);
         if (tableSize == 0)
         {
             return -EINVAL;
@@ -159,14 +172,55 @@ internal sealed partial class SpaprTceDriver
         {
             return -(int)Errno.ENOMEM;
         }
-        if (windowSize > MaxWindowSize)
+        int rc = _pseries ? PSeriesCreateTable(slot, pageShift, windowSize, levels, out start) : PowerNvCreateTable(slot, windowSize, out start);
+        if (rc < 0)
         {
-            // The platform's table allocation refuses a window larger than memory.
             _kernel.UnchargeLockedVm(charged);
+            return rc;
+        }
+        _tables[slot] = new TceTable(start, pageShift, windowSize, charged);
+        return 0;
+    }
+
+    /// <summary>PowerNV's create_table: a window larger than memory is refused; slot 0 is at bus address 0, slot 1 at
+    /// 1&lt;&lt;59.</summary>
+    private static int PowerNvCreateTable(int slot, ulong windowSize, out ulong start)
+    {
+        start = slot == 0 ? 0 : SecondWindowStart;
+        return windowSize > MaxWindowSize ? -EINVAL : 0;
+    }
+
+    /// <summary>
+    /// pseries' spapr_tce_create_table, with the QEMU hypervisor's answers as probed: a power-of-two size and at most
+    /// one level; a PE whose 64-bit window creation failed is refused with ENODEV until reboot; slot 0 with 4 KiB
+    /// pages and at most the 32-bit window's size re-creates the default window at bus address 0 (EPERM while the
+    /// 64-bit window exists); every other request is the hypervisor's one 64-bit window at 1&lt;&lt;59 (EPERM in slot 0
+    /// while it exists; when it exists in slot 0, the hypervisor refuses another: ENODEV, and the PE is marked failed).
+    /// </summary>
+    private int PSeriesCreateTable(int slot, int pageShift, ulong windowSize, uint levels, out ulong start)
+    {
+        start = 0;
+        if (!BitOperations.IsPow2(windowSize) || levels > 1)
+        {
             return -EINVAL;
         }
-        start = slot == 0 ? 0 : SecondWindowStart;
-        _tables[slot] = new TceTable(start, pageShift, windowSize, charged);
+        HashSet<SimGroup> failed = _kernel.SpaprFailedDdw;
+        SimGroup pe = _groups[0];
+        if (failed.Contains(pe))
+        {
+            return -(int)Errno.ENODEV;
+        }
+        bool ddwExists = _tables.Any(t => t is not null && t.Start == SecondWindowStart);
+        if (slot == 0 && (ddwExists || (pageShift == PageShift && windowSize <= _dma32Size)))
+        {
+            return ddwExists ? -EPERM : 0;
+        }
+        if (ddwExists)
+        {
+            failed.Add(pe);
+            return -(int)Errno.ENODEV;
+        }
+        start = SecondWindowStart;
         return 0;
     }
 
@@ -306,6 +360,10 @@ internal sealed partial class SpaprTceDriver
     private int EehPeOp(PeState pe, nint argument)
     {
         const int Minsz = 12, InjectMinsz = 40;
+        if (!_kernel.Topology.Eeh)
+        {
+            return -(int)Errno.ENODEV; // eeh_iommu_group_to_pe: no PE, before the argument is read (as probed)
+        }
         if (UserMemory.Read(argument, Minsz, out vfio_eeh_pe_op op) < 0)
         {
             return -EFAULT;
@@ -319,7 +377,7 @@ internal sealed partial class SpaprTceDriver
             case VfioUapi.VFIO_EEH_PE_DISABLE:
                 return 0;
             case VfioUapi.VFIO_EEH_PE_ENABLE:
-                return _kernel.Topology.Eeh ? 0 : -(int)Errno.EIO;
+                return 0;
             case VfioUapi.VFIO_EEH_PE_UNFREEZE_IO:
                 pe.MmioFrozen = false;
                 return 0;

@@ -9,7 +9,8 @@ namespace Vfio.Simulator;
 /// The sPAPR TCE backend of a POWER host (drivers/vfio/vfio_iommu_spapr_tce.c): v1 (type 2,
 /// one group, the platform's 32-bit window, ENABLE/DISABLE) and v2 (type 7, pre-registered memory, a deferred default
 /// window plus dynamic windows via CREATE/REMOVE). Devices DMA through the TCE tables of the container's windows.
-/// The platform is modelled on a PowerNV POWER9 PHB (see the constants); PAGE_SIZE is the host's 4 KiB.
+/// The platform code is the topology's <see cref="SimulatedSpaprPlatform"/>: a PowerNV POWER9 PHB (from the kernel's
+/// source) or the pseries guest the facts were probed on (Linux 6.12 under QEMU 10); PAGE_SIZE is the host's 4 KiB.
 /// </summary>
 internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
 {
@@ -23,9 +24,15 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
     internal const uint RemoveRequest = 0x3B78;     // VFIO_IOMMU_SPAPR_TCE_REMOVE
     internal const uint EehPeOpRequest = 0x3B79;    // VFIO_EEH_PE_OP
 
-    /// <summary>The platform's 32-bit (default) window: bus address 0, 2 GiB (PowerNV: up to the M32 base).</summary>
+    /// <summary>The platform's 32-bit (default) window: bus address 0, 2 GiB on PowerNV (up to the M32 base), 1 GiB on
+    /// the probed pseries guest (its <c>ibm,dma-window</c>).</summary>
     internal const uint Dma32Start = 0;
-    internal const uint Dma32Size = 0x8000_0000;
+    internal const uint PowerNvDma32Size = 0x8000_0000;
+    internal const uint PSeriesDma32Size = 0x4000_0000;
+
+    /// <summary>H_PARAMETER: the hypervisor's answer to a TCE outside its table, which pseries' tce_exchange_pseries
+    /// returns as is, so user space sees errno 4 (the probe: a map running past the window end).</summary>
+    internal const int HParameter = -4;
 
     /// <summary>IOMMU page sizes of a POWER9 PHB: 4 KiB, 64 KiB, 2 MiB, 1 GiB (the topology's default).</summary>
     internal const ulong PageSizes = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 30);
@@ -52,6 +59,8 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
 
     private readonly SimulatedKernel _kernel;
     private readonly bool _v2;
+    private readonly bool _pseries;
+    private readonly uint _dma32Size;
     private readonly List<SimGroup> _groups = [];
     private readonly TceTable?[] _tables;
     private readonly List<SpaprMemoryRegion> _prereg = [];
@@ -64,6 +73,8 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
         _kernel = kernel;
         _v2 = v2;
         _tables = new TceTable?[kernel.Topology.SpaprWindows];
+        _pseries = kernel.Topology.SpaprPlatform == SimulatedSpaprPlatform.PSeries;
+        _dma32Size = _pseries ? PSeriesDma32Size : PowerNvDma32Size;
     }
 
     /// <summary>The registration: CHECK_EXTENSION answers the same before and after SET_IOMMU (tce_iommu_ioctl with
@@ -136,7 +147,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
             else
             {
                 // v1 uses the platform's own 32-bit window (4 KiB pages); ENABLE accounts for it.
-                _tables[0] ??= new TceTable(Dma32Start, PageShift, Dma32Size, 0);
+                _tables[0] ??= new TceTable(Dma32Start, PageShift, _dma32Size, 0);
             }
         }
         _groups.Add(group);
@@ -240,7 +251,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
             return -EINVAL;
         }
         info.dma32_window_start = Dma32Start;
-        info.dma32_window_size = Dma32Size;
+        info.dma32_window_size = _dma32Size;
         info.flags = 0;
         info.ddw = default;
         if (_v2)
@@ -260,7 +271,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
         {
             return 0;
         }
-        int rc = CreateWindow(PageShift, Dma32Size, 1, out _);
+        int rc = CreateWindow(PageShift, _dma32Size, 1, out _);
         if (rc == 0)
         {
             _defaultWindowPending = false;
@@ -337,7 +348,9 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
             rc = 0;
             if (entry >= end)
             {
-                rc = -EINVAL; // the platform refuses an entry past the window
+                // The platform refuses an entry past the window: PowerNV's pnv_tce_xchg with EINVAL; pseries' hypervisor
+                // with H_PARAMETER, returned as is (errno 4 on the probed guest).
+                rc = _pseries ? HParameter : -EINVAL;
             }
             else if (_v2)
             {
@@ -423,7 +436,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
         }
         _mmSet = true;
         // The whole 32-bit window is accounted against RLIMIT_MEMLOCK.
-        if (!_kernel.TryChargeLockedVm(Dma32Size >> PageShift))
+        if (!_kernel.TryChargeLockedVm(_dma32Size >> PageShift))
         {
             return -(int)Errno.ENOMEM;
         }
@@ -435,7 +448,7 @@ internal sealed partial class SpaprTceDriver : IVfioIommuDriver, IDmaSpace
     {
         if (!_v2 && _enabled)
         {
-            _kernel.UnchargeLockedVm(Dma32Size >> PageShift);
+            _kernel.UnchargeLockedVm(_dma32Size >> PageShift);
         }
         _enabled = false;
         return 0;

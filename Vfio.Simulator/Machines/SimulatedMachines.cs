@@ -97,7 +97,7 @@ public static class SimulatedMachines
         SimulatedTopology topology = options.NoIommu
             ? new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, DeviceCdev = false }
             : options.Spapr
-            ? new SimulatedTopology { Iommu = SimulatedIommu.SpaprTce, IommuFd = false, DeviceCdev = false }
+            ? new SimulatedTopology { Iommu = SimulatedIommu.SpaprTce, IommuFd = false, DeviceCdev = false, SpaprPlatform = options.SpaprPlatform }
             : new SimulatedTopology { InterruptRemapping = options.InterruptRemapping };
         // No-IOMMU: the testbed gives edu a 64-bit DMA mask (the device sees physical addresses).
         ulong eduMask = options.NoIommu ? ulong.MaxValue : EduDevice.DefaultDmaMask;
@@ -126,6 +126,10 @@ public sealed record SimulatedTestbedOptions
     /// <summary>True: the same devices on a POWER host, whose containers offer sPAPR TCE v1/v2 (with EEH) instead of
     /// Type1, and no iommufd or device cdevs (<see cref="SimulatedIommu.SpaprTce"/>). Ignored with <see cref="NoIommu"/>.</summary>
     public bool Spapr { get; init; }
+
+    /// <summary>With <see cref="Spapr"/>: the POWER host's platform (default <see cref="SimulatedSpaprPlatform.PowerNv"/>,
+    /// with EEH; <see cref="SimulatedSpaprPlatform.PSeries"/> is the guest the facts were probed on).</summary>
+    public SimulatedSpaprPlatform SpaprPlatform { get; init; }
 
     /// <summary>False: the IOMMU does not remap interrupts (the testbed shape <c>pci-intremap-off</c>).</summary>
     public bool InterruptRemapping { get; init; } = true;

@@ -13,6 +13,22 @@ public enum SimulatedIommu
     None,
 }
 
+/// <summary>The platform code behind a simulated POWER host's sPAPR TCE backend.</summary>
+public enum SimulatedSpaprPlatform
+{
+    /// <summary>Bare-metal POWER9 (PowerNV, OPAL IODA2 PHB): a 2 GiB 32-bit window, windows of any supported page
+    /// size in either slot (slot 0 at bus address 0, slot 1 at 1&lt;&lt;59), multi-level tables (1 to 5 levels) and an
+    /// EEH PE per group. Modelled from the kernel's source only: no such host could run here.</summary>
+    PowerNv,
+
+    /// <summary>A pseries (PAPR) guest, as probed on Linux 6.12 under QEMU 10's <c>pseries</c> machine: a 1 GiB
+    /// 32-bit window; slot 0 is re-created at bus address 0 only for 4 KiB pages and at most the 32-bit window's size,
+    /// every other window is the hypervisor's one 64-bit window at 1&lt;&lt;59 (a second one fails with ENODEV and
+    /// marks the PE failed until reboot); tables of 0 or 1 level; a TCE the hypervisor refuses gives errno 4
+    /// (H_PARAMETER returned as is); no EEH PE for an emulated device.</summary>
+    PSeries,
+}
+
 /// <summary>
 /// What a simulated machine is: its kernel's features and its devices with their IOMMU groups and drivers. The
 /// simulated /dev and /sys are generated from it.
@@ -53,19 +69,37 @@ public sealed class SimulatedTopology
     /// <summary><c>vfio_iommu_type1.dma_entry_limit</c> (default 65535).</summary>
     public int DmaEntryLimit { get; set; } = ushort.MaxValue;
 
-    /// <summary>EEH is enabled on a POWER host (<c>eeh_enabled()</c>): CHECK_EXTENSION(VFIO_EEH) is 1 and
-    /// VFIO_EEH_PE_ENABLE succeeds. Only meaningful with <see cref="SimulatedIommu.SpaprTce"/>.</summary>
-    public bool Eeh { get; set; } = true;
+    /// <summary>The platform code of a POWER host (<see cref="SimulatedIommu.SpaprTce"/>): where its windows go, its
+    /// 32-bit window, its TCE table rules and the defaults of <see cref="SpaprPageSizes"/>, <see cref="SpaprMaxLevels"/>
+    /// and <see cref="Eeh"/>. Default <see cref="SimulatedSpaprPlatform.PowerNv"/> (an EEH-capable host).</summary>
+    public SimulatedSpaprPlatform SpaprPlatform { get; set; } = SimulatedSpaprPlatform.PowerNv;
+
+    /// <summary>The host has an EEH PE for each group (<c>eeh_enabled()</c> and <c>eeh_iommu_group_to_pe</c>):
+    /// CHECK_EXTENSION(VFIO_EEH) is 1 and the PE operations work. Without it CHECK_EXTENSION(VFIO_EEH) is 0 and every
+    /// VFIO_EEH_PE_OP fails with ENODEV before its argument is read (as on the probed pseries guest). Default: true on
+    /// <see cref="SimulatedSpaprPlatform.PowerNv"/>, false on <see cref="SimulatedSpaprPlatform.PSeries"/>. Only
+    /// meaningful with <see cref="SimulatedIommu.SpaprTce"/>.</summary>
+    public bool Eeh
+    {
+        get => _eeh ?? SpaprPlatform == SimulatedSpaprPlatform.PowerNv;
+        set => _eeh = value;
+    }
 
     /// <summary>Model switch, off by default (Linux offers both): the sPAPR TCE backend offers only v1
     /// (<c>VFIO_SPAPR_TCE_IOMMU</c>), not v2, to exercise a library's fallback.</summary>
     public bool SpaprTceV1Only { get; set; }
 
-    /// <summary>The sPAPR v2 dynamic-window page sizes (<c>ddw.pgsizes</c>); default a POWER9 PHB's 4K/64K/2M/1G.</summary>
-    public ulong SpaprPageSizes { get; set; } = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 30);
+    /// <summary>The sPAPR v2 dynamic-window page sizes (<c>ddw.pgsizes</c>). Default: a POWER9 PHB's 4K/64K/2M/1G on
+    /// <see cref="SimulatedSpaprPlatform.PowerNv"/>; 4K/64K/2M/16M (0x1211000) on <see cref="SimulatedSpaprPlatform.PSeries"/>,
+    /// as probed.</summary>
+    public ulong SpaprPageSizes
+    {
+        get => _spaprPageSizes ?? (SpaprPlatform == SimulatedSpaprPlatform.PSeries ? PSeriesPageSizes : PowerNvPageSizes);
+        set => _spaprPageSizes = value;
+    }
 
     /// <summary>The sPAPR v2 window count (<c>ddw.max_dynamic_windows_supported</c>): 2 on PowerNV
-    /// (IOMMU_TABLE_GROUP_MAX_TABLES), 1 on a platform without a second window. 1 or 2.</summary>
+    /// (IOMMU_TABLE_GROUP_MAX_TABLES) and on the probed pseries guest, 1 on a platform without a second window. 1 or 2.</summary>
     public int SpaprWindows
     {
         get;
@@ -77,18 +111,24 @@ public sealed class SimulatedTopology
         }
     } = 2;
 
-    /// <summary>The sPAPR v2 TCE table level limit (<c>ddw.levels</c>): 5 on PowerNV (POWERNV_IOMMU_MAX_LEVELS), 1 on
-    /// pseries. 1 to 5.</summary>
+    /// <summary>The sPAPR v2 TCE table level limit (<c>ddw.levels</c>). Default: 5 on PowerNV
+    /// (POWERNV_IOMMU_MAX_LEVELS), 1 on pseries (as probed). 1 to 5.</summary>
     public uint SpaprMaxLevels
     {
-        get;
+        get => _spaprMaxLevels ?? (SpaprPlatform == SimulatedSpaprPlatform.PSeries ? 1u : 5u);
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1u);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 5u);
-            field = value;
+            _spaprMaxLevels = value;
         }
-    } = 5;
+    }
+
+    private const ulong PowerNvPageSizes = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 30);
+    private const ulong PSeriesPageSizes = (1UL << 12) | (1UL << 16) | (1UL << 21) | (1UL << 24);
+    private bool? _eeh;
+    private ulong? _spaprPageSizes;
+    private uint? _spaprMaxLevels;
 
     /// <summary>The process's RLIMIT_MEMLOCK in bytes for pinned DMA memory (default: unlimited).</summary>
     public ulong MemlockLimit { get; set; } = ulong.MaxValue;

@@ -48,6 +48,36 @@ public sealed class SpaprTceV1AndEehTests
     }
 
     [Fact]
+    public void V1_SecondGroupPutIntoAPassedContainer_IsATypedEbusy_NamingTheGroupAndTheFix_AndLeavesNothing()
+    {
+        using SimulatedKernel kernel = PowerKit.Host(t => t.SpaprTceV1Only = true);
+        // A management layer's v1 container that already holds group 2, passed as Vfio:ContainerFd.
+        kernel.Open("/dev/vfio/vfio", OpenFlags.ReadWrite, out Microsoft.Win32.SafeHandles.SafeFileHandle container).ShouldBe(0);
+        kernel.Open("/dev/vfio/2", OpenFlags.ReadWrite, out Microsoft.Win32.SafeHandles.SafeFileHandle group).ShouldBe(0);
+        int fd = (int)container.DangerousGetHandle();
+        kernel.Ioctl(group, VfioUapi.VFIO_GROUP_SET_CONTAINER, System.Runtime.InteropServices.MemoryMarshal.AsBytes(new Span<int>(ref fd))).ShouldBe(0);
+        kernel.Ioctl(container, VfioUapi.VFIO_SET_IOMMU, (nint)VfioUapi.VFIO_SPAPR_TCE_IOMMU).ShouldBe(0);
+        using (group)
+        using (var store = new VfioFdStore(kernel))
+        {
+            store.Add("container", container);
+            SimulatedKernelState before = kernel.GetState();
+            using var backend = new SpaprTceBackend(kernel, new VfioOptions { ContainerFd = "container" }, store);
+            using var space = new DmaSpace();
+
+            var e = Should.Throw<VfioException>(() => backend.AttachDevice(PowerKit.Edu(PowerKit.EduB), space));
+
+            e.Errno.ShouldBe(Errno.EBUSY);
+            e.Operation.ShouldBe("VFIO_GROUP_SET_CONTAINER");
+            e.ObjectName.ShouldBe("group 3");
+            e.Hint.ShouldNotBeNull().ShouldContain("an sPAPR TCE v1 container takes exactly one");
+            e.Hint.ShouldContain("Pass an empty container, or pass none");
+            space.Containers.ShouldBeEmpty();
+            kernel.GetState().ShouldBe(before, "the group the backend opened is closed again");
+        }
+    }
+
+    [Fact]
     public void V1_EnableOverTheMemlockLimit_IsATypedError_WithTheFix_AndLeavesNothing()
     {
         using SimulatedKernel kernel = PowerKit.Host(t =>

@@ -146,6 +146,18 @@ public sealed class InfoCommandTests
         kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
     }
 
+    [Fact]
+    public void Info_PSeriesMachine_ShowsTheProbedLimits_AndThatTheHostOffersNoEeh()
+    {
+        using var kernel = new SimulatedKernel(SimulatedMachines.Testbed(new() { Spapr = true, SpaprPlatform = SimulatedSpaprPlatform.PSeries }));
+        CliResult table = CliRun.Run(kernel, ["info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce"]);
+
+        table.ExitCode.ShouldBe(0, table.ToString());
+        table.Out.ShouldMatch(@"sPAPR TCE\s+v2: 32-bit window 0x0\+1 GiB, window page sizes 0x1211000, up to 2 windows of up to 1 levels");
+        table.Out.ShouldMatch(@"EEH\s+not offered by the host");
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
     [Theory]
     [InlineData(new[] { "info", "0000:00:09.0", "--simulate" }, 3, "There is no device 0000:00:09.0")]
     [InlineData(new[] { "info", "0000:00:02.0", "--simulate", "--backend", "spapr-tce" }, 6, "spapr-tce")]

@@ -118,6 +118,7 @@ internal sealed class Rig : IDisposable
             {
                 NoIommu = mode == Mode.NoIommu,
                 Spapr = mode == Mode.SpaprTce,
+                SpaprPlatform = machine.SpaprPlatform,
                 InterruptRemapping = machine.InterruptRemapping,
                 Edu2Driver = machine.Edu2Driver,
             });
@@ -136,7 +137,9 @@ internal sealed class Rig : IDisposable
 /// <param name="Edu2Driver">The driver the second edu (00:04.0) is bound to; empty for none.</param>
 /// <param name="SpaprV1Only">sPAPR TCE mode: the host offers only v1.</param>
 /// <param name="SpaprWindows">sPAPR TCE mode: the host's window count.</param>
-internal sealed record SimulatedMachine(bool InterruptRemapping = true, string Edu2Driver = "vfio-pci", bool SpaprV1Only = false, int SpaprWindows = 2);
+/// <param name="SpaprPlatform">sPAPR TCE mode: the POWER host's platform (PowerNV, with EEH, unless said).</param>
+internal sealed record SimulatedMachine(bool InterruptRemapping = true, string Edu2Driver = "vfio-pci", bool SpaprV1Only = false, int SpaprWindows = 2,
+    SimulatedSpaprPlatform SpaprPlatform = SimulatedSpaprPlatform.PowerNv);
 
 /// <summary>Assertion helpers shared by the cases.</summary>
 internal static class RigAssertions

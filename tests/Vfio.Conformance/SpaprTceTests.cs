@@ -69,6 +69,54 @@ public sealed class SpaprTceTests
         e.Hint.ShouldNotBeNull();
     }
 
+    /// <summary>The pseries host whose answers the ppc64le probe gave (Linux 6.12 in QEMU's pseries guest): the low
+    /// window at 0x0 within the 1 GiB 32-bit window, the high one at 1&lt;&lt;59, one level, shared by two groups, edu's
+    /// round trip through each, and no EEH (no PE for an emulated device).</summary>
+    [Theory]
+    [Trait("Modes", "spapr")]
+    [MemberData(nameof(Target.SpaprTceModes), MemberType = typeof(Target))]
+    public void PSeriesHost_WindowsWhereTheProbeSawThem_SharedByTwoGroups_NoEeh(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode, new SimulatedMachine(SpaprPlatform: SimulatedSpaprPlatform.PSeries));
+        DmaSpace space = rig.NewSpace();
+        AttachedDevice edu = rig.Attach(Target.Edu, space);
+        AttachedDevice edu2 = rig.Attach(Target.Edu2, space);
+        var container = edu.Container.ShouldBeOfType<SpaprTceContainer>();
+        edu2.Container.ShouldBeSameAs(container);
+        (container.Dma32WindowSize, container.MaxLevels, container.EehAvailable).ShouldBe((0x4000_0000UL, 1, false));
+
+        using (DmaBuffer low = DmaBufferPages.Allocate(space, 4))
+        using (var high = new HighMemory(space))
+        {
+            container.Windows.Select(static w => (w.Start, w.Levels)).ShouldBe([(0UL, 1), (1UL << 59, 1)]);
+            Edu.RoundTrip(edu, low, low.Iova, 2, seed: 5);
+            Edu.RoundTrip(edu2, low, low.Iova, 2, seed: 6);
+        }
+
+        container.Windows.ShouldBeEmpty();
+        rig.Simulator!.GetState().DmaMappings.ShouldBe(0);
+        Should.Throw<VfioException>(() => container.EnableEeh()).ObjectName.ShouldBe(container.Name);
+    }
+
+    /// <summary>Two pages of process memory mapped at 1&lt;&lt;59 (the high window) for the lifetime of the object.</summary>
+    private sealed unsafe class HighMemory : IDisposable
+    {
+        private readonly DmaSpace _space;
+        private readonly void* _pages = System.Runtime.InteropServices.NativeMemory.AlignedAlloc(8192, 4096);
+
+        internal HighMemory(DmaSpace space)
+        {
+            _space = space;
+            space.MapAt(1UL << 59, (nint)_pages, 8192);
+        }
+
+        public void Dispose()
+        {
+            _space.Unmap(1UL << 59);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(_pages);
+        }
+    }
+
     [Theory]
     [Trait("Modes", "spapr")]
     [MemberData(nameof(Target.SpaprTceModes), MemberType = typeof(Target))]

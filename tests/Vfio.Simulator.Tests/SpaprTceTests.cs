@@ -9,7 +9,7 @@ using Vfio.Core.Interop;
 namespace Vfio.Simulator.Tests;
 
 /// <summary>The sPAPR TCE backend of a POWER host (drivers/vfio/vfio_iommu_spapr_tce.c): v1 and v2 containers, windows, pre-registration, EEH.</summary>
-public sealed class SpaprTceTests
+public sealed partial class SpaprTceTests
 {
     private const int EINVAL = -(int)Errno.EINVAL;
     private const uint V1 = VfioUapi.VFIO_SPAPR_TCE_IOMMU;
@@ -91,7 +91,7 @@ public sealed class SpaprTceTests
             var info = new vfio_iommu_spapr_tce_info { argsz = 32, ddw = new vfio_iommu_spapr_tce_ddw_info { pgsizes = 7 } };
             m.Ioctl(c1, SpaprTceDriver.GetInfoRequest, ref info).ShouldBe(0);
             info.dma32_window_start.ShouldBe(0u);
-            info.dma32_window_size.ShouldBe(SpaprTceDriver.Dma32Size);
+            info.dma32_window_size.ShouldBe(SpaprTceDriver.PowerNvDma32Size);
             info.flags.ShouldBe(0u);
             info.ddw.pgsizes.ShouldBe(0UL);
 
@@ -151,7 +151,7 @@ public sealed class SpaprTceTests
         {
             m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(-(int)Errno.EPERM);
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(0);
-            m.Kernel.GetState().PinnedPages.ShouldBe((ulong)SpaprTceDriver.Dma32Size / 4096);
+            m.Kernel.GetState().PinnedPages.ShouldBe((ulong)SpaprTceDriver.PowerNvDma32Size / 4096);
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(-(int)Errno.EBUSY);
             m.Map(container, buffer.Vaddr, 0x1000, 0x2000).ShouldBe(0);
             m.Kernel.GetState().DmaMappings.ShouldBe(2);
@@ -196,19 +196,19 @@ public sealed class SpaprTceTests
             m.Kernel.Ioctl(container, SpaprTceDriver.EnableRequest, 0).ShouldBe(0);
             m.Map(container, buffer.Vaddr, 0x1000, 0x1000, argsz: 31).ShouldBe(EINVAL);
             m.Map(container, buffer.Vaddr, 0x1000, 0x1000, flags: 4).ShouldBe(EINVAL);
-            m.Map(container, buffer.Vaddr, SpaprTceDriver.Dma32Size, 0x1000).ShouldBe(-(int)Errno.ENXIO, "outside every window");
+            m.Map(container, buffer.Vaddr, SpaprTceDriver.PowerNvDma32Size, 0x1000).ShouldBe(-(int)Errno.ENXIO, "outside every window");
             m.Map(container, buffer.Vaddr, 0x1000, 0x800).ShouldBe(EINVAL, "size not a multiple of the window page");
             m.Map(container, buffer.Vaddr + 0x800, 0x1000, 0x1000).ShouldBe(EINVAL, "vaddr not aligned");
             m.Map(container, buffer.Vaddr, 0x1000, 0x1000, flags: 0).ShouldBe(EINVAL, "neither READ nor WRITE");
             m.Map(container, buffer.Vaddr, 0x1800, 0x1000).ShouldBe(1, "a misaligned iova returns 1 in 6.12");
-            m.Map(container, buffer.Vaddr, SpaprTceDriver.Dma32Size - 0x1000, 0x2000).ShouldBe(EINVAL, "an entry past the window end");
+            m.Map(container, buffer.Vaddr, SpaprTceDriver.PowerNvDma32Size - 0x1000, 0x2000).ShouldBe(EINVAL, "an entry past the window end");
             m.Kernel.GetState().DmaMappings.ShouldBe(0, "entries written by a failed call are cleared");
             m.Map(container, buffer.Vaddr, 0x1000, 0x1000).ShouldBe(0);
             m.Map(container, buffer.Vaddr + 0x1000, 0x1000, 0x1000).ShouldBe(0, "no overlap check: the entry is replaced");
             m.Unmap(container, 0x1800, 0x1000, out _).ShouldBe(1);
             m.Unmap(container, 0x1000, 0x800, out _).ShouldBe(EINVAL);
             m.Unmap(container, 0x1000, 0x1000, out _, flags: 1).ShouldBe(EINVAL);
-            m.Unmap(container, SpaprTceDriver.Dma32Size, 0x1000, out _).ShouldBe(-(int)Errno.ENXIO);
+            m.Unmap(container, SpaprTceDriver.PowerNvDma32Size, 0x1000, out _).ShouldBe(-(int)Errno.ENXIO);
             m.Unmap(container, 0x1000, 0x1000, out _).ShouldBe(0);
             m.Kernel.GetState().DmaMappings.ShouldBe(0);
         }
@@ -230,7 +230,7 @@ public sealed class SpaprTceTests
             m.Kernel.GetState().PinnedPages.ShouldBe(2UL, "the default window is still pending");
             m.Map(container, buffer.Vaddr + 0x2000, 0x1000, 0x1000).ShouldBe(EINVAL, "not inside a registered region");
             m.Map(container, buffer.Vaddr, 0x1000, 0x2000).ShouldBe(0);
-            m.Kernel.GetState().PinnedPages.ShouldBe(2UL + (SpaprTceDriver.TableSize(12, SpaprTceDriver.Dma32Size, 1) / 4096), "the default window's table is accounted");
+            m.Kernel.GetState().PinnedPages.ShouldBe(2UL + (SpaprTceDriver.TableSize(12, SpaprTceDriver.PowerNvDma32Size, 1) / 4096), "the default window's table is accounted");
         }
         m.Kernel.GetState().IsEmpty.ShouldBeTrue();
     }
@@ -389,14 +389,20 @@ public sealed class SpaprTceTests
 
     [Fact]
     [Spec("drivers/vfio/vfio_iommu_spapr_tce.c vfio_spapr_ioctl_eeh_pe_op")]
-    public void EehPeOp_Enable_EioWhenEehDisabled()
+    [Spec("arch/powerpc/kernel/eeh.c eeh_iommu_group_to_pe")]
+    [Probed("ppc64le probe: EEH PE_ENABLE, PE_GET_STATE, PE_CONFIGURE, bad op 42, short argsz = -1 ENODEV (v1 and v2, one or two groups)")]
+    public void EehPeOp_NoPe_EveryOpEnodevBeforeTheArgument()
     {
         using LegacyMachine m = Machine(t => t.Eeh = false);
         (SafeFileHandle container, SafeFileHandle group) = m.Ready(V1);
         using (container)
         using (group)
         {
-            Eeh(m, container, VfioUapi.VFIO_EEH_PE_ENABLE).ShouldBe(-(int)Errno.EIO);
+            Eeh(m, container, VfioUapi.VFIO_EEH_PE_ENABLE).ShouldBe(-(int)Errno.ENODEV);
+            Eeh(m, container, VfioUapi.VFIO_EEH_PE_GET_STATE).ShouldBe(-(int)Errno.ENODEV);
+            Eeh(m, container, VfioUapi.VFIO_EEH_PE_CONFIGURE).ShouldBe(-(int)Errno.ENODEV);
+            Eeh(m, container, 42).ShouldBe(-(int)Errno.ENODEV, "the PE is looked up before the op is read");
+            Eeh(m, container, VfioUapi.VFIO_EEH_PE_GET_STATE, argsz: 4).ShouldBe(-(int)Errno.ENODEV, "and before argsz");
         }
     }
 

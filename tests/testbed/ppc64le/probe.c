@@ -64,7 +64,7 @@ static const char *errname(int e)
     case EBUSY: return "EBUSY"; case EEXIST: return "EEXIST"; case ENODEV: return "ENODEV"; case EINVAL: return "EINVAL";
     case ENOSPC: return "ENOSPC"; case ENOTTY: return "ENOTTY"; case ERANGE: return "ERANGE"; case ENOSYS: return "ENOSYS";
     case EOPNOTSUPP: return "EOPNOTSUPP"; case EACCES: return "EACCES";
-    default: return "E?";
+    default: { static char other[16]; snprintf(other, sizeof other, "errno %d", e); return other; }
     }
 }
 
@@ -313,12 +313,29 @@ static void probe_v2(void *buf, size_t len, struct tce_info *out)
     static const uint64_t sizes[] = { 1ull << 28, 1ull << 31, 1ull << 32, 1ull << 40, 3ull << 28 };
     for (unsigned s = 0; s < sizeof shifts / sizeof *shifts; s++) {
         for (unsigned z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+            /* TCG clears a table of 2^28 entries for minutes: windows of more than 2^20 TCEs are skipped. */
+            if ((sizes[z] >> shifts[s]) > (1ull << 20)) {
+                say("TCE_CREATE page_shift %u window 0x%llx: skipped (%llu TCEs)", shifts[s],
+                    (unsigned long long)sizes[z], (unsigned long long)(sizes[z] >> shifts[s]));
+                continue;
+            }
             for (uint32_t l = 0; l <= 2 && l <= i.levels + 1; l++) {
                 uint64_t start;
                 if (create(c, shifts[s], sizes[z], l, &start) == 0) remove_window(c, start);
             }
         }
     }
+    /* Both slots: a default-shaped window (4K pages, 1 GiB) first, then a 64K one; then the other order.
+     * Before the windows in a row: a failed DDW creation marks the PE failed for the rest of the boot (ENODEV). */
+    uint64_t a = 0, b = 0;
+    int ra = create(c, 12, 1ull << 30, 1, &a);
+    int rb = create(c, 16, 1ull << 30, 1, &b);
+    if (rb == 0) remove_window(c, b);
+    if (ra == 0) remove_window(c, a);
+    rb = create(c, 16, 1ull << 30, 1, &b);
+    ra = create(c, 12, 1ull << 28, 1, &a);
+    if (ra == 0) remove_window(c, a);
+    if (rb == 0) remove_window(c, b);
     uint64_t w[4] = { 0 };
     int made = 0;
     for (int k = 0; k < 3; k++) {
