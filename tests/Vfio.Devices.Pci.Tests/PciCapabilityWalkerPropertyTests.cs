@@ -32,7 +32,7 @@ public sealed class PciCapabilityWalkerPropertyTests
         var expected = new List<(ushort Id, int Offset, bool Extended)>();
 
         // Standard list: distinct dword offsets in 0x40..0xFC, in random order.
-        int[] standard = [.. Enumerable.Range(0x10, 0x30).Select(d => d * 4).Where(o => o + 2 <= size).OrderBy(_ => random.Next()).Take(random.Next(0, 12))];
+        int[] standard = Pick(random, 0x40, Math.Min(size - 2, 0xFC), random.Next(0, 12));
         if (standard.Length > 0 || random.Next(2) == 0)
         {
             image.StandardList(standard.Length > 0 ? standard[0] : 0);
@@ -47,7 +47,7 @@ public sealed class PciCapabilityWalkerPropertyTests
         // Extended list: at 0x100 first, then distinct dword offsets in 0x104..0xFFC.
         if (size >= PciConfigRegister.StandardSize + 4)
         {
-            int[] extended = [PciConfigRegister.StandardSize, .. Enumerable.Range(0x41, 0x3BF).Select(d => d * 4).Where(o => o + 4 <= size).OrderBy(_ => random.Next()).Take(random.Next(0, 10))];
+            int[] extended = [PciConfigRegister.StandardSize, .. Pick(random, 0x104, Math.Min(size - 4, 0xFFC), random.Next(0, 10))];
             int count = random.Next(4) == 0 ? 0 : extended.Length;
             for (int i = 0; i < count; i++)
             {
@@ -88,6 +88,25 @@ public sealed class PciCapabilityWalkerPropertyTests
             found.Select(c => (c.Id, c.Offset, c.IsExtended)).ToArray().ShouldBe([.. expected]);
         }
     });
+
+    /// <summary>Up to <paramref name="count"/> distinct dword offsets from <paramref name="first"/> to
+    /// <paramref name="last"/>, in random order (a partial Fisher–Yates shuffle).</summary>
+    private static int[] Pick(Random random, int first, int last, int count)
+    {
+        int n = last < first ? 0 : ((last - first) / 4) + 1;
+        int[] offsets = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            offsets[i] = first + (4 * i);
+        }
+        count = Math.Min(count, n);
+        for (int i = 0; i < count; i++)
+        {
+            int j = random.Next(i, n);
+            (offsets[i], offsets[j]) = (offsets[j], offsets[i]);
+        }
+        return offsets[..count];
+    }
 
     /// <summary>Breaks the image the way bad hardware or a hostile kernel could.</summary>
     private static byte[] Corrupt(Random random, byte[] config, List<(ushort Id, int Offset, bool Extended)> list)
