@@ -234,12 +234,16 @@ public partial class IommuFdBackend : IommuBackend
         {
             // Checked before the bind: a wrong or closed fd gets an error naming where it came from, not the bind's
             // ENOTTY or EBADF.
-            VfioFdValidator.Expect(Kernel, passed, VfioFdKind.DeviceCdev, $"the device fd given for {device.Name} (VfioDeviceSource.FromDeviceFd)");
+            string description = $"the device fd given for {device.Name} (VfioDeviceSource.FromDeviceFd)";
+            ExpectCdevOf(device, VfioFdValidator.Expect(Kernel, passed, VfioFdKind.DeviceCdev, description), description);
             return (passed, device.OwnsDeviceFd);
         }
         if (Options.DeviceFds.TryGetValue(device.Name, out string? reference))
         {
-            return (FdStore.Resolve(reference, VfioFdKind.DeviceCdev, "Vfio:DeviceFds:" + device.Name), false);
+            string description = "Vfio:DeviceFds:" + device.Name;
+            SafeFileHandle resolved = FdStore.Resolve(reference, VfioFdKind.DeviceCdev, description);
+            ExpectCdevOf(device, VfioFdValidator.Identify(Kernel, resolved), $"{description} ({reference})");
+            return (resolved, false);
         }
         // The base's preflight found the device bound to a VFIO driver: no cdev then means a kernel without cdevs.
         string cdevPath = (device.SysfsPath is null ? null : VfioSysfs.GetCdevPath(Kernel, device.SysfsPath))
@@ -252,6 +256,18 @@ public partial class IommuFdBackend : IommuBackend
             throw new VfioException((Errno)(-rc), "open", cdevPath);
         }
         return (handle, true);
+    }
+
+    /// <summary>A passed cdev must be the named device's: another device's cdev would bind and attach that device under
+    /// this name (the kernel cannot tell).</summary>
+    private static void ExpectCdevOf(VfioDeviceSource device, VfioFdIdentity identity, string description)
+    {
+        if (identity.DeviceName is string actual && !string.Equals(actual, device.Name, StringComparison.Ordinal))
+        {
+            throw new VfioException("validate passed fd", description,
+                $"the fd is the cdev {identity.Name} of device {actual}, not of {device.Name}",
+                "The management layer passed another device's cdev: pass the cdev under /sys/bus/*/devices/<device>/vfio-dev/ of the device named.");
+        }
     }
 
     private IommuFdAttachedDevice Attach(VfioDeviceSource source, DmaSpace space, SafeFileHandle iommufd, SafeFileHandle cdev, bool ownsCdev)

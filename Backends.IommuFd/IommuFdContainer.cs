@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+using System.Buffers.Binary;
 using System.Globalization;
-using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
@@ -277,6 +278,13 @@ public sealed class IommuFdContainer : DmaContainer
         ulong alignment = probe.out_iova_alignment;
         for (int attempt = 0; rc == -(int)Errno.EMSGSIZE && attempt < MaxRangeAttempts; attempt++)
         {
+            if (probe.num_iovas > MaxIovaRanges)
+            {
+                // An allocation the size of a hostile count would fail with OutOfMemoryException, untyped.
+                throw new VfioException("IOMMU_IOAS_IOVA_RANGES", Name,
+                    string.Create(CultureInfo.InvariantCulture, $"the kernel reported an implausible {probe.num_iovas} IOVA ranges (at most {MaxIovaRanges} are read)"),
+                    "The kernel's answer is corrupt: report it with the kernel version; detaching devices with many reserved regions lowers the count.");
+            }
             ranges = new iommu_iova_range[probe.num_iovas];
             fixed (iommu_iova_range* buffer = ranges)
             {
@@ -296,26 +304,49 @@ public sealed class IommuFdContainer : DmaContainer
             throw new VfioException((Errno)(-rc), "IOMMU_IOAS_IOVA_RANGES", Name);
         }
         int count = (int)Math.Min(probe.num_iovas, (uint)ranges.Length);
+        (IovaRange[] list, ulong pageSizes) = ParseIovaRanges(MemoryMarshal.AsBytes(ranges.AsSpan(0, count)), alignment, Name);
+        IovaAlignment = alignment == 0 ? 1 : alignment;
+        SetLimits(pageSizes, list);
+    }
+
+    /// <summary>The most IOVA ranges read from <c>IOMMU_IOAS_IOVA_RANGES</c> (the kernel reports a handful).</summary>
+    internal const uint MaxIovaRanges = 4096;
+
+    /// <summary>Decodes the ranges <c>IOMMU_IOAS_IOVA_RANGES</c> filled in (<c>struct iommu_iova_range</c>: start, last)
+    /// and its <c>out_iova_alignment</c>, trusting nothing: no range, an inverted range or an alignment that is not a
+    /// power of two up to 1 GiB is a <see cref="VfioException"/>.</summary>
+    /// <param name="ranges">The ranges' bytes, 16 per range.</param>
+    /// <param name="alignment">The reported alignment (0 means none).</param>
+    /// <param name="name">The container, for messages.</param>
+    /// <returns>The ranges, and the page sizes mappings use: the alignment rounded to at least 4 KiB.</returns>
+    internal static (IovaRange[] Ranges, ulong PageSizes) ParseIovaRanges(ReadOnlySpan<byte> ranges, ulong alignment, string name)
+    {
+        int count = ranges.Length / 16;
         if (count == 0)
         {
-            throw new VfioException("IOMMU_IOAS_IOVA_RANGES", Name, "the kernel reported no usable IOVA range",
+            throw new VfioException("IOMMU_IOAS_IOVA_RANGES", name, "the kernel reported no usable IOVA range",
                 "Detach the devices whose reserved regions cover the whole IOVA space.");
+        }
+        if (alignment > 1UL << 30 || (alignment & (alignment - 1)) != 0)
+        {
+            throw new VfioException("IOMMU_IOAS_IOVA_RANGES", name,
+                string.Create(CultureInfo.InvariantCulture, $"the kernel reported an implausible IOVA alignment 0x{alignment:x} (a power of two up to 1 GiB is expected)"),
+                "The kernel's answer is corrupt: report it with the kernel version.");
         }
         var list = new IovaRange[count];
         for (int i = 0; i < count; i++)
         {
-            if (ranges[i].last < ranges[i].start)
+            ulong start = BinaryPrimitives.ReadUInt64LittleEndian(ranges[(i * 16)..]);
+            ulong last = BinaryPrimitives.ReadUInt64LittleEndian(ranges[((i * 16) + 8)..]);
+            if (last < start)
             {
-                throw new VfioException("IOMMU_IOAS_IOVA_RANGES", Name,
-                    string.Create(CultureInfo.InvariantCulture, $"the kernel reported an inverted range [0x{ranges[i].start:x}-0x{ranges[i].last:x}]"));
+                throw new VfioException("IOMMU_IOAS_IOVA_RANGES", name,
+                    string.Create(CultureInfo.InvariantCulture, $"the kernel reported an inverted range [0x{start:x}-0x{last:x}]"));
             }
-            list[i] = new IovaRange(ranges[i].start, ranges[i].last);
+            list[i] = new IovaRange(start, last);
         }
-        IovaAlignment = alignment == 0 ? 1 : alignment;
         // The IOAS reports one alignment, never above PAGE_SIZE; mappings are at least 4 KiB-aligned (QEMU's default).
-        ulong page = Math.Max(4096UL, IovaAlignment);
-        ulong pageSizes = (page & (page - 1)) == 0 ? page : 1UL << (64 - BitOperations.LeadingZeroCount(page));
-        SetLimits(pageSizes, list);
+        return (list, Math.Max(4096UL, alignment));
     }
 
     private static string HwptName(uint id) => "HWPT " + id.ToString(CultureInfo.InvariantCulture);

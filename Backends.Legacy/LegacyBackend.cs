@@ -429,6 +429,14 @@ public class LegacyBackend : IommuBackend
         {
             string description = "Vfio:GroupFds:" + key;
             fd = FdStore.Resolve(reference, noIommu ? VfioFdKind.NoIommuGroup : VfioFdKind.Group, description);
+            // The right kind is not enough: another group's fd would fail later with GET_DEVICE_FD's bare ENODEV.
+            VfioFdIdentity identity = VfioFdValidator.Identify(Kernel, fd);
+            if (identity.Name != key)
+            {
+                throw new VfioException("validate passed fd", $"{description} ({reference})",
+                    $"the fd is IOMMU group {identity.Name}, but {device.Name} is in group {key}",
+                    $"The management layer passed another group's fd: pass /dev/vfio/{key} (or noiommu-{key}) under Vfio:GroupFds:{key}.");
+            }
             owns = false;
             node = $"{description} ({reference})";
         }

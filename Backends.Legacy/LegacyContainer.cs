@@ -125,7 +125,7 @@ public partial class LegacyContainer : DmaContainer
                 switch (cap.Id)
                 {
                     case VfioUapi.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE:
-                        ranges = ParseIovaRanges(bytes);
+                        ranges = ParseIovaRanges(bytes, Name);
                         break;
                     case VfioUapi.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL when bytes.Length >= 12:
                         uint avail = BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]);
@@ -356,17 +356,21 @@ public partial class LegacyContainer : DmaContainer
         return "container " + ((long)fd.DangerousGetHandle()).ToString(CultureInfo.InvariantCulture);
     }
 
-    private IReadOnlyList<IovaRange> ParseIovaRanges(ReadOnlySpan<byte> cap)
+    /// <summary>Decodes <c>VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE</c> (header, count, then start/end pairs), trusting
+    /// nothing: a count the bytes cannot hold or an inverted range is a <see cref="VfioException"/>.</summary>
+    /// <param name="cap">The capability's bytes, header included.</param>
+    /// <param name="name">The container, for messages.</param>
+    internal static IReadOnlyList<IovaRange> ParseIovaRanges(ReadOnlySpan<byte> cap, string name)
     {
         const int first = vfio_iommu_type1_info_cap_iova_range.iova_ranges_offset;
         if (cap.Length < first)
         {
-            throw new VfioException("VFIO_IOMMU_GET_INFO", Name, "the IOVA range capability is shorter than its header");
+            throw new VfioException("VFIO_IOMMU_GET_INFO", name, "the IOVA range capability is shorter than its header");
         }
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(cap[8..]);
         if (count == 0 || count > (uint)(cap.Length - first) / 16)
         {
-            throw new VfioException("VFIO_IOMMU_GET_INFO", Name,
+            throw new VfioException("VFIO_IOMMU_GET_INFO", name,
                 $"the IOVA range capability claims {count} ranges in {cap.Length} bytes");
         }
         var ranges = new List<IovaRange>((int)count);
@@ -377,7 +381,7 @@ public partial class LegacyContainer : DmaContainer
             ulong end = BinaryPrimitives.ReadUInt64LittleEndian(entry[8..]);
             if (end < start)
             {
-                throw new VfioException("VFIO_IOMMU_GET_INFO", Name, $"the IOVA range 0x{start:x}..0x{end:x} ends before it starts");
+                throw new VfioException("VFIO_IOMMU_GET_INFO", name, $"the IOVA range 0x{start:x}..0x{end:x} ends before it starts");
             }
             ranges.Add(new IovaRange(start, end));
         }

@@ -132,11 +132,13 @@ public sealed partial class VfioDeviceSource
     public static VfioDeviceSource FromDeviceFd(SafeFileHandle deviceFd, string name, VfioBus bus = VfioBus.Pci, bool ownsHandle = false)
     {
         ArgumentNullException.ThrowIfNull(deviceFd);
+        ValidateName(name, nameof(name));
         if (deviceFd.IsInvalid || deviceFd.IsClosed)
         {
-            throw new ArgumentException("The device fd is closed or invalid.", nameof(deviceFd));
+            throw new ArgumentException(
+                $"The device fd given for {name} is closed or invalid: pass an open VFIO device cdev (/dev/vfio/devices/vfioN) and keep it open until the attach has taken it (or hand it over with ownsHandle).",
+                nameof(deviceFd));
         }
-        ValidateName(name, nameof(name));
         string? sysfs = bus == VfioBus.Pci ? "/sys/bus/pci/devices/" + name : "/sys/bus/platform/devices/" + name;
         return new VfioDeviceSource(name, bus, sysfs, deviceFd, ownsHandle);
     }

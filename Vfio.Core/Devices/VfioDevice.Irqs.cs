@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vfio.Core.Interop;
@@ -32,7 +33,8 @@ public sealed partial class VfioDevice
         int rc = _kernel.Ioctl(_fd, VfioUapi.VFIO_DEVICE_GET_IRQ_INFO, MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref info, 1)));
         if (rc < 0)
         {
-            VfioException.Throw(rc, "VFIO_DEVICE_GET_IRQ_INFO", IrqName(index));
+            throw new VfioException((Errno)(-rc), "VFIO_DEVICE_GET_IRQ_INFO", IrqName(index),
+                (Errno)(-rc) == Errno.EINVAL && index >= Info.IrqCount ? IndexBeyond(index) : null);
         }
         return new VfioIrqInfo(index, (VfioIrqFlags)info.flags, ToCount(info.count, "count", "VFIO_DEVICE_GET_IRQ_INFO"));
     }
@@ -83,7 +85,7 @@ public sealed partial class VfioDevice
             throw new ArgumentException("At least one event is needed; DisableIrq disables an index.", nameof(events));
         }
         int rc = SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, start, events.Length, events, withData: true);
-        ThrowIrq(rc, index);
+        ThrowIrq(rc, index, start, events.Length, VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER);
         availableVectors = rc;
         if (rc == 0)
         {
@@ -119,7 +121,7 @@ public sealed partial class VfioDevice
     /// <param name="index">The IRQ index.</param>
     /// <exception cref="VfioException">The kernel refused (vfio-pci: <c>EINVAL</c> when the index is not enabled).</exception>
     public void DisableIrq(int index)
-        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, [], withData: false), index);
+        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, [], withData: false), index, 0, 0, VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER);
 
     /// <summary>Masks interrupts of a maskable index (<c>DATA_NONE | ACTION_MASK</c>).</summary>
     /// <param name="index">The IRQ index (vfio-pci: INTx only).</param>
@@ -127,7 +129,7 @@ public sealed partial class VfioDevice
     /// <param name="count">The number of interrupts.</param>
     /// <exception cref="VfioException">The kernel refused (<c>ENOTTY</c> for an index without MASK).</exception>
     public void MaskIrq(int index, int start = 0, int count = 1)
-        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_MASK, start, count, [], withData: false), index);
+        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_MASK, start, count, [], withData: false), index, start, count, VfioUapi.VFIO_IRQ_SET_ACTION_MASK);
 
     /// <summary>Unmasks interrupts (<c>DATA_NONE | ACTION_UNMASK</c>); an automasked line must be unmasked after each
     /// interrupt. A still-pending interrupt is signalled again at once.</summary>
@@ -136,7 +138,7 @@ public sealed partial class VfioDevice
     /// <param name="count">The number of interrupts.</param>
     /// <exception cref="VfioException">The kernel refused.</exception>
     public void UnmaskIrq(int index, int start = 0, int count = 1)
-        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK, start, count, [], withData: false), index);
+        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK, start, count, [], withData: false), index, start, count, VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK);
 
     /// <summary>Signals the eventfds wired to interrupts as if they had fired (<c>DATA_NONE | ACTION_TRIGGER</c>, a
     /// loopback for tests).</summary>
@@ -147,7 +149,7 @@ public sealed partial class VfioDevice
     public void TriggerIrq(int index, int start = 0, int count = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
-        ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, start, count, [], withData: false), index);
+        ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_NONE | VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER, start, count, [], withData: false), index, start, count, VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER);
     }
 
     /// <summary>Registers (or with null removes) an unmask eventfd for interrupt 0 of <paramref name="index"/>
@@ -156,7 +158,7 @@ public sealed partial class VfioDevice
     /// <param name="unmask">The event, or null to remove the registered one.</param>
     /// <exception cref="VfioException">The kernel refused (<c>EBUSY</c> when one is registered already).</exception>
     public void SetIrqUnmaskEventFd(int index, InterruptEvent? unmask)
-        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, [unmask], withData: true), index);
+        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, [unmask], withData: true), index, 0, 1, VfioUapi.VFIO_IRQ_SET_ACTION_UNMASK);
 
     /// <summary>Registers (or with null removes) a mask eventfd for interrupt 0 of <paramref name="index"/>
     /// (<c>DATA_EVENTFD | ACTION_MASK</c>; vfio-platform level IRQs, vfio-pci answers <c>ENOTTY</c>).</summary>
@@ -164,16 +166,55 @@ public sealed partial class VfioDevice
     /// <param name="mask">The event, or null to remove the registered one.</param>
     /// <exception cref="VfioException">The kernel refused.</exception>
     public void SetIrqMaskEventFd(int index, InterruptEvent? mask)
-        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_MASK, 0, 1, [mask], withData: true), index);
+        => ThrowIrq(SetIrqsCore(index, VfioUapi.VFIO_IRQ_SET_DATA_EVENTFD | VfioUapi.VFIO_IRQ_SET_ACTION_MASK, 0, 1, [mask], withData: true), index, 0, 1, VfioUapi.VFIO_IRQ_SET_ACTION_MASK);
 
     private string IrqName(int index) => $"{Name} IRQ index {index}";
 
-    private void ThrowIrq(int rc, int index)
+    private void ThrowIrq(int rc, int index, int start, int count, uint action)
     {
         if (rc < 0)
         {
-            VfioException.Throw(rc, SetIrqs, IrqName(index));
+            ThrowIrqRefused((Errno)(-rc), index, start, count, action);
         }
+    }
+
+    /// <summary>The kernel refused a SET_IRQS: says why from the device's IRQ info (the failure path only, so the
+    /// successful calls stay one ioctl and allocation-free).</summary>
+    [DoesNotReturn]
+    private void ThrowIrqRefused(Errno errno, int index, int start, int count, uint action)
+    {
+        string? hint = null;
+        if (index >= Info.IrqCount)
+        {
+            hint = IndexBeyond(index);
+        }
+        else if (TryGetIrqInfo(index, out vfio_irq_info info))
+        {
+            var flags = (VfioIrqFlags)info.flags;
+            string name = IrqName(index);
+            if (errno == Errno.EINVAL && (ulong)start + (ulong)count > info.count)
+            {
+                hint = $"{name} has {info.count} interrupt(s) (VfioDevice.GetIrq({index}).Count): interrupts {start} to {(long)start + count - 1} are beyond it; ask for at most {info.count} from start 0.";
+            }
+            else if (errno == Errno.ENOTTY && action != VfioUapi.VFIO_IRQ_SET_ACTION_TRIGGER && (flags & VfioIrqFlags.Maskable) == 0)
+            {
+                hint = $"{name} is not maskable (flags: {flags}): only a maskable index (vfio-pci INTx, a platform level IRQ) can be masked, unmasked or given a mask/unmask eventfd.";
+            }
+            else if (errno == Errno.EINVAL)
+            {
+                hint = $"{name} ({info.count} interrupt(s), flags: {flags}) refused the request: wire it first with SetIrqEventFds (an index that is not enabled cannot be triggered, unmasked or disabled), or check the action against its flags.";
+            }
+        }
+        throw new VfioException(errno, SetIrqs, IrqName(index), hint);
+    }
+
+    private string IndexBeyond(int index)
+        => $"{Name} has {Info.IrqCount} IRQ indexes (0 to {Info.IrqCount - 1}; vfio-pci: INTx 0, MSI 1, MSI-X 2, ERR 3, REQ 4), so index {index} does not exist: use one of those (VfioDevice.Info.IrqCount).";
+
+    private bool TryGetIrqInfo(int index, out vfio_irq_info info)
+    {
+        info = new vfio_irq_info { argsz = (uint)Unsafe.SizeOf<vfio_irq_info>(), index = (uint)index };
+        return _kernel.Ioctl(_fd, VfioUapi.VFIO_DEVICE_GET_IRQ_INFO, MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref info, 1))) == 0;
     }
 
     /// <summary>Builds <c>struct vfio_irq_set</c> (+ one <c>__s32</c> fd per event when <paramref name="withData"/>)

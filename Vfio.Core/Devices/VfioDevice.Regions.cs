@@ -355,6 +355,13 @@ public sealed partial class VfioDevice
         throw new VfioException(operation, what, $"short transfer: {rc} of {length} bytes");
     }
 
+    /// <summary>What to do when the kernel refused a region's info: an index beyond the device's regions says how many
+    /// there are (the failure path only).</summary>
+    private string? RegionHint(Errno errno, int index)
+        => errno == Errno.EINVAL && index >= Info.RegionCount
+            ? $"{Name} has {Info.RegionCount} regions (indexes 0 to {Info.RegionCount - 1}; vfio-pci: BAR0-5 0-5, ROM 6, config 7, VGA 8): use one of those (VfioDevice.Info.RegionCount)."
+            : null;
+
     private VfioRegionInfo ReadRegionInfo(int index)
     {
         const string Operation = "VFIO_DEVICE_GET_REGION_INFO";
@@ -371,7 +378,7 @@ public sealed partial class VfioDevice
                 int rc = _kernel.Ioctl(_fd, VfioUapi.VFIO_DEVICE_GET_REGION_INFO, buffer);
                 if (rc < 0)
                 {
-                    VfioException.Throw(rc, Operation, RegionName(index));
+                    throw new VfioException((Errno)(-rc), Operation, RegionName(index), RegionHint((Errno)(-rc), index));
                 }
                 vfio_region_info info = MemoryMarshal.Read<vfio_region_info>(buffer);
                 bool hasCaps = (info.flags & VfioUapi.VFIO_REGION_INFO_FLAG_CAPS) != 0;

@@ -300,7 +300,19 @@ public sealed partial class DmaSpace : IDisposable
         {
             return false;
         }
-        Unmap(first);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            // A section is removed whole: a part of a mapping (or a range larger than it) is not what was added, and
+            // unmapping the whole mapping for it would take away DMA the caller still means to have.
+            if (_mappings.TryGetValue(first, out DmaMapping mapping) && mapping.Size != end - first)
+            {
+                throw new VfioDmaException(DmaMappingFailure.NotMapped, UnmapOperation, Name,
+                    string.Create(CultureInfo.InvariantCulture, $"the section at IOVA 0x{first:x} maps 0x{mapping.Size:x} bytes, not the 0x{end - first:x} bytes asked to be removed"),
+                    "Remove a section with the range it was added with; VFIO unmaps a mapping whole, not a part of it.");
+            }
+            Unmap(first);
+        }
         return true;
     }
 

@@ -145,7 +145,7 @@ public sealed class HostedBackendTests
         kernel.GetState().DmaMappings.ShouldBe(0);
     }
 
-    private static IHost BuildHost(SimulatedKernel kernel, Dictionary<string, string?> configuration)
+    internal static IHost BuildHost(SimulatedKernel kernel, Dictionary<string, string?> configuration)
     {
         HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(configuration);
