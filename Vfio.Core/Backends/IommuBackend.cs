@@ -293,6 +293,22 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         container.Space.Leave(container);
     }
 
+    /// <summary>Releases a container of this backend whose devices were detached, under the backend's lock, for a
+    /// space's disposal: the detaches and attaches of the backend's other threads (which release containers and reuse
+    /// their groups under the same lock) never see it half released.</summary>
+    /// <param name="container">A container of this backend.</param>
+    /// <exception cref="VfioException">The kernel refused an unmap (the container is released all the same).</exception>
+    internal void LeaveLocked(DmaContainer container)
+    {
+        lock (_lock)
+        {
+            if (!container.IsReleased)
+            {
+                container.Space.Leave(container);
+            }
+        }
+    }
+
     /// <summary>As <see cref="LeaveSpace"/>, for teardown and undo paths: a kernel failure is logged, not thrown.</summary>
     /// <param name="container">The container.</param>
     protected void ReleaseQuietly(DmaContainer container)
