@@ -185,6 +185,7 @@ PY
 # boot runs the families its shape provides, so every case runs on the real kernel in exactly the boots that have its
 # devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
 # simulator's host-conformance tier runs every case). Modes=spapr (sPAPR TCE) has no guest: simulator only.
+# kernel-pci also runs the short lifecycle stress (StressTests, 5 s a backend) and soak (SoakTests, 60 s in all); the long soak is tests/testbed/soak.sh
 run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" \
   tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests
 run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" tests/Vfio.Conformance

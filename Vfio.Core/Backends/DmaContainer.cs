@@ -84,6 +84,8 @@ public abstract class DmaContainer
     /// <summary>True once the container was released (its last device left); a released container is never reused.</summary>
     public bool IsReleased { get; private set; }
 
+    private int _releasing;
+
     /// <summary>Starts dirty-page tracking of DMA writes (for live migration).</summary>
     /// <exception cref="NotSupportedException">This container has no <see cref="IommuBackendFeatures.DirtyTracking"/>.</exception>
     /// <exception cref="VfioException">The kernel refused.</exception>
@@ -213,7 +215,9 @@ public abstract class DmaContainer
 
     internal void Release()
     {
-        if (IsReleased)
+        // Once, whichever thread comes first: a detach releasing the container its last device left and a space's
+        // disposal finishing the same container may both get here.
+        if (Interlocked.Exchange(ref _releasing, 1) != 0)
         {
             return;
         }

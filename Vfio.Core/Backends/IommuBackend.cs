@@ -290,6 +290,25 @@ public abstract partial class IommuBackend : IIommuBackend, IDisposable
         container.Space.Leave(container);
     }
 
+    /// <summary>Releases a container of this backend whose devices were detached, under the backend's lock, for a
+    /// space's disposal: the detaches and attaches of the backend's other threads (which release containers and reuse
+    /// their groups under the same lock) never see it half released. A container that still has a device is left to
+    /// that device's detach, in progress on another thread (a detach always takes its device out, and the last one
+    /// releases the container): releasing it first would destroy an IOAS a device is still attached to (EBUSY, and the
+    /// IOAS stayed in the iommufd).</summary>
+    /// <param name="container">A container of this backend.</param>
+    /// <exception cref="VfioException">The kernel refused an unmap (the container is released all the same).</exception>
+    internal void LeaveLocked(DmaContainer container)
+    {
+        lock (_lock)
+        {
+            if (!container.IsReleased && container.Devices.Count == 0)
+            {
+                container.Space.Leave(container);
+            }
+        }
+    }
+
     /// <summary>As <see cref="LeaveSpace"/>, for teardown and undo paths: a kernel failure is logged, not thrown.</summary>
     /// <param name="container">The container.</param>
     protected void ReleaseQuietly(DmaContainer container)

@@ -556,7 +556,17 @@ public sealed partial class DmaSpace : IDisposable
             {
                 try
                 {
-                    Leave(container);
+                    // Through the backend's lock: another thread's detach may be releasing the same container, and an
+                    // attach reusing its groups must not see it half released (before, an attach could find a group whose
+                    // container was gone: NullReferenceException).
+                    if (container.Backend is IommuBackend backend)
+                    {
+                        backend.LeaveLocked(container);
+                    }
+                    else
+                    {
+                        Leave(container);
+                    }
                 }
                 catch (VfioException e)
                 {

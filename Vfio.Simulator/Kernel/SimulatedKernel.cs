@@ -189,7 +189,17 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
         {
             Enter();
             SimFile? file = _fds.Resolve(fd);
-            return file is null ? _real.Map(fd, offset, length, protection, out mapping) : file.Map(offset, length, protection, out mapping);
+            if (file is null)
+            {
+                return _real.Map(fd, offset, length, protection, out mapping);
+            }
+            int rc = file.Map(offset, length, protection, out mapping);
+            if (rc == 0 && mapping is EmulatedRegionMapping emulated && (rc = emulated.HoldFile(fd)) < 0)
+            {
+                mapping.Dispose();
+                mapping = null;
+            }
+            return rc;
         }
     }
 

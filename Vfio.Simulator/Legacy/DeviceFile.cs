@@ -57,7 +57,17 @@ internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
         if (--Device.OpenCount == 0)
         {
             Device.VfioDriver!.CloseDevice();
-            (group.Group.IommuFdContainer as IVfioCompatContainer)?.CloseDevice(Device);
+            // Unbound through the iommufd it was bound to: a mapping of the device keeps it open after its fd closed
+            // (SimulatedKernel.Map), and on iommufd's compat path a device does not hold its group, so the group may have
+            // been released and attached to another iommufd meanwhile.
+            if (Device.Kernel.IommuFdBindings.TryGetValue(Device, out DeviceObject? binding) && !binding.ViaCdev)
+            {
+                binding.Context.CloseDevice(Device);
+            }
+            else
+            {
+                (group.Group.IommuFdContainer as IVfioCompatContainer)?.CloseDevice(Device);
+            }
         }
         group.DeviceClosed();
     }

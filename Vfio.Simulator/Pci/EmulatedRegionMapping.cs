@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
 using Vfio.Core.Interop;
 
@@ -28,6 +30,7 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
     private readonly IMappedRegion _region;
     private readonly ulong _regionOffset;
     private readonly ulong _mappedLength;
+    private SafeFileHandle? _file;
 
     private EmulatedRegionMapping(IMappedRegion region, ulong regionOffset, nint address, ulong length, long fileOffset)
         : base(routesAccesses: true)
@@ -68,26 +71,70 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
 
     public override void Write64(ulong offset, ulong value) => Write(offset, 8, value);
 
+    /// <summary>Holds the mapped file open, as a vma holds its <c>struct file</c>: the device is not released (its
+    /// close_device does not run) while the mapping exists, even after its fd was closed. The reference is a duplicate
+    /// of the fd, closed when the mapping is unmapped.</summary>
+    /// <returns>0, or <c>-errno</c> when the fd could not be duplicated.</returns>
+    internal int HoldFile(SafeHandle fd)
+    {
+        int duplicate = Libc.fcntl(fd, Libc.F_DUPFD_CLOEXEC, 0);
+        if (duplicate < 0)
+        {
+            return -Libc.LastErrno;
+        }
+        _file = new SafeFileHandle(duplicate, ownsHandle: true);
+        return 0;
+    }
+
+    // Each access holds the mapping (a disposal meanwhile unmaps after it): an access racing a detach either completes on
+    // the still-open device or fails with ObjectDisposedException, as a CPU access to a vma that munmap has not yet removed.
     private ulong Read(ulong offset, int width)
     {
         CheckAccess(offset, (uint)width);
-        ObjectDisposedException.ThrowIf(IsClosed, this);
-        return _region.Kernel.RunDeviceAccess(
-            static s => s.Region.ReadMapped(s.Offset, s.Width), (Region: _region, Offset: _regionOffset + offset, Width: width));
+        bool added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            return _region.Kernel.RunDeviceAccess(
+                static s => s.Region.ReadMapped(s.Offset, s.Width), (Region: _region, Offset: _regionOffset + offset, Width: width));
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
     }
 
     private void Write(ulong offset, int width, ulong value)
     {
         CheckAccess(offset, (uint)width);
-        ObjectDisposedException.ThrowIf(IsClosed, this);
-        _ = _region.Kernel.RunDeviceAccess(
-            static s =>
+        bool added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            _ = _region.Kernel.RunDeviceAccess(
+                static s =>
+                {
+                    s.Region.WriteMapped(s.Offset, s.Width, s.Value);
+                    return 0;
+                },
+                (Region: _region, Offset: _regionOffset + offset, Width: width, Value: value));
+        }
+        finally
+        {
+            if (added)
             {
-                s.Region.WriteMapped(s.Offset, s.Width, s.Value);
-                return 0;
-            },
-            (Region: _region, Offset: _regionOffset + offset, Width: width, Value: value));
+                DangerousRelease();
+            }
+        }
     }
 
-    protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)_mappedLength) == 0;
+    protected override bool ReleaseHandle()
+    {
+        bool unmapped = Libc.munmap(handle, (nuint)_mappedLength) == 0;
+        _file?.Dispose();
+        return unmapped;
+    }
 }
