@@ -3,7 +3,6 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Vfio.Core;
 
@@ -121,17 +120,15 @@ internal sealed class IovaIndex : IOrderedRanges
         return from + CountAtOrBelow(from, count, key);
     }
 
-    // The floor's last address is read right after the count, from another array: start fetching the block's lines
-    // of it now, so that its miss overlaps the starts' instead of following it.
-    private unsafe void PrefetchLasts(int from, int count)
+    // The floor's last address is read right after the count, from another array: touch the block's lines of it now
+    // (volatile reads, which the JIT keeps although their values are unused), so that their misses overlap the starts'
+    // instead of following them. Safe code has no prefetch instruction; a load the core does not wait on does as well.
+    private void PrefetchLasts(int from, int count)
     {
-        if (Sse.IsSupported)
+        ulong[] lasts = _lasts;
+        for (int i = from; i < from + count; i += 64 / sizeof(ulong))
         {
-            byte* lasts = (byte*)Unsafe.AsPointer(ref _lasts[from]);
-            for (int offset = 0; offset < count * sizeof(ulong); offset += 64)
-            {
-                Sse.Prefetch0(lasts + offset);
-            }
+            _ = Volatile.Read(ref lasts[i]);
         }
     }
 
@@ -186,8 +183,11 @@ internal sealed class IovaIndex : IOrderedRanges
             }
         }
         int count = _blockCounts[block];
-        Array.Copy(_starts, baseSlot + slot, _starts, baseSlot + slot + 1, count - slot);
-        Array.Copy(_lasts, baseSlot + slot, _lasts, baseSlot + slot + 1, count - slot);
+        if (slot < count)
+        {
+            Array.Copy(_starts, baseSlot + slot, _starts, baseSlot + slot + 1, count - slot);
+            Array.Copy(_lasts, baseSlot + slot, _lasts, baseSlot + slot + 1, count - slot);
+        }
         _starts[baseSlot + slot] = start;
         _lasts[baseSlot + slot] = last;
         _blockCounts[block] = count + 1;
@@ -218,8 +218,11 @@ internal sealed class IovaIndex : IOrderedRanges
             return false;
         }
         last = _lasts[baseSlot + slot];
-        Array.Copy(_starts, baseSlot + slot + 1, _starts, baseSlot + slot, count - slot - 1);
-        Array.Copy(_lasts, baseSlot + slot + 1, _lasts, baseSlot + slot, count - slot - 1);
+        if (slot < count - 1)   // removing the last entry (the map-then-unmap pattern's usual case) moves nothing
+        {
+            Array.Copy(_starts, baseSlot + slot + 1, _starts, baseSlot + slot, count - slot - 1);
+            Array.Copy(_lasts, baseSlot + slot + 1, _lasts, baseSlot + slot, count - slot - 1);
+        }
         _blockCounts[block] = --count;
         _count--;
         if (count == 0)
