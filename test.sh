@@ -139,6 +139,8 @@ run_guest_tier() {
   mkdir -p "$dir"
   for project in "$@"; do
     name=$(basename "$project")
+    # bench/: the guest benchmark harness's smoke pass (C from host-bench-smoke's build and the library agree, 0 B per operation; never a timing).
+    [[ $project == bench/* ]] && { code+=" VFIO_BENCH_NATIVE=$ROOT/artifacts/bench/libvfiobench.so dotnet $ROOT/$project/bin/Release/net10.0/$name.dll --guest-goals --smoke -xml /run/results/$name.xml || rc=1;"; continue; }
     # Tier=host marks pure computation (no kernel call) that costs minutes under TCG; the host tiers run it.
     # -longRunning names a test that hangs in output.log, which the failure report below shows.
     code+=" dotnet $ROOT/$project/bin/Release/net10.0/$name.dll -noColor -trait- Tier=host -longRunning 120 $extra"
@@ -187,7 +189,7 @@ PY
 # simulator's host-conformance tier runs every case). Modes=spapr (sPAPR TCE) has no guest: simulator only.
 # kernel-pci also runs the short lifecycle stress (StressTests, 5 s a backend) and soak (SoakTests, 60 s in all); the long soak is tests/testbed/soak.sh
 run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" \
-  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests
+  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests bench/Vfio.Benchmarks
 run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" tests/Vfio.Conformance
 run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
 run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance

@@ -327,14 +327,22 @@ public sealed partial class DmaSpace : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_mappings.TryGetValue(iova, out DmaMapping mapping))
+            // One hash look-up: taken out of the book first, put back if a container refuses (so the call can be repeated).
+            if (!_mappings.Remove(iova, out DmaMapping mapping))
             {
                 throw new VfioDmaException(DmaMappingFailure.NotMapped, UnmapOperation, Name,
                     string.Create(CultureInfo.InvariantCulture, $"no mapping starts at IOVA 0x{iova:x}"),
                     "Unmap with the IOVA a map call returned, once per mapping; a range is unmapped whole.");
             }
-            UnmapFromAllContainers(mapping);
-            _mappings.Remove(iova);
+            try
+            {
+                UnmapFromAllContainers(mapping);
+            }
+            catch
+            {
+                _mappings.Add(iova, mapping);
+                throw;
+            }
             _iovas.Free(iova);
             _mappedBytes -= mapping.Size;
             _metrics?.RecordUnmap(mapping.Size, start, _metricTags);

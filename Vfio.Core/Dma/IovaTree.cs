@@ -24,7 +24,7 @@ namespace Vfio.Core;
 /// not, and removal may move another node's range into the removed node's slot). Not thread-safe.
 /// </para>
 /// </remarks>
-internal sealed class IovaTree
+internal sealed class IovaTree : IOrderedRanges
 {
     /// <summary>The null node index; slot 0 of the pool is a sentinel of height 0 and extent 0, never written.</summary>
     public const int Nil = 0;

@@ -40,6 +40,21 @@ internal static unsafe class HotPathNative
     internal static readonly delegate* unmanaged<int, int> PinProcess =
         (delegate* unmanaged<int, int>)NativeLibrary.GetExport(s_library, "vb_pin_process");
 
+    internal static readonly delegate* unmanaged<int, ulong, ulong*, nuint, long> Type1Pages =
+        (delegate* unmanaged<int, ulong, ulong*, nuint, long>)NativeLibrary.GetExport(s_library, "vb_type1_pages");
+
+    internal static readonly delegate* unmanaged<int, ulong, ulong, ulong, nuint, long> Type1Fixed =
+        (delegate* unmanaged<int, ulong, ulong, ulong, nuint, long>)NativeLibrary.GetExport(s_library, "vb_type1_fixed");
+
+    internal static readonly delegate* unmanaged<int, uint, ulong, ulong, ulong, nuint, long> IoasFixed =
+        (delegate* unmanaged<int, uint, ulong, ulong, ulong, nuint, long>)NativeLibrary.GetExport(s_library, "vb_ioas_fixed");
+
+    internal static readonly delegate* unmanaged<int, long, nuint, uint*, long> PRead32Loop =
+        (delegate* unmanaged<int, long, nuint, uint*, long>)NativeLibrary.GetExport(s_library, "vb_pread32_loop");
+
+    internal static readonly delegate* unmanaged<byte*, nuint, nuint, int, nuint, long*, long> MsiRoundTripLoop =
+        (delegate* unmanaged<byte*, nuint, nuint, int, nuint, long*, long>)NativeLibrary.GetExport(s_library, "vb_msi_roundtrip_loop");
+
     /// <summary>The loaded shim's handle (loads it on first use).</summary>
     internal static nint Library => s_library;
 

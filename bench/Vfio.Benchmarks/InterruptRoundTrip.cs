@@ -10,7 +10,7 @@ namespace Vfio.Benchmarks;
 /// with poll + read; the library with <see cref="InterruptEvent.Wait()"/> or <see cref="InterruptEvent.WaitAsync"/>.
 /// Both use the same two eventfds (the library's) and the same device thread, in interleaved rounds.
 /// </summary>
-internal sealed class InterruptRoundTrip : IDisposable
+internal sealed class InterruptRoundTrip : IRoundTrip
 {
     private readonly InterruptEvent _doorbell = new();
     private readonly InterruptEvent _irq = new();
@@ -28,8 +28,8 @@ internal sealed class InterruptRoundTrip : IDisposable
 
     private static int Fd(InterruptEvent e) => (int)e.Handle.DangerousGetHandle();
 
-    /// <summary>C: <paramref name="ns"/>.Length round trips, each timed. Returns the interrupts counted.</summary>
-    internal unsafe long C(long[] ns)
+    /// <inheritdoc/>
+    public unsafe long C(long[] ns)
     {
         fixed (long* p = ns)
         {
@@ -37,8 +37,8 @@ internal sealed class InterruptRoundTrip : IDisposable
         }
     }
 
-    /// <summary>The library, synchronous wait.</summary>
-    internal long Sync(long[] ns)
+    /// <inheritdoc/>
+    public long Sync(long[] ns)
     {
         long total = 0;
         for (int i = 0; i < ns.Length; i++)
@@ -52,8 +52,8 @@ internal sealed class InterruptRoundTrip : IDisposable
         return total;
     }
 
-    /// <summary>The library, asynchronous wait (one async method for the whole block).</summary>
-    internal async Task<long> Async(long[] ns)
+    /// <inheritdoc/>
+    public async Task<long> Async(long[] ns)
     {
         long total = 0;
         for (int i = 0; i < ns.Length; i++)
@@ -67,7 +67,7 @@ internal sealed class InterruptRoundTrip : IDisposable
         return total;
     }
 
-    private static void ToNs(long[] ticks)
+    internal static void ToNs(long[] ticks)
     {
         for (int i = 0; i < ticks.Length; i++)
         {
@@ -81,4 +81,17 @@ internal sealed class InterruptRoundTrip : IDisposable
         _doorbell.Dispose();
         _irq.Dispose();
     }
+}
+
+/// <summary>An interrupt round trip measured by C and by the library's waits on the same eventfds.</summary>
+internal interface IRoundTrip : IDisposable
+{
+    /// <summary>C: <paramref name="ns"/>.Length round trips, each timed (ns). Returns the interrupts counted.</summary>
+    long C(long[] ns);
+
+    /// <summary>The library, synchronous wait.</summary>
+    long Sync(long[] ns);
+
+    /// <summary>The library, asynchronous wait (one async method for the whole block).</summary>
+    Task<long> Async(long[] ns);
 }

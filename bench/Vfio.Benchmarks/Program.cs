@@ -8,6 +8,13 @@ if (args.Length > 0 && args[0] == "--hotpath-smoke")
 {
     return HotPathGoals.Smoke();
 }
+if (args.Length > 0 && args[0] == "--guest-goals")
+{
+    // Inside the testbed guest (bench.sh, test.sh's kernel-pci tier): --guest-goals [--quick|--smoke] [--rows FILE] [-xml FILE]
+    int rows = Array.IndexOf(args, "--rows");
+    int xml = Array.IndexOf(args, "-xml");
+    return GuestGoals.Run(args.Contains("--quick"), args.Contains("--smoke"), rows >= 0 ? args[rows + 1] : null, xml >= 0 ? args[xml + 1] : null);
+}
 if (args.Length > 0 && args[0] == "--interrupt-goals")
 {
     // The H4 round trips alone (what bench.sh runs after the BenchmarkDotNet part), for iterating on the wait paths.
@@ -38,9 +45,11 @@ if (args.Length > 0 && args[0] == "--hotpath-goals")
     bool quick = args.Contains("--quick");
     int docs = Array.IndexOf(args, "--docs");
     int artifacts = Array.IndexOf(args, "--artifacts");
+    int guestRows = Array.IndexOf(args, "--guest-rows");
     return HotPathGoals.Run(
         quick,
         docs >= 0 ? args[docs + 1] : null,
+        guestRows >= 0 ? args[guestRows + 1] : null,
         artifacts >= 0 ? args[artifacts + 1] : Path.Combine(Environment.CurrentDirectory, "BenchmarkDotNet.Artifacts"));
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
