@@ -2,6 +2,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -189,7 +190,21 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
         {
             Enter();
             SimFile? file = _fds.Resolve(fd);
-            return file is null ? _real.Map(fd, offset, length, protection, out mapping) : file.Map(offset, length, protection, out mapping);
+            return file is null ? _real.Map(fd, offset, length, protection, out mapping) : file.Map(offset, length, protection, 0, out mapping);
+        }
+    }
+
+    /// <inheritdoc/>
+    public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+    {
+        Libc.CheckAlignment(alignment);
+        lock (_lock)
+        {
+            Enter();
+            SimFile? file = _fds.Resolve(fd);
+            return file is null
+                ? _real.MapAligned(fd, offset, length, protection, alignment, out mapping)
+                : file.Map(offset, length, protection, alignment, out mapping);
         }
     }
 
