@@ -2,7 +2,7 @@
 namespace Vfio.Simulator;
 
 /// <summary>
-/// QEMU's <c>qemu-xhci</c> with <c>msix=off</c> as VFIO sees it (<c>hw/usb/hcd-xhci-pci.c</c>): 1b36:000d, class
+/// QEMU's <c>qemu-xhci</c> with <c>msi=on,msix=off</c> as VFIO sees it (<c>hw/usb/hcd-xhci-pci.c</c>): 1b36:000d, class
 /// 0x0c0330, a PCI Express endpoint whose MSI capability offers 16 vectors (QEMU's default <c>intrs=16</c>) with 64-bit
 /// addresses and no per-vector masking, INTx pin A, and BAR0 (16 KiB, 64-bit) for the controller's registers, which this
 /// model does not drive (reads give 0, writes are dropped).

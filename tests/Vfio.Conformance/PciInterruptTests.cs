@@ -50,7 +50,7 @@ public sealed class PciInterruptTests
     /// <summary>
     /// x86 without interrupt remapping gives a device one MSI vector (msi_capability_init: only the remapping domains
     /// allow multiple-message MSI), so vfio-pci answers a request for more with the count it could allocate and enables
-    /// nothing; Devices.Pci retries with that count, as QEMU does, or says so typed. Real kernel: qemu-xhci,msix=off
+    /// nothing; Devices.Pci retries with that count, as QEMU does, or says so typed. Real kernel: qemu-xhci,msi=on,msix=off
     /// (16 MSI vectors) in the pci-intremap-off shape, attached with allow_unsafe_interrupts set.
     /// </summary>
     [Theory]

@@ -17,7 +17,7 @@ usage: run-guest.sh [options] [--] COMMAND [ARG...]     run COMMAND ARG... (exac
                      PCIe root port (11.0) with edu alone behind it (02:00.0, with a 4 KiB option ROM the run
                      writes to a temporary file), so the kernel allows a bus reset; a second root port (12.0)
                      with a two-function edu (03:00.0 bound to vfio-pci, 03:00.1 left without a driver)
-                     pci-intremap-off: the same with intel-iommu,intremap=off, plus qemu-xhci with msix=off
+                     pci-intremap-off: the same with intel-iommu,intremap=off, plus qemu-xhci with msi=on,msix=off
                      (13.0: 16 MSI vectors, bound to vfio-pci)
                      noiommu: q35 without IOMMU, vfio no-IOMMU mode, edu with a 64-bit DMA mask
                      platform: microvm + virtio-mmio rng and virtio-blk (1 MiB scratch image), no IOMMU,
@@ -266,9 +266,10 @@ case "$shape" in
     qemu+=(-M q35)
     case "$shape" in
       pci) qemu+=(-device intel-iommu); kargs="$kargs intel_iommu=on" ;;
-      # qemu-xhci with MSI-X off: 16 MSI vectors, of which x86 without interrupt remapping gives the device one
-      # (the kernel's retry-with-fewer answer to a request for more). No USB driver in the guest: it stays unbound.
-      pci-intremap-off) qemu+=(-device intel-iommu,intremap=off -device qemu-xhci,addr=13.0,msix=off); kargs="$kargs intel_iommu=on" ;;
+      # qemu-xhci with MSI on (qemu-xhci defaults to msi=off) and MSI-X off: 16 MSI vectors, of which x86 without
+      # interrupt remapping gives the device one (the kernel's retry-with-fewer answer to a request for more). No USB
+      # driver in the guest: it stays unbound.
+      pci-intremap-off) qemu+=(-device intel-iommu,intremap=off -device qemu-xhci,addr=13.0,msi=on,msix=off); kargs="$kargs intel_iommu=on" ;;
       noiommu) kargs="$kargs intel_iommu=off vfio.enable_unsafe_noiommu_mode=1" ;;
     esac
     # Two edus (00:02.0 and 00:04.0, each alone in its IOMMU group) so a DMA space can hold two devices.
