@@ -91,6 +91,46 @@ public sealed partial class VfioPciDevice
         }
     }
 
+    /// <summary>
+    /// The areas of BAR <paramref name="index"/> that <see cref="MapBar"/> maps, by BAR offset: the whole BAR, the
+    /// kernel's sparse mmap areas, or the BAR around the pages of the MSI-X table and PBA (<see cref="LeavesOutMsix"/>).
+    /// Empty when the BAR cannot be mapped (I/O, not implemented, an upper half, or no mmap from the kernel).
+    /// </summary>
+    /// <param name="index">The BAR index, 0–5.</param>
+    /// <returns>The areas, each page-aligned.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not 0–5.</exception>
+    /// <exception cref="VfioException">A region or configuration query failed.</exception>
+    public IReadOnlyList<VfioSparseMmapArea> GetMapAreas(int index)
+    {
+        CheckBarIndex(index);
+        PciBar bar = Bars[index];
+        if (!bar.CanMap)
+        {
+            return [];
+        }
+        if (MsixHoleAreas(bar) is { } aroundMsix)
+        {
+            return aroundMsix;
+        }
+        return bar.Region.SparseMmapAreas is { } sparse
+            ? [.. sparse.Where(static a => a.Size != 0).OrderBy(static a => a.Offset)]
+            : [new VfioSparseMmapArea(0, bar.Region.Size)];
+    }
+
+    /// <summary>Whether <see cref="MapBar"/> leaves the pages of the MSI-X table and PBA out of BAR
+    /// <paramref name="index"/>: the BAR holds them and the kernel neither lists sparse mmap areas nor reports them
+    /// mappable (kernels before 4.16).</summary>
+    /// <param name="index">The BAR index, 0–5.</param>
+    /// <returns>True when the MSI-X structures are left out of the mapping.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is not 0–5.</exception>
+    /// <exception cref="VfioException">A region or configuration query failed.</exception>
+    public bool LeavesOutMsix(int index)
+    {
+        CheckBarIndex(index);
+        PciBar bar = Bars[index];
+        return bar.CanMap && MsixHoleAreas(bar) is not null;
+    }
+
     /// <summary>The areas to map around the MSI-X structures when the kernel requires it; null to map as the kernel
     /// reports (whole, or its sparse areas).</summary>
     internal VfioSparseMmapArea[]? MsixHoleAreas(PciBar bar)

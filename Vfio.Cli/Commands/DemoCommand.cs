@@ -94,7 +94,6 @@ internal static class DemoCommand
         using (space)
         using (attached)
         using (var edu = new EduDriver(attached, useMmap: true))
-        using (var msi = new InterruptEvent())
         {
             recorder.Run("identify", () =>
             {
@@ -115,11 +114,11 @@ internal static class DemoCommand
                     : string.Empty;
                 return (b, $"{Output.Size(BufferBytes)} of process memory at IOVA {Output.Hex(b.Iova)} (edu's DMA mask {Output.Hex(EduDriver.DefaultDmaMask)}){where}");
             });
-            recorder.Run("enable MSI", () =>
+            // Devices.Pci owns the vector's eventfd; disposing the driver disables MSI on every path.
+            InterruptEvent msi = recorder.Run("enable MSI", () =>
             {
                 edu.EnableBusMaster();
-                attached.Device.SetIrqEventFds(VfioPciIrq.Msi, 0, [msi]);
-                return (0, "bus master on, MSI vector 0 -> eventfd");
+                return (edu.EnableMsi(), "bus master on, MSI vector 0 -> eventfd");
             });
             byte[] pattern = new byte[Transfer];
             Random.Shared.NextBytes(pattern);
@@ -147,7 +146,7 @@ internal static class DemoCommand
             });
             recorder.Run("unmap", () =>
             {
-                attached.Device.DisableIrq(VfioPciIrq.Msi);
+                edu.DisableMsi();
                 buffer.Dispose();
                 return (0, $"IOVA {Output.Hex(iova)} unmapped and the buffer freed, MSI disabled");
             });

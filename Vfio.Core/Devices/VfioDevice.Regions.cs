@@ -164,11 +164,10 @@ public sealed partial class VfioDevice
     /// areas separately (at the kernel's page-aligned offsets), readable and writable as the region's flags allow.
     /// </summary>
     /// <remarks>
-    /// The mappings are placed where the kernel chooses (page-aligned). QEMU instead reserves an address range aligned
-    /// to the region size (capped at 1 GiB) first, so that vfio-pci (6.12+, <c>huge_fault</c>) can back a large BAR
-    /// with PMD/PUD-sized entries; that saves TLB and KVM page-table entries when a VMM passes a multi-megabyte BAR to
-    /// a guest, and changes nothing for register access. The kernel port's <c>Map</c> takes no address hint, so this
-    /// layer does not do it.
+    /// Each area is placed as QEMU places it: at a virtual address that is a multiple of its size rounded up to a power
+    /// of two, capped at 1 GiB, so that vfio-pci (6.12+, <c>huge_fault</c>) can back a large BAR with PMD/PUD-sized
+    /// entries; that saves TLB and KVM page-table entries when a VMM passes a
+    /// multi-megabyte BAR to a guest, and changes nothing for register access.
     /// </remarks>
     /// <param name="index">The region index.</param>
     /// <returns>The mapping; the caller disposes it, or the device's disposal (its detach) does.</returns>
@@ -251,7 +250,10 @@ public sealed partial class VfioDevice
             for (; count < areas.Length; count++)
             {
                 VfioSparseMmapArea area = areas[count];
-                int rc = _kernel.Map(_fd, (long)(region.Offset + area.Offset), area.Size, protection, out MemoryMapping? mapping);
+                ulong alignment = MappingAlignment(area.Size);
+                int rc = alignment <= pageSize
+                    ? _kernel.Map(_fd, (long)(region.Offset + area.Offset), area.Size, protection, out MemoryMapping? mapping)
+                    : _kernel.MapAligned(_fd, (long)(region.Offset + area.Offset), area.Size, protection, alignment, out mapping);
                 if (rc < 0)
                 {
                     string what = region.SparseMmapAreas is null ? RegionName(index) : $"{RegionName(index)} area 0x{area.Offset:X}+0x{area.Size:X}";
@@ -270,6 +272,17 @@ public sealed partial class VfioDevice
         }
         return Track(new VfioRegionMapping(index, region.Size, mapped, RegionName(index), Untrack));
     }
+
+    /// <summary>The largest alignment <see cref="MapRegion(int)"/> gives a mapping: 1 GiB, the x86 PUD size (QEMU's cap).</summary>
+    internal const ulong MaxMappingAlignment = 1UL << 30;
+
+    /// <summary>The virtual-address alignment <see cref="MapRegion(int)"/> gives a mapped area of
+    /// <paramref name="size"/> bytes: the size rounded up to a power of two, at most <see cref="MaxMappingAlignment"/>
+    /// (QEMU's <c>vfio_region_mmap</c>); an area of a page or less is simply page-aligned.</summary>
+    /// <param name="size">The area's size in bytes.</param>
+    /// <returns>The alignment, a power of two.</returns>
+    internal static ulong MappingAlignment(ulong size)
+        => size >= MaxMappingAlignment ? MaxMappingAlignment : Math.Max(System.Numerics.BitOperations.RoundUpToPowerOf2(size), (ulong)Environment.SystemPageSize);
 
     /// <summary>The areas to map, by increasing offset: the sparse areas of non-zero size, or the whole region.</summary>
     private static VfioSparseMmapArea[] MappableAreas(VfioRegionInfo region)

@@ -157,6 +157,24 @@ public sealed class LinuxKernel : IKernel
     }
 
     /// <inheritdoc/>
+    public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        Libc.CheckAlignment(alignment);
+        var owner = new LinuxMemoryMapping();
+        int rc = Libc.MapAligned((nuint)length, (nuint)alignment, (int)protection, Libc.MAP_SHARED, fd, offset, out nint address);
+        if (rc < 0)
+        {
+            owner.Dispose();
+            mapping = null;
+            return rc;
+        }
+        owner.Attach(address, length, offset);
+        mapping = owner;
+        return 0;
+    }
+
+    /// <inheritdoc/>
     public int MapAnonymous(ulong length, out MemoryMapping? mapping)
     {
         ArgumentOutOfRangeException.ThrowIfZero(length);

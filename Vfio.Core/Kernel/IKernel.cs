@@ -77,6 +77,19 @@ public interface IKernel
     /// <returns>0, or <c>-errno</c>.</returns>
     int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping);
 
+    /// <summary>Maps <paramref name="length"/> bytes of <paramref name="fd"/> at <paramref name="offset"/>, shared, at a
+    /// virtual address that is a multiple of <paramref name="alignment"/> (QEMU's placement of a large BAR, so the kernel
+    /// can back it with huge page-table entries). The address space reserved to find the aligned place is released on
+    /// success and on failure.</summary>
+    /// <param name="fd">A device fd.</param>
+    /// <param name="offset">The file offset, page-aligned.</param>
+    /// <param name="length">The length in bytes.</param>
+    /// <param name="protection">Read, write or both.</param>
+    /// <param name="alignment">A power of two, at least the page size.</param>
+    /// <param name="mapping">The mapping, owned by the caller (disposing it unmaps); null when the call fails.</param>
+    /// <returns>0, or <c>-errno</c>.</returns>
+    int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping);
+
     /// <summary>Maps <paramref name="length"/> bytes of private anonymous memory, readable and writable, zero-filled
     /// (<c>mmap(MAP_PRIVATE | MAP_ANONYMOUS)</c>): memory for DMA buffers that a device reaches by physical address
     /// (no-IOMMU mode, <see cref="PhysicalDmaBuffer"/>).</summary>

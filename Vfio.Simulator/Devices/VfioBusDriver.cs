@@ -41,6 +41,7 @@ internal abstract class VfioBusDriver
     /// <summary><c>pwrite</c> on the device fd.</summary>
     internal abstract long Write(ReadOnlySpan<byte> buffer, long offset);
 
-    /// <summary><c>mmap</c> of a region (or part of one) of the device fd.</summary>
-    internal abstract int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping);
+    /// <summary><c>mmap</c> of a region (or part of one) of the device fd, at an address that is a multiple of
+    /// <paramref name="alignment"/> (0: where the kernel chooses).</summary>
+    internal abstract int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping);
 }

@@ -65,14 +65,14 @@ internal sealed class DeviceCdevFile : SimFile
     internal override long Write(ReadOnlySpan<byte> buffer, long offset)
         => Device.Removed ? -(int)Errno.ENODEV : _binding is null ? -EINVAL : Device.VfioDriver!.Write(buffer, offset);
 
-    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         if (Device.Removed || _binding is null)
         {
             mapping = null;
             return Device.Removed ? -(int)Errno.ENODEV : -EINVAL;
         }
-        return Device.VfioDriver!.Map(offset, length, protection, out mapping);
+        return Device.VfioDriver!.Map(offset, length, protection, alignment, out mapping);
     }
 
     /// <summary>VFIO_DEVICE_BIND_IOMMUFD, checked in vfio_df_ioctl_bind_iommufd's order.</summary>

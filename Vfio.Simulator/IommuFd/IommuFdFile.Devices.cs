@@ -15,7 +15,7 @@ internal sealed partial class IommuFdFile
         {
             return -ENODEV;
         }
-        if (!Kernel.Topology.InterruptRemapping)
+        if (!Kernel.Topology.InterruptRemapping && !Kernel.Topology.IommuFdAllowUnsafeInterrupts)
         {
             return -EPERM;
         }

@@ -29,8 +29,9 @@ internal abstract class SimFile
     /// <summary><c>pwrite</c>; files without a write operation return <c>-EINVAL</c>.</summary>
     internal virtual long Write(ReadOnlySpan<byte> buffer, long offset) => -(int)Errno.EINVAL;
 
-    /// <summary><c>mmap</c>; files without an mmap operation return <c>-ENODEV</c>.</summary>
-    internal virtual int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    /// <summary><c>mmap</c> at an address that is a multiple of <paramref name="alignment"/> (0: where the kernel
+    /// chooses); files without an mmap operation return <c>-ENODEV</c>.</summary>
+    internal virtual int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         mapping = null;
         return -(int)Errno.ENODEV;

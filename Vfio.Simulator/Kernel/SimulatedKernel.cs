@@ -2,6 +2,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vfio.Core;
+using Vfio.Core.Interop;
 
 namespace Vfio.Simulator;
 
@@ -189,18 +190,34 @@ public sealed partial class SimulatedKernel : IKernel, IDisposable
         {
             Enter();
             SimFile? file = _fds.Resolve(fd);
-            if (file is null)
-            {
-                return _real.Map(fd, offset, length, protection, out mapping);
-            }
-            int rc = file.Map(offset, length, protection, out mapping);
-            if (rc == 0 && mapping is EmulatedRegionMapping emulated && (rc = emulated.HoldFile(fd)) < 0)
-            {
-                mapping.Dispose();
-                mapping = null;
-            }
-            return rc;
+            return file is null ? _real.Map(fd, offset, length, protection, out mapping) : MapFile(file, fd, offset, length, protection, 0, out mapping);
         }
+    }
+
+    /// <inheritdoc/>
+    public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+    {
+        Libc.CheckAlignment(alignment);
+        lock (_lock)
+        {
+            Enter();
+            SimFile? file = _fds.Resolve(fd);
+            return file is null
+                ? _real.MapAligned(fd, offset, length, protection, alignment, out mapping)
+                : MapFile(file, fd, offset, length, protection, alignment, out mapping);
+        }
+    }
+
+    // A region mapping holds its device file open until it is unmapped, as a vma holds the file on Linux.
+    private static int MapFile(SimFile file, SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+    {
+        int rc = file.Map(offset, length, protection, alignment, out mapping);
+        if (rc == 0 && mapping is EmulatedRegionMapping emulated && (rc = emulated.HoldFile(fd)) < 0)
+        {
+            mapping.Dispose();
+            mapping = null;
+        }
+        return rc;
     }
 
     /// <inheritdoc/>

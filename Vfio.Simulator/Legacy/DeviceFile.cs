@@ -40,14 +40,14 @@ internal sealed class DeviceFile(SimDevice device, GroupFile group) : SimFile
 
     internal override long Write(ReadOnlySpan<byte> buffer, long offset) => Device.Removed ? -ENODEV : Device.VfioDriver!.Write(buffer, offset);
 
-    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         if (Device.Removed)
         {
             mapping = null;
             return -ENODEV;
         }
-        return Device.VfioDriver!.Map(offset, length, protection, out mapping);
+        return Device.VfioDriver!.Map(offset, length, protection, alignment, out mapping);
     }
 
     private const int ENODEV = (int)Errno.ENODEV;

@@ -57,6 +57,10 @@ public static class SimulatedMachines
     /// would reset a device no VFIO user owns.</summary>
     public const string EduPeerWithoutDriver = "0000:03:00.1";
 
+    /// <summary>The multiple-message MSI device of the <c>pci-intremap-off</c> shape only (<see cref="XhciMsiDevice"/>,
+    /// QEMU's <c>qemu-xhci,msi=on,msix=off</c>), bound to vfio-pci.</summary>
+    public const string MultiMessageMsi = "0000:00:13.0";
+
     /// <summary>The driver of the root ports.</summary>
     public const string RootPortDriver = "pcieport";
 
@@ -85,7 +89,10 @@ public static class SimulatedMachines
     /// (01:02.0, bound to the host's virtio-pci) behind it, all three in IOMMU group 5, which is therefore not viable;
     /// pci-testdev at 00:10.0; a PCIe root port at 00:11.0 with an edu alone behind it (02:00.0, with an option ROM);
     /// and a second root port at 00:12.0 with a two-function edu (03:00.0 on vfio-pci, 03:00.1 without a driver).
-    /// iommufd, device cdevs and the legacy container all available. Without an IOMMU (<see
+    /// iommufd, device cdevs and the legacy container all available. Without interrupt remapping (<see
+    /// cref="SimulatedTestbedOptions.InterruptRemapping"/> false, the shape <c>pci-intremap-off</c>) it also has
+    /// <see cref="XhciMsiDevice"/> at <see cref="MultiMessageMsi"/> in IOMMU group 10, which moves the devices behind the
+    /// root ports to groups 12 and 13, as on the testbed. Without an IOMMU (<see
     /// cref="SimulatedTestbedOptions.NoIommu"/>) there are no real groups: each VFIO device gets its own no-IOMMU group
     /// in the order the testbed binds them (noiommu-0 to noiommu-6).
     /// </summary>
@@ -101,7 +108,10 @@ public static class SimulatedMachines
             : new SimulatedTopology { InterruptRemapping = options.InterruptRemapping };
         // No-IOMMU: the testbed gives edu a 64-bit DMA mask (the device sees physical addresses).
         ulong eduMask = options.NoIommu ? ulong.MaxValue : EduDevice.DefaultDmaMask;
-        return topology
+        // pci-intremap-off's xhci on bus 0 takes group 10, ahead of the devices behind the root ports (seen: 12 and 13).
+        bool xhci = !options.InterruptRemapping && !options.NoIommu && !options.Spapr;
+        int behindPort = xhci ? 12 : 11;
+        topology
             .AddPci(Edu, iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay })
             .AddPci(Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
             .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver)
@@ -111,9 +121,10 @@ public static class SimulatedMachines
             .AddPci(PciTestDev, iommuGroup: 7, new PciTestDevice())
             .AddPci(RootPort, iommuGroup: 8, model: null, driver: RootPortDriver, identity: SimulatedPciIdentity.QemuPcieRootPort)
             .AddPci(RootPort2, iommuGroup: 9, model: null, driver: RootPortDriver, identity: SimulatedPciIdentity.QemuPcieRootPort)
-            .AddPci(EduBehindRootPort, iommuGroup: 11, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay, OptionRom = TestbedOptionRom() }, bridge: RootPort)
-            .AddPci(EduWithPeer, iommuGroup: 12, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, bridge: RootPort2)
-            .AddPci(EduPeerWithoutDriver, iommuGroup: 12, model: null, driver: string.Empty, bridge: RootPort2, identity: SimulatedPciIdentity.QemuEdu);
+            .AddPci(EduBehindRootPort, iommuGroup: behindPort, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay, OptionRom = TestbedOptionRom() }, bridge: RootPort)
+            .AddPci(EduWithPeer, iommuGroup: behindPort + 1, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, bridge: RootPort2)
+            .AddPci(EduPeerWithoutDriver, iommuGroup: behindPort + 1, model: null, driver: string.Empty, bridge: RootPort2, identity: SimulatedPciIdentity.QemuEdu);
+        return xhci ? topology.AddPci(MultiMessageMsi, iommuGroup: 10, new XhciMsiDevice()) : topology;
     }
 }
 

@@ -41,12 +41,16 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
         SetMapping(address, length, fileOffset);
     }
 
-    /// <summary>Creates the mapping of <paramref name="length"/> bytes at <paramref name="regionOffset"/> of the region.
-    /// Returns 0 or <c>-errno</c> (the backing memory could not be mapped).</summary>
-    internal static int Create(IMappedRegion region, ulong regionOffset, ulong length, long fileOffset, out MemoryMapping? mapping)
+    /// <summary>Creates the mapping of <paramref name="length"/> bytes at <paramref name="regionOffset"/> of the region,
+    /// its backing memory at an address that is a multiple of <paramref name="alignment"/> (0: anywhere), as
+    /// <c>LinuxKernel.MapAligned</c> places a real one. Returns 0 or <c>-errno</c> (the backing memory could not be
+    /// mapped).</summary>
+    internal static int Create(IMappedRegion region, ulong regionOffset, ulong length, long fileOffset, ulong alignment, out MemoryMapping? mapping)
     {
         mapping = null;
-        int rc = Libc.MapAnonymous((nuint)length, out nint address);
+        int rc = alignment == 0
+            ? Libc.MapAnonymous((nuint)length, out nint address)
+            : Libc.MapAligned((nuint)length, (nuint)alignment, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE, null, 0, out address);
         if (rc < 0)
         {
             return rc;

@@ -486,7 +486,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
 
     // ---- mmap (vfio_pci_core_mmap) ------------------------------------------------------------------------------------------------------------
 
-    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         mapping = null;
         if (length == 0 || (offset & (long)(PageSize - 1)) != 0)
@@ -518,7 +518,7 @@ internal sealed partial class VfioPciDriver(EmulatedPciDevice model) : VfioCoreD
         {
             return -EINVAL; // vfio_pci_mmap before 4.16: the MSI-X table is not mmap-able
         }
-        return EmulatedRegionMapping.Create(new BarWindow(this, (int)index), start, length, offset, out mapping);
+        return EmulatedRegionMapping.Create(new BarWindow(this, (int)index), start, length, offset, alignment, out mapping);
     }
 
     /// <summary>One BAR as seen through an mmap.</summary>

@@ -277,7 +277,7 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
         return count;
     }
 
-    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         mapping = null;
         if (length == 0 || (offset & (long)(PageSize - 1)) != 0)
@@ -305,7 +305,7 @@ internal sealed class VfioPlatformDriver(EmulatedPlatformDevice model) : VfioCor
         {
             return -EINVAL;
         }
-        return EmulatedRegionMapping.Create(new RegionWindow(this, (int)index), start, length, offset, out mapping);
+        return EmulatedRegionMapping.Create(new RegionWindow(this, (int)index), start, length, offset, alignment, out mapping);
     }
 
     private sealed class RegionWindow(VfioPlatformDriver driver, int region) : IMappedRegion

@@ -66,6 +66,10 @@ public sealed class SimulatedTopology
     /// <summary><c>vfio_iommu_type1.allow_unsafe_interrupts=1</c>.</summary>
     public bool AllowUnsafeInterrupts { get; set; }
 
+    /// <summary><c>iommufd.allow_unsafe_interrupts=1</c>: without interrupt remapping, VFIO_DEVICE_BIND_IOMMUFD binds
+    /// instead of failing with EPERM (iommufd_device_bind).</summary>
+    public bool IommuFdAllowUnsafeInterrupts { get; set; }
+
     /// <summary><c>vfio_iommu_type1.dma_entry_limit</c> (default 65535).</summary>
     public int DmaEntryLimit { get; set; } = ushort.MaxValue;
 

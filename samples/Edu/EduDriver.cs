@@ -125,6 +125,21 @@ public sealed class EduDriver : IDisposable
     /// <summary>Sets Bus Master Enable in the command register (an MSI and every DMA are memory writes by the device).</summary>
     public void EnableBusMaster() => _pci.SetBusMaster(true);
 
+    /// <summary>Enables edu's MSI (its one vector) through Devices.Pci's <see cref="VfioPciDevice.Msi"/> and returns the
+    /// vector's event, owned by the device's MSI (freed by <see cref="DisableMsi"/> or this driver's disposal). Set bus
+    /// mastering too (<see cref="EnableBusMaster"/>): an MSI is a memory write by the device.</summary>
+    /// <returns>The event that counts edu's MSIs.</returns>
+    /// <exception cref="InvalidOperationException">MSI is enabled already, or INTx or MSI-X is.</exception>
+    /// <exception cref="VfioException">The kernel refused.</exception>
+    public InterruptEvent EnableMsi()
+    {
+        _pci.Msi.Enable(1, acceptFewer: false);
+        return _pci.Msi.GetVector(0);
+    }
+
+    /// <summary>Disables MSI and frees its event; does nothing when it is not enabled.</summary>
+    public void DisableMsi() => _pci.Msi.Disable();
+
     /// <summary>Raises an interrupt with <paramref name="status"/> OR'd into the interrupt status (0x60).</summary>
     /// <param name="status">The status bits.</param>
     public void RaiseInterrupt(uint status) => Write32(0x60, status);

@@ -14,7 +14,6 @@ namespace Vfio.Samples.FdPassing;
 internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel, IOptions<FdPassingOptions> options,
     IHostApplicationLifetime lifetime, ILogger<EduWorkerService> logger) : BackgroundService
 {
-    private const int Msi = VfioPciIrq.Msi;
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -50,8 +49,7 @@ internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel,
             throw new InvalidOperationException($"{device} is not an edu device.");
         }
         driver.EnableBusMaster();
-        using var msi = new InterruptEvent();
-        edu.Device.SetIrqEventFds(Msi, start: 0, [msi]);
+        InterruptEvent msi = driver.EnableMsi();   // Devices.Pci's MSI; the driver's disposal disables it
 
         // RAM -> edu, clear RAM, edu -> RAM with "raise an interrupt when done".
         using DmaBuffer buffer = DmaBuffer.Allocate(space, 4096, DmaAccess.ReadWrite, EduDriver.DefaultDmaMask);
@@ -68,7 +66,7 @@ internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel,
         ulong interrupts = await msi.WaitAsync(timeout.Token);
         uint status = driver.ReadInterruptStatus();
         driver.AcknowledgeInterrupt(status);
-        edu.Device.DisableIrq(Msi);
+        driver.DisableMsi();
         LogMsi(logger, interrupts, status);
 
         bool passed = dmaIntact && interrupts == 1 && status == EduDriver.DmaInterruptStatus;

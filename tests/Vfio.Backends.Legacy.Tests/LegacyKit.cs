@@ -138,6 +138,9 @@ internal sealed class SpaprLikeKernel(IKernel inner) : IKernel
     public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
         => inner.Map(fd, offset, length, protection, out mapping);
 
+    public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+        => inner.MapAligned(fd, offset, length, protection, alignment, out mapping);
+
     public int MapAnonymous(ulong length, out MemoryMapping? mapping) => inner.MapAnonymous(length, out mapping);
 
     public int LockMemory(MemoryMapping mapping) => inner.LockMemory(mapping);

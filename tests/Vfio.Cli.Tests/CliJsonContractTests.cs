@@ -14,13 +14,15 @@ public sealed partial class CliJsonContractTests
 {
     private const string Envelope = "Envelope (every command)";
 
-    /// <summary>Runs that together show every field: each command, the iommufd and legacy containers, an MSI-X device,
+    /// <summary>Runs that together show every field: each command, the iommufd and legacy containers, an MSI-X device, a
+    /// device with a hot reset,
     /// and the failures (usage, device not found, a demo mismatch, a doctor with failed checks).</summary>
     private static readonly string[][] s_runs =
     [
         ["list", "--simulate", "--json"],
         ["info", SimulatedMachines.Edu, "--backend", "legacy", "--simulate", "--json"],
         ["info", SimulatedMachines.Nvme, "--backend", "iommufd", "--simulate", "--json"],
+        ["info", SimulatedMachines.EduBehindRootPort, "--backend", "iommufd", "--simulate", "--json"],
         ["doctor", "--simulate", "--json"],
         ["demo", "--simulate", "--json"],
         ["demo", "--simulate", "--device", SimulatedMachines.Nvme, "--json"],

@@ -49,6 +49,75 @@ public sealed class InfoPciViewTests
     }
 
     [Fact]
+    public void Info_Pci_Json_DecodesTheBars()
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Nvme, "--backend", "legacy", "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement[] bars = [.. result.Json.GetProperty("pci").GetProperty("bars").EnumerateArray()];
+        bars.Select(static b => b.GetProperty("index").GetInt32()).ShouldBe([0, 1, 2, 3, 4, 5]);
+        JsonElement bar0 = bars[0];
+        bar0.GetProperty("kind").GetString().ShouldBe("mem64");
+        bar0.GetProperty("prefetchable").GetBoolean().ShouldBeFalse();
+        bar0.GetProperty("mappable").GetBoolean().ShouldBeTrue();
+        bar0.GetProperty("msixLeftOut").GetBoolean().ShouldBeFalse();   // the kernel reports MSIX_MAPPABLE
+        JsonElement area = bar0.GetProperty("mapAreas").EnumerateArray().ShouldHaveSingleItem();
+        (area.GetProperty("offset").GetUInt64(), area.GetProperty("size").GetUInt64()).ShouldBe((0UL, bar0.GetProperty("size").GetUInt64()));
+        (bars[1].GetProperty("kind").GetString(), bars[1].GetProperty("size").GetUInt64(), bars[1].GetProperty("mappable").GetBoolean()).ShouldBe(("upper-half", 0UL, false));
+        bars[1].GetProperty("mapAreas").GetArrayLength().ShouldBe(0);
+        bars[2].GetProperty("kind").GetString().ShouldBe("unimplemented");
+        result.Json.GetProperty("pci").GetProperty("romSize").GetUInt64().ShouldBe(0UL);
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Theory]
+    [InlineData("iommufd", "device-ids")]
+    [InlineData("legacy", "group-fds")]
+    public void Info_Pci_Json_ListsWhatAHotResetResets_WithTheProofThatCoversIt(string backend, string proof)
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.EduBehindRootPort, "--backend", backend, "--simulate", "--json"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        JsonElement pci = result.Json.GetProperty("pci");
+        JsonElement reset = pci.GetProperty("reset");
+        reset.GetProperty("functionReset").GetBoolean().ShouldBeTrue();   // the "bus" method: alone behind its root port
+        reset.GetProperty("hotReset").GetBoolean().ShouldBeTrue();
+        reset.GetProperty("hotResetProof").GetString().ShouldBe(proof);
+        reset.GetProperty("hotResetUnavailable").ValueKind.ShouldBe(JsonValueKind.Null);
+        JsonElement device = reset.GetProperty("hotResetDevices").EnumerateArray().ShouldHaveSingleItem();
+        device.GetProperty("address").GetString().ShouldBe(SimulatedMachines.EduBehindRootPort);
+        device.GetProperty("owned").GetBoolean().ShouldBeTrue();
+        device.GetProperty(proof == "device-ids" ? "deviceId" : "iommuGroup").ValueKind.ShouldBe(JsonValueKind.Number);
+        device.GetProperty(proof == "device-ids" ? "iommuGroup" : "deviceId").ValueKind.ShouldBe(JsonValueKind.Null);
+        pci.GetProperty("romSize").GetUInt64().ShouldBeGreaterThan(0UL);   // the testbed's option ROM
+        kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
+    }
+
+    [Fact]
+    public void Info_Pci_Table_ShowsTheBars_AndWhyThereIsNoHotResetOnTheRootBus()
+    {
+        using SimulatedKernel kernel = CliRun.Testbed();
+        CliResult result = CliRun.Run(kernel, ["info", SimulatedMachines.Edu, "--simulate"]);
+
+        result.ExitCode.ShouldBe(0, result.ToString());
+        result.Out.ShouldMatch(@"
+\s*0\s+mem32\s+1 MiB\s+0x0\+0x100000");
+        result.Out.ShouldMatch(@"
+\s*1\s+unimplemented\s+-\s+-");
+        result.Out.ShouldMatch(@"hot reset\s+no: ");
+        result.Out.ShouldMatch(@"ROM\s+none");
+        result.Out.ShouldNotContain("HOT RESET RESETS");
+
+        CliResult behindPort = CliRun.Run(kernel, ["info", SimulatedMachines.EduBehindRootPort, "--backend", "legacy", "--simulate"]);
+        behindPort.ExitCode.ShouldBe(0, behindPort.ToString());
+        behindPort.Out.ShouldMatch(@"hot reset\s+affects 1 device\(s\), proof by group-fds");
+        behindPort.Out.ShouldMatch(@"HOT RESET RESETS\s+GROUP / DEVID\s+OWNED");
+        behindPort.Out.ShouldMatch(SimulatedMachines.EduBehindRootPort.Replace(".", @"\.", StringComparison.Ordinal) + @"\s+group \d+\s+yes");
+    }
+
+    [Fact]
     public void Info_PlatformDevice_HasNoPciView()
     {
         using var kernel = new SimulatedKernel(new SimulatedTopology { Iommu = SimulatedIommu.None, UnsafeNoIommuMode = true, IommuFd = false, DeviceCdev = false }

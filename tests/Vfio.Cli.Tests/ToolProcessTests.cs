@@ -70,6 +70,35 @@ public sealed class ToolProcessTests
 
     [Theory]
     [MemberData(nameof(Target))]
+    public void Info_PciView_DecodesEdusBars_AndTheHotResetOfTheEduBehindTheRootPort(string target)
+    {
+        CliResult edu = Run(target, "info", Edu, "--backend", "iommufd", "--json");
+        edu.ExitCode.ShouldBe(0, edu.ToString());
+        JsonElement pci = edu.Json.GetProperty("pci");
+        JsonElement bar0 = pci.GetProperty("bars")[0];
+        (bar0.GetProperty("kind").GetString(), bar0.GetProperty("size").GetUInt64(), bar0.GetProperty("mappable").GetBoolean()).ShouldBe(("mem32", 1UL << 20, true));
+        bar0.GetProperty("mapAreas")[0].GetProperty("size").GetUInt64().ShouldBe(1UL << 20);
+        pci.GetProperty("bars")[1].GetProperty("kind").GetString().ShouldBe("unimplemented");
+        JsonElement reset = pci.GetProperty("reset");
+        reset.GetProperty("hotReset").GetBoolean().ShouldBeFalse();   // the root bus has no bus reset: ENODEV
+        reset.GetProperty("hotResetUnavailable").GetString().ShouldNotBeNullOrWhiteSpace();
+
+        foreach ((string backend, string proof, string key) in (ReadOnlySpan<(string, string, string)>)[("iommufd", "device-ids", "deviceId"), ("legacy", "group-fds", "iommuGroup")])
+        {
+            CliResult behindPort = Run(target, "info", "0000:02:00.0", "--backend", backend, "--json");
+            behindPort.ExitCode.ShouldBe(0, behindPort.ToString());
+            JsonElement view = behindPort.Json.GetProperty("pci");
+            view.GetProperty("romSize").GetUInt64().ShouldBe(4096UL);   // the option ROM the testbed gives it
+            JsonElement hot = view.GetProperty("reset");
+            (hot.GetProperty("hotReset").GetBoolean(), hot.GetProperty("hotResetProof").GetString()).ShouldBe((true, proof));
+            JsonElement affected = hot.GetProperty("hotResetDevices").EnumerateArray().ShouldHaveSingleItem();
+            (affected.GetProperty("address").GetString(), affected.GetProperty("owned").GetBoolean()).ShouldBe(("0000:02:00.0", true));
+            affected.GetProperty(key).ValueKind.ShouldBe(JsonValueKind.Number);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Target))]
     public void Info_TheBridge_IsUnusableAsAPciBridge_WithNoAdviceToBindIt(string target)
     {
         foreach (string backend in (string[])["legacy", "iommufd"])

@@ -47,6 +47,49 @@ public sealed class PciInterruptTests
         pci.InterruptMode.ShouldBe(PciInterruptMode.None);
     }
 
+    /// <summary>
+    /// x86 without interrupt remapping gives a device one MSI vector (msi_capability_init: only the remapping domains
+    /// allow multiple-message MSI), so vfio-pci answers a request for more with the count it could allocate and enables
+    /// nothing; Devices.Pci retries with that count, as QEMU does, or says so typed. Real kernel: qemu-xhci,msi=on,msix=off
+    /// (16 MSI vectors) in the pci-intremap-off shape, attached with allow_unsafe_interrupts set.
+    /// </summary>
+    [Theory]
+    [Trait("Modes", "intremap-off")]
+    [MemberData(nameof(Target.IntremapOffModes), MemberType = typeof(Target))]
+    public async Task Msi_MoreVectorsThanTheHostGives_TheKernelAnswersOne_AndTheRetryTakesIt(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode, new SimulatedMachine(InterruptRemapping: false));
+        using IDisposable unsafeInterrupts = rig.AllowUnsafeInterrupts();
+        using var pci = new VfioPciDevice(rig.Attach(Target.MultiMessageMsi));
+        pci.Msi.MaxVectors.ShouldBe(16);
+        pci.Device.GetIrq(VfioPciIrq.Msi).Count.ShouldBe(16);
+
+        // The kernel's own answer: how many it could allocate, and nothing enabled.
+        using (var a = new InterruptEvent())
+        using (var b = new InterruptEvent())
+        using (var c = new InterruptEvent())
+        using (var d = new InterruptEvent())
+        {
+            pci.Device.TrySetIrqEventFds(VfioPciIrq.Msi, 0, [a, b, c, d], out int available).ShouldBeFalse();
+            available.ShouldBe(1);
+            Should.Throw<VfioException>(() => pci.Device.TriggerIrq(VfioPciIrq.Msi)).Errno.ShouldBe(Errno.EINVAL, "MSI stayed off");
+        }
+
+        VfioPciInterruptException e = Should.Throw<VfioPciInterruptException>(() => pci.Msi.Enable(4, acceptFewer: false));
+        e.Failure.ShouldBe(PciInterruptFailure.VectorsUnavailable);
+        e.Limit.ShouldBe(1);
+        e.Message.ShouldContain(pci.Name);
+        (pci.Msi.IsEnabled, pci.InterruptMode).ShouldBe((false, PciInterruptMode.None));
+
+        pci.Msi.Enable(4).ShouldBe(1);
+        pci.Msi.VectorCount.ShouldBe(1);
+        pci.InterruptMode.ShouldBe(PciInterruptMode.Msi);
+        pci.Device.TriggerIrq(VfioPciIrq.Msi);   // the kernel signals the vector's eventfd (loopback)
+        (await WaitAsync(ct => pci.Msi.WaitAsync(0, ct), "MSI vector 0")).ShouldBe(1UL);
+        pci.Msi.Disable();
+        Should.Throw<VfioException>(() => pci.Device.TriggerIrq(VfioPciIrq.Msi)).Errno.ShouldBe(Errno.EINVAL, "MSI is off in the kernel");
+    }
+
     [Theory]
     [Trait("Modes", "pci")]
     [MemberData(nameof(Target.PciModes), MemberType = typeof(Target))]

@@ -221,6 +221,28 @@ public sealed class PciBarMappingTests
     [Theory]
     [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    public void Bars_AreMappedAtTheirSizeBoundary_ForHugePageBacking(Mode mode)
+    {
+        // QEMU's placement: a BAR's mapping starts at a multiple of its size (capped at 1 GiB), so vfio-pci can back
+        // it with 2 MiB entries; pci-testdev's 2 MiB BAR2 and edu's 1 MiB BAR0.
+        using Rig rig = Rig.Create(mode);
+        using var testdev = new VfioPciDevice(rig.Attach(Target.PciTestDev));
+        using var edu = new VfioPciDevice(rig.Attach(Target.Edu));
+        testdev.SetMemorySpace(true);
+        edu.SetMemorySpace(true);
+
+        MemoryMapping bar2 = testdev.MapBar(2).Areas.ShouldHaveSingleItem().Mapping;
+        ((ulong)bar2.DangerousGetHandle() % (2UL << 20)).ShouldBe(0UL);
+        MemoryMapping bar0 = edu.MapBar(0).Areas.ShouldHaveSingleItem().Mapping;
+        ((ulong)bar0.DangerousGetHandle() % (1UL << 20)).ShouldBe(0UL);
+        bar0.Read32(0).ShouldBe(EduDriver.Identification);
+        bar0.Write32(0x04, 0x1234_5678);
+        bar0.Read32(0x04).ShouldBe(~0x1234_5678u);
+    }
+
+    [Theory]
+    [Trait("Modes", "iommu")]
+    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public void Edu_Bar0ThroughMmioWindow(Mode mode)
     {
         using Rig rig = Rig.Create(mode);

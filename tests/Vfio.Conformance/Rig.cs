@@ -102,6 +102,42 @@ internal sealed class Rig : IDisposable
         }
     }
 
+    /// <summary>
+    /// Lets VFIO accept a machine without interrupt remapping for the rest of the case, as an administrator does with
+    /// <c>vfio_iommu_type1.allow_unsafe_interrupts=1</c> and <c>iommufd.allow_unsafe_interrupts=1</c>: on the real
+    /// kernel both module parameters are written (and their old values written back on disposal); on the simulator the
+    /// topology's switch.
+    /// </summary>
+    /// <returns>What puts the parameters back.</returns>
+    internal IDisposable AllowUnsafeInterrupts()
+    {
+        if (Simulator is { } simulator)
+        {
+            SimulatedTopology topology = simulator.Topology;
+            (bool type1, bool iommufd) = (topology.AllowUnsafeInterrupts, topology.IommuFdAllowUnsafeInterrupts);
+            (topology.AllowUnsafeInterrupts, topology.IommuFdAllowUnsafeInterrupts) = (true, true);
+            return new Restore(() => (topology.AllowUnsafeInterrupts, topology.IommuFdAllowUnsafeInterrupts) = (type1, iommufd));
+        }
+        string[] parameters = ["/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", "/sys/module/iommufd/parameters/allow_unsafe_interrupts"];
+        string[] old = [.. parameters.Select(static p => File.ReadAllText(p).Trim())];
+        foreach (string parameter in parameters)
+        {
+            File.WriteAllText(parameter, "Y");
+        }
+        return new Restore(() =>
+        {
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                File.WriteAllText(parameters[i], old[i]);
+            }
+        });
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
     /// <summary>The size of the testbed's virtio-blk scratch image (tests/testbed/run-guest.sh, shape platform).</summary>
     internal const int BlkCapacityBytes = 1 << 20;
 

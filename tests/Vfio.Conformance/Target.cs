@@ -97,6 +97,10 @@ public static class Target
     /// <summary>The conventional PCI bridge at 00:05.0 (no driver).</summary>
     internal const string Bridge = Vfio.Simulator.SimulatedMachines.Bridge;
 
+    /// <summary>The device with a 16-vector MSI capability at 00:13.0 (QEMU's <c>qemu-xhci,msi=on,msix=off</c>; the simulator's
+    /// model of it), in the <c>pci-intremap-off</c> shape only.</summary>
+    internal const string MultiMessageMsi = Vfio.Simulator.SimulatedMachines.MultiMessageMsi;
+
     /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
     internal static string Nvme => Devices.Nvme;
 

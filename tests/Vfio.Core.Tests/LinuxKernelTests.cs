@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+using System.Globalization;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Shouldly;
@@ -38,6 +39,52 @@ public sealed class LinuxKernelTests
         Encoding.ASCII.GetString(buffer).ShouldBe("edu");
         _kernel.PRead(fd, buffer, 0).ShouldBe(3);
         buffer.ToArray().ShouldBe(new byte[3]);
+    }
+
+    [Fact]
+    public void MapAligned_PlacesTheMappingOnTheBoundary_AndKeepsNoneOfTheReservation()
+    {
+        const ulong Length = 3UL << 20, Alignment = 1UL << 30;
+        using SafeFileHandle fd = TestFiles.MemFd((int)Length);
+        ulong reservedBefore = ProcessMaps.ReservedBytes();
+        _kernel.MapAligned(fd, 0, Length, MemoryProtection.ReadWrite, Alignment, out MemoryMapping? mapping).ShouldBe(0);
+        using (mapping)
+        {
+            nint address = mapping!.DangerousGetHandle();
+            ((ulong)address % Alignment).ShouldBe(0UL);
+            mapping.Length.ShouldBe(Length);
+            mapping.Write32(Length - 4, 0x5AA5_0FF0);
+            Span<byte> back = stackalloc byte[4];
+            _kernel.PRead(fd, back, (long)Length - 4).ShouldBe(4);
+            BitConverter.ToUInt32(back).ShouldBe(0x5AA5_0FF0u);   // shared: the file sees the write
+            ProcessMaps.Range(address).ShouldBe(((ulong)address, (ulong)address + Length, "rw-s"));
+            // The 1 GiB of PROT_NONE reserved to find the boundary was released (the runtime's own reservations
+            // move by far less meanwhile).
+            ((long)ProcessMaps.ReservedBytes() - (long)reservedBefore).ShouldBeLessThan((long)Alignment);
+        }
+    }
+
+    [Fact]
+    public void MapAligned_Failure_ReleasesTheWholeReservation()
+    {
+        // An eventfd has no mmap: the fixed mapping fails with ENODEV after the address space was reserved.
+        const ulong Length = 0x1F3000, Alignment = 1UL << 30;
+        using var notMappable = new InterruptEvent();
+        ulong reservedBefore = ProcessMaps.ReservedBytes();
+        _kernel.MapAligned(notMappable.Handle, 0, Length, MemoryProtection.ReadWrite, Alignment, out MemoryMapping? mapping).ShouldBe(-(int)Errno.ENODEV);
+        mapping.ShouldBeNull();
+        ((long)ProcessMaps.ReservedBytes() - (long)reservedBefore).ShouldBeLessThan((long)Alignment);
+    }
+
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(0x800UL)]
+    [InlineData(0x3000UL)]
+    public void MapAligned_AnAlignmentThatIsNotAPowerOfTwoPage_IsRefused(ulong alignment)
+    {
+        using SafeFileHandle fd = TestFiles.MemFd(4096);
+        Should.Throw<ArgumentOutOfRangeException>(() => _kernel.MapAligned(fd, 0, 4096, MemoryProtection.Read, alignment, out _))
+            .ParamName.ShouldBe("alignment");
     }
 
     [Fact]
@@ -251,5 +298,37 @@ public sealed class LinuxKernelTests
             _ = _kernel.Ioctl(fd, VfioUapi.VFIO_GROUP_GET_STATUS, 0);
         }
         (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0);
+    }
+}
+
+/// <summary>Reads <c>/proc/self/maps</c>.</summary>
+internal static class ProcessMaps
+{
+    /// <summary>The range and permissions of the mapping that contains <paramref name="address"/>.</summary>
+    internal static (ulong Start, ulong End, string Permissions) Range(nint address)
+        => Read().First(m => (ulong)address >= m.Start && (ulong)address < m.End);
+
+    /// <summary>The bytes of address space held by private mappings without access (<c>---p</c>: reservations).</summary>
+    internal static ulong ReservedBytes()
+    {
+        ulong total = 0;
+        foreach ((ulong start, ulong end, string permissions) in Read())
+        {
+            total += permissions == "---p" ? end - start : 0;
+        }
+        return total;
+    }
+
+    private static List<(ulong Start, ulong End, string Permissions)> Read()
+    {
+        var maps = new List<(ulong, ulong, string)>();
+        foreach (string line in File.ReadAllLines("/proc/self/maps"))
+        {
+            string[] fields = line.Split(' ', 3);
+            string[] range = fields[0].Split('-');
+            maps.Add((ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture), fields[1]));
+        }
+        return maps;
     }
 }

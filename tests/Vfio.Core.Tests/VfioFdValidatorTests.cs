@@ -111,6 +111,7 @@ public sealed class VfioFdValidatorTests
         public long PRead(SafeHandle fd, Span<byte> buffer, long offset) => throw new NotSupportedException();
         public long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset) => throw new NotSupportedException();
         public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping) => throw new NotSupportedException();
+        public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping) => throw new NotSupportedException();
         public int MapAnonymous(ulong length, out MemoryMapping? mapping) => throw new NotSupportedException();
         public int LockMemory(MemoryMapping mapping) => throw new NotSupportedException();
         public int ReadText(string path, out string text) => throw new NotSupportedException();

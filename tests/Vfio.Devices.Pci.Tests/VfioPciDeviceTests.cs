@@ -85,6 +85,9 @@ public sealed class VfioPciDeviceMsixHoleTests
         bar0.Region.IsMsixMappable.ShouldBeFalse();
         Should.Throw<VfioException>(() => device.Device.MapRegion(0)).Errno.ShouldBe(Errno.EINVAL);   // the whole BAR cannot be mapped
 
+        device.LeavesOutMsix(0).ShouldBeTrue();
+        device.GetMapAreas(0).ShouldBe([new VfioSparseMmapArea(0, MsixTestDevice.TableOffset)]);
+
         VfioRegionMapping mapping = device.MapBar(0);
 
         mapping.Areas.Select(a => (a.Offset, a.Size)).ShouldBe([(0UL, (ulong)MsixTestDevice.TableOffset)]);
@@ -94,6 +97,71 @@ public sealed class VfioPciDeviceMsixHoleTests
         }
         mapping.IsMapped(MsixTestDevice.TableOffset, 16).ShouldBeFalse();
         device.Device.ReadRegion32(0, MsixTestDevice.PbaOffset).ShouldBe(0u);   // the PBA stays reachable by pread
+    }
+
+    [Fact]
+    public void Map_areas_are_the_whole_bar_or_the_kernels_sparse_areas_and_none_for_a_bar_that_cannot_be_mapped()
+    {
+        var topology = new SimulatedTopology().AddPci(Address, iommuGroup: 7, new MsixTestDevice(vectors: 8, sparseMmap: true));
+        using var testbed = new SimulatedTestbed(topology: topology);
+        VfioPciDevice sparse = testbed.Open(Address);
+        sparse.LeavesOutMsix(0).ShouldBeFalse();   // the kernel's sparse areas already leave the table out
+        sparse.GetMapAreas(0).ShouldBe(sparse.GetBar(0).Region.SparseMmapAreas!.Where(static a => a.Size != 0).OrderBy(static a => a.Offset));
+
+        using var machine = new SimulatedTestbed();
+        VfioPciDevice edu = machine.Open(SimulatedMachines.Edu);
+        edu.GetMapAreas(0).ShouldBe([new VfioSparseMmapArea(0, 1UL << 20)]);
+        edu.LeavesOutMsix(0).ShouldBeFalse();
+        edu.GetMapAreas(1).ShouldBeEmpty();   // unimplemented
+        Should.Throw<ArgumentOutOfRangeException>(() => edu.GetMapAreas(6)).Message.ShouldContain(SimulatedMachines.Edu);
+        Should.Throw<ArgumentOutOfRangeException>(() => edu.LeavesOutMsix(-1));
+    }
+
+    [Fact]
+    public void Large_bars_are_mapped_at_their_size_boundary_capped_at_1_GiB()
+    {
+        // QEMU's placement (the size rounded up to a power of two, at most 1 GiB), on the simulator's anonymous backing:
+        // a 2 GiB BAR at a 1 GiB boundary, a 32 MiB one at 32 MiB.
+        var topology = new SimulatedTopology().AddPci(Address, iommuGroup: 7, new LargeBarDevice());
+        using var testbed = new SimulatedTestbed(topology: topology);
+        VfioPciDevice device = testbed.Open(Address);
+        device.SetMemorySpace(true);
+
+        MemoryMapping huge = device.MapBar(0).Areas.ShouldHaveSingleItem().Mapping;
+        MemoryMapping bar2 = device.MapBar(2).Areas.ShouldHaveSingleItem().Mapping;
+
+        ((ulong)huge.DangerousGetHandle() % (1UL << 30)).ShouldBe(0UL);
+        huge.Length.ShouldBe(LargeBarDevice.Bar0Size);
+        ((ulong)bar2.DangerousGetHandle() % (32UL << 20)).ShouldBe(0UL);
+        bar2.Length.ShouldBe(LargeBarDevice.Bar2Size);
+        device.MapBar(0).Read32(LargeBarDevice.Bar0Size - 4).ShouldBe(LargeBarDevice.Signature);
+        device.MapBar(2).Read32(0).ShouldBe(LargeBarDevice.Signature);
+    }
+
+    /// <summary>A device with a 2 GiB 64-bit prefetchable BAR0 and a 32 MiB BAR2; every register reads
+    /// <see cref="Signature"/>.</summary>
+    private sealed class LargeBarDevice : EmulatedPciDevice
+    {
+        internal const ulong Bar0Size = 2UL << 30;
+        internal const ulong Bar2Size = 32UL << 20;
+        internal const uint Signature = 0x600dba5e;
+
+        private readonly Vfio.Simulator.PciBar?[] _bars =
+            [new Vfio.Simulator.PciBar(Bar0Size, is64Bit: true, prefetchable: true), null, new Vfio.Simulator.PciBar(Bar2Size), null, null, null];
+
+        public override ushort VendorId => 0x1b36;
+
+        public override ushort DeviceId => 0x0baf;
+
+        public override uint ClassCode => 0xff0000;
+
+        public override IReadOnlyList<Vfio.Simulator.PciBar?> Bars => _bars;
+
+        protected override ulong ReadBar(int bar, ulong offset, int width) => Signature;
+
+        protected override void WriteBar(int bar, ulong offset, int width, ulong value)
+        {
+        }
     }
 
     [Fact]

@@ -28,7 +28,7 @@ internal sealed class CountingBusDriver : VfioBusDriver
 
     internal override long Write(ReadOnlySpan<byte> buffer, long offset) => buffer.Length;
 
-    internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
     {
         mapping = null;
         return -(int)Errno.EINVAL;

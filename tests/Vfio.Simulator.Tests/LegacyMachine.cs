@@ -23,7 +23,7 @@ internal sealed class InertDevice : EmulatedDevice
 
         internal override long Write(ReadOnlySpan<byte> buffer, long offset) => -(int)Errno.EINVAL;
 
-        internal override int Map(long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+        internal override int Map(long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
         {
             mapping = null;
             return -(int)Errno.ENODEV;

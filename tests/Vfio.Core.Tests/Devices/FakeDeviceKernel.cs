@@ -209,6 +209,13 @@ internal sealed class FakeDeviceKernel : IKernel
 
     public int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
     {
+        MapAlignments.Add(0);
+        return MapCore(fd, offset, length, protection, out mapping);
+    }
+
+    private int MapCore(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping)
+    {
+        _ = fd;
         Maps.Add((offset, length, protection));
         if (MapFailsFromCall != 0 && Maps.Count >= MapFailsFromCall)
         {
@@ -219,6 +226,15 @@ internal sealed class FakeDeviceKernel : IKernel
         Mappings.Add(fake);
         mapping = fake;
         return 0;
+    }
+
+    /// <summary>The alignment of each map call, in order (0: placed where the kernel chooses).</summary>
+    public List<ulong> MapAlignments { get; } = [];
+
+    public int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping)
+    {
+        MapAlignments.Add(alignment);
+        return MapCore(fd, offset, length, protection, out mapping);
     }
 
     public int Open(string path, OpenFlags flags, out SafeFileHandle handle) => throw new NotSupportedException();

@@ -343,6 +343,32 @@ public sealed class VfioDeviceTests
     }
 
     [Fact]
+    public void MapRegion_PlacesEachAreaAtItsSizeRoundedToAPowerOfTwo_PagesWhereTheKernelChooses()
+    {
+        byte[] caps = new CapBuilder(32).Sparse((0x8000, 0x1000), (0, 0x3000)).Build();
+        (VfioDevice device, FakeDeviceKernel kernel) = Create(k => k.Regions[2] = new FakeRegion { Flags = 7, Size = 0x10000, Offset = 2UL << 40, Caps = caps });
+        using (device)
+        using (device.MapRegion(0))
+        using (device.MapRegion(2))
+        {
+            // Region 0 (64 KiB, whole) at a 64 KiB boundary; region 2's 12 KiB area at 16 KiB, its one-page area anywhere.
+            kernel.MapAlignments.ShouldBe([0x10000UL, 0x4000UL, 0UL]);
+        }
+    }
+
+    [Theory]
+    [InlineData(0x1000UL, 0x1000UL)]
+    [InlineData(0x800UL, 0x1000UL)]
+    [InlineData(0x3000UL, 0x4000UL)]
+    [InlineData(2UL << 20, 2UL << 20)]
+    [InlineData((1UL << 30) - 0x1000, 1UL << 30)]
+    [InlineData(1UL << 30, 1UL << 30)]
+    [InlineData(3UL << 30, 1UL << 30)]
+    [InlineData(64UL << 30, 1UL << 30)]
+    public void MappingAlignment_IsTheSizeRoundedUpToAPowerOfTwo_CappedAt1GiB(ulong size, ulong alignment)
+        => VfioDevice.MappingAlignment(size).ShouldBe(alignment);
+
+    [Fact]
     public void MapRegion_SparseAreas_MapsEachAreaAndRoutesByOffset()
     {
         byte[] caps = new CapBuilder(32).Sparse((0x3000, 0x1000), (0, 0x2000), (0x2000, 0)).Build();
