@@ -10,7 +10,9 @@ public sealed partial class NvmeDevice
     private const ushort InvalidOpcode = 0x01 | Dnr, InvalidField = 0x02 | Dnr, DataTransferError = 0x04 | Dnr,
         InvalidNamespace = 0x0b | Dnr, InvalidPrpOffset = 0x13 | Dnr, LbaOutOfRange = 0x80 | Dnr,
         CqInvalid = 0x100 | Dnr, InvalidQid = 0x101 | Dnr, InvalidQueueSize = 0x102 | Dnr,
-        InvalidVector = 0x108 | Dnr, InvalidQueueDeletion = 0x10c | Dnr;
+        InvalidVector = 0x108 | Dnr, InvalidQueueDeletion = 0x10c, AerLimitExceeded = 0x105;
+    private const ushort NoCompletion = ushort.MaxValue;   // the command stays outstanding (an Asynchronous Event Request)
+    private const int AerLimit = 4;                        // QEMU's aerl 3: four outstanding requests
     private const int Mdts = 7;
     private const uint NamespaceCount = 256;
 
@@ -22,18 +24,35 @@ public sealed partial class NvmeDevice
         0x05 => CreateCq(c),
         0x06 => Identify(c),
         0x09 or 0x0a => Features(c),
+        0x0c => AsyncEventRequest(),
         _ => (InvalidOpcode, 0),
     };
 
+    /// <summary>Held until an event occurs, which the model never has: the request stays outstanding until a reset.</summary>
+    private (ushort, uint) AsyncEventRequest()
+    {
+        if (_outstandingAers >= AerLimit)
+        {
+            return (AerLimitExceeded, 0);
+        }
+        _outstandingAers++;
+        return (NoCompletion, 0);
+    }
+
     private (ushort Status, uint Result) ExecuteIo(Command c)
     {
-        if (c.Opcode is not (0x00 or 0x01 or 0x02))
+        // QEMU's nvme_io_cmd: an invalid id, then a valid id without a namespace, then the opcode.
+        if (c.Nsid is 0 || (c.Nsid > NamespaceCount && c.Nsid != uint.MaxValue))
         {
-            return (InvalidOpcode, 0);
+            return (InvalidNamespace, 0);
         }
         if (c.Nsid != 1 && !(c.Opcode == 0x00 && c.Nsid == uint.MaxValue))
         {
-            return (InvalidNamespace, 0);
+            return (InvalidField, 0);
+        }
+        if (c.Opcode is not (0x00 or 0x01 or 0x02))
+        {
+            return (InvalidOpcode, 0);
         }
         if (c.Opcode == 0x00)
         {
@@ -78,17 +97,17 @@ public sealed partial class NvmeDevice
         {
             return (InvalidQueueSize, 0);
         }
-        if ((c.Prp1 & (PageSize - 1)) != 0 || c.Prp1 == 0)
+        if ((c.Prp1 & (PageSize - 1)) != 0)
         {
             return (InvalidPrpOffset, 0);
+        }
+        if ((!MsixEnabled && vector != 0) || vector >= MsixVectors)
+        {
+            return (InvalidVector, 0);
         }
         if ((flags & 1) == 0)
         {
             return (InvalidField, 0);   // CAP.CQR: physically contiguous only
-        }
-        if ((flags & 2) != 0 && vector >= MsixVectors)
-        {
-            return (InvalidVector, 0);
         }
         _cqs[qid] = new CompletionQueue(qid, c.Prp1, size, (flags & 2) != 0, vector);
         return (Success, 0);
@@ -111,7 +130,7 @@ public sealed partial class NvmeDevice
         {
             return (InvalidQueueSize, 0);
         }
-        if ((c.Prp1 & (PageSize - 1)) != 0 || c.Prp1 == 0)
+        if ((c.Prp1 & (PageSize - 1)) != 0)
         {
             return (InvalidPrpOffset, 0);
         }
@@ -139,7 +158,7 @@ public sealed partial class NvmeDevice
         int qid = (int)(c.Dword(10) & 0xffff);
         if (qid is 0 or > IoQueuePairs || _cqs[qid] is null)
         {
-            return (InvalidQid, 0);
+            return (CqInvalid, 0);
         }
         if (_sqs.Any(sq => sq is not null && sq.CqId == qid))
         {

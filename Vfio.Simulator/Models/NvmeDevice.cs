@@ -20,10 +20,10 @@ namespace Vfio.Simulator;
 /// after the doorbell write returns (device work, as QEMU's timer), in order, while its completion queue has room.
 /// Admin commands: Delete/Create I/O SQ (0x00/0x01), Delete/Create I/O CQ (0x04/0x05), Identify (0x06; CNS 0 namespace,
 /// 1 controller, 2 active namespace list), Set/Get Features (0x09/0x0a; Number of Queues only, where QEMU offers
-/// more). I/O commands on namespace 1: Flush (0x00), Write (0x01), Read (0x02). Everything else completes with
+/// more), Asynchronous Event Request (0x0c: held outstanding, at most four, as the model has no events). I/O commands on namespace 1: Flush (0x00), Write (0x01), Read (0x02). Everything else completes with
 /// Invalid Opcode. Data moves through PRP1/PRP2 and PRP lists (chained when a list page is full), with the memory page
 /// size of CC.MPS, at most MDTS (7: 128 pages) per command.</para>
-/// <para>Errors complete with QEMU's status codes, Do Not Retry set: Invalid Field, Invalid Namespace, LBA Out of
+/// <para>Errors complete with QEMU's status codes, Do Not Retry set (but Invalid Queue Deletion and AER Limit Exceeded): Invalid Field, Invalid Namespace, LBA Out of
 /// Range, Invalid PRP Offset, Invalid Queue Identifier, Invalid Queue Size, Completion Queue Invalid, Invalid
 /// Interrupt Vector, Invalid Queue Deletion. A data transfer the IOMMU blocks completes with Data Transfer Error
 /// (0x04), the disk untouched on a write (QEMU itself waits for a mapping that never comes); a submission entry or a
@@ -65,6 +65,7 @@ public sealed partial class NvmeDevice : EmulatedPciDevice
     private readonly List<string> _guestErrors = [];
     private readonly byte[] _serial;
     private bool _workScheduled;
+    private int _outstandingAers;
 
     /// <summary>Creates the controller with a zero-filled namespace.</summary>
     /// <param name="serial">The serial number Identify Controller reports (QEMU's <c>serial</c>, at most 20 ASCII characters).</param>
@@ -297,6 +298,7 @@ public sealed partial class NvmeDevice : EmulatedPciDevice
     {
         Array.Clear(_sqs);
         Array.Clear(_cqs);
+        _outstandingAers = 0;
         SetRegister32(Cc, 0);
         SetRegister32(Csts, 0);
         SetIntx(false);
@@ -364,7 +366,7 @@ public sealed partial class NvmeDevice : EmulatedPciDevice
                 sq.Head = (sq.Head + 1) % sq.Size;
                 var command = new Command(entry);
                 (ushort status, uint result) = sq.Id == 0 ? ExecuteAdmin(command) : ExecuteIo(command);
-                if (!Post(cq, sq, command.Id, status, result))
+                if (status != NoCompletion && !Post(cq, sq, command.Id, status, result))
                 {
                     return;
                 }

@@ -49,7 +49,7 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
     private readonly TimeSpan _readyTimeout;
     private NvmeQueuePair? _admin;
     private NvmeQueuePair? _io;
-    private DmaBuffer? _scratch;    // page 0: Identify data; page 1: the I/O queue's PRP list
+    private DmaBuffer? _scratch;    // page 1: Identify data; page 2: the I/O queue's PRP list
     private int _maxTransferPages = 512;
     private bool _disposed;
 
@@ -133,8 +133,8 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
     public async Task<NvmeControllerInfo> IdentifyControllerAsync(CancellationToken cancellationToken = default)
     {
         DmaBuffer data = Scratch;
-        await Admin.ExecuteAsync(new NvmeCommand("Identify Controller", 0x06) { Prp1 = data.Iova, Cdw10 = 1 }, CommandTimeout, cancellationToken).ConfigureAwait(false);
-        byte[] bytes = data.GetSpan(0, 4096).ToArray();
+        await Admin.ExecuteAsync(new NvmeCommand("Identify Controller", 0x06) { Prp1 = data.Iova + PageSize, Cdw10 = 1 }, CommandTimeout, cancellationToken).ConfigureAwait(false);
+        byte[] bytes = data.GetSpan(PageSize, 4096).ToArray();
         int mdts = bytes[77];
         var info = new NvmeControllerInfo(
             BinaryPrimitives.ReadUInt16LittleEndian(bytes),
@@ -156,8 +156,8 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
     public async Task<NvmeNamespaceInfo> IdentifyNamespaceAsync(uint namespaceId = 1, CancellationToken cancellationToken = default)
     {
         DmaBuffer data = Scratch;
-        await Admin.ExecuteAsync(new NvmeCommand("Identify Namespace", 0x06) { NamespaceId = namespaceId, Prp1 = data.Iova, Cdw10 = 0 }, CommandTimeout, cancellationToken).ConfigureAwait(false);
-        Span<byte> bytes = data.GetSpan(0, 4096);
+        await Admin.ExecuteAsync(new NvmeCommand("Identify Namespace", 0x06) { NamespaceId = namespaceId, Prp1 = data.Iova + PageSize, Cdw10 = 0 }, CommandTimeout, cancellationToken).ConfigureAwait(false);
+        Span<byte> bytes = data.GetSpan(PageSize, 4096);
         ulong size = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         if (size == 0)
         {
@@ -319,9 +319,9 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
             DmaBuffer list = Scratch;
             for (int i = 1; i < pages; i++)
             {
-                BinaryPrimitives.WriteUInt64LittleEndian(list.GetSpan((ulong)(PageSize + (8 * (i - 1))), 8), firstPage + ((ulong)i * PageSize));
+                BinaryPrimitives.WriteUInt64LittleEndian(list.GetSpan((ulong)((2 * PageSize) + (8 * (i - 1))), 8), firstPage + ((ulong)i * PageSize));
             }
-            prp2 = list.Iova + PageSize;
+            prp2 = list.Iova + (2 * PageSize);
         }
         var command = new NvmeCommand(name, opcode)
         {
@@ -345,7 +345,9 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
             throw new NvmeControllerException(Name, $"CAP.MPSMIN is {(Capabilities >> 48) & 0xf}: the controller does not take {PageSize}-byte memory pages.");
         }
         Disable();
-        _scratch = DmaBuffer.Allocate(_space, 2 * PageSize);
+        // First in the space, so page 0 takes the lowest IOVA, which may be 0: it stays unused, as QEMU's nvme refuses
+        // an ASQ or ACQ of 0 and an address of 0 reads as "unset" to many devices.
+        _scratch = DmaBuffer.Allocate(_space, 3 * PageSize);
         _admin = new NvmeQueuePair(Name, 0, AdminEntries, _space, _bar0, _pci.Msix, vector: 0, _doorbellStride);
         int vectors = _pci.Msix.Enable(2);
         if (vectors < 1)

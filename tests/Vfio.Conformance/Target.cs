@@ -97,7 +97,7 @@ public static class Target
     /// <summary>The conventional PCI bridge at 00:05.0 (no driver).</summary>
     internal const string Bridge = Vfio.Simulator.SimulatedMachines.Bridge;
 
-    /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
+    /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's NvmeDevice there.</summary>
     internal static string Nvme => Devices.Nvme;
 
     /// <summary>QEMU's pci-testdev at 00:10.0 (a memory, an I/O and a 64-bit prefetchable BAR), alone in its IOMMU group.</summary>
