@@ -160,7 +160,7 @@ public sealed class PciInterruptTests
     [Fact]
     public void Msix_enabled_with_no_vector_grows_shrinks_and_masks()
     {
-        using var testbed = new SimulatedTestbed();
+        using var testbed = new SimulatedTestbed(topology: SimulatedTestbed.MsixMachine());
         VfioPciDevice device = testbed.Open(SimulatedMachines.Nvme);
         PciMsix msix = device.Msix;
         msix.Layout!.Value.VectorCount.ShouldBe(65);
@@ -329,6 +329,7 @@ public sealed class PciInterruptTests
 
     internal static void AckEdu(VfioPciDevice edu) => edu.Device.WriteRegion32(0, 0x64, 1);
 
+    /// <summary>Makes the MSI-X test device send a vector (on <see cref="SimulatedTestbed.MsixMachine"/>).</summary>
     internal static void SendMsix(VfioPciDevice device, int vector) => device.Device.WriteRegion32(0, 0x08, (uint)vector);
 
     private static async Task<ulong> WaitAsync(Func<CancellationToken, ValueTask<ulong>> wait)
