@@ -6,7 +6,7 @@ using Vfio.Simulator;
 namespace Vfio.Devices.Pci.Tests;
 
 /// <summary>INTx, MSI, MSI-X and the ERR/REQ notifications of <see cref="VfioPciDevice"/> on the simulated testbed:
-/// edu (INTx pin A, one MSI vector), the MSI-X device at 00:03.0 (65 vectors, PCI Express) and
+/// edu (INTx pin A, one MSI vector), the NVMe controller at 00:03.0 (65 MSI-X vectors, PCI Express; MsixTestDevice there where a test makes it send a vector) and
 /// <see cref="InterruptTestDevice"/>.</summary>
 public sealed class PciInterruptTests
 {
