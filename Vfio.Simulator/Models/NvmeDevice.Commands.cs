@@ -41,12 +41,17 @@ public sealed partial class NvmeDevice
 
     private (ushort Status, uint Result) ExecuteIo(Command c)
     {
-        // QEMU's nvme_io_cmd: an invalid id, then a valid id without a namespace, then the opcode.
-        if (c.Nsid is 0 || (c.Nsid > NamespaceCount && c.Nsid != uint.MaxValue))
+        // QEMU's nvme_io_cmd: Flush of every namespace, an invalid id (broadcast included), then a valid id without a
+        // namespace, then the opcode.
+        if (c.Opcode == 0x00 && c.Nsid == uint.MaxValue)
+        {
+            return (Success, 0);
+        }
+        if (c.Nsid is 0 or uint.MaxValue || c.Nsid > NamespaceCount)
         {
             return (InvalidNamespace, 0);
         }
-        if (c.Nsid != 1 && !(c.Opcode == 0x00 && c.Nsid == uint.MaxValue))
+        if (c.Nsid != 1)
         {
             return (InvalidField, 0);
         }

@@ -54,9 +54,10 @@ public sealed class NvmeTests
 
         using DmaBuffer source = DmaBuffer.Allocate(space, (128 * 1024) + 4096);
         using DmaBuffer target = DmaBuffer.Allocate(space, (128 * 1024) + 4096);
-        // (blocks, buffer offset, LBA): one block; 8 KiB from mid-page (PRP1 with an offset, then PRP2 a page);
-        // 16 KiB (a PRP list); 128 KiB, the transfer limit (a list of 31 entries); the last blocks of the namespace.
-        (int Blocks, ulong Offset, ulong Lba)[] cases = [(1, 0, 0), (16, 2048, 100), (32, 0, 1000), (256, 0, 4096), (8, 0, ns.Blocks - 8)];
+        // (blocks, buffer offset, LBA): one block; 8 KiB (PRP1 and PRP2 a page); 8 KiB from mid-page (PRP1 with an
+        // offset, then a list of two); 16 KiB (a list); 128 KiB, the transfer limit (a list of 31 entries); the last
+        // blocks of the namespace.
+        (int Blocks, ulong Offset, ulong Lba)[] cases = [(1, 0, 0), (16, 0, 50), (16, 2048, 100), (32, 0, 1000), (256, 0, 4096), (8, 0, ns.Blocks - 8)];
         int seed = 1;
         foreach ((int blocks, ulong offset, ulong lba) in cases)
         {
