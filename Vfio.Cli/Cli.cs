@@ -104,7 +104,7 @@ internal static class Cli
     {
         var simulateOption = new Option<bool>("--simulate")
         {
-            Description = "Run on the simulator (an in-process model of Linux 6.12 VFIO/iommufd with the QEMU testbed's devices: edu at 0000:00:02.0 and 0000:00:04.0, an MSI-X device at 0000:00:03.0) instead of this machine's kernel.",
+            Description = "Run on the simulator (an in-process model of Linux 6.12 VFIO/iommufd with the QEMU testbed's devices: edu at 0000:00:02.0 and 0000:00:04.0, an NVMe controller at 0000:00:03.0) instead of this machine's kernel.",
             Recursive = true,
         };
         simulate = simulateOption;

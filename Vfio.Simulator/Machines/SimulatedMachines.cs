@@ -11,7 +11,8 @@ public static class SimulatedMachines
     /// <summary>The first edu device (QEMU <c>-device edu,addr=02.0</c>), alone in IOMMU group 2.</summary>
     public const string Edu = "0000:00:02.0";
 
-    /// <summary>The MSI-X device standing in for the testbed's nvme (<c>addr=03.0</c>), alone in IOMMU group 3.</summary>
+    /// <summary>The NVMe controller (QEMU <c>-device nvme,addr=03.0,serial=vfiotestbed</c> on a 64 MiB image; the model is
+    /// <see cref="NvmeDevice"/>), alone in IOMMU group 3.</summary>
     public const string Nvme = "0000:00:03.0";
 
     /// <summary>The second edu device (<c>addr=04.0</c>), alone in IOMMU group 4.</summary>
@@ -113,7 +114,7 @@ public static class SimulatedMachines
         int behindPort = xhci ? 12 : 11;
         topology
             .AddPci(Edu, iommuGroup: 2, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay })
-            .AddPci(Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false))
+            .AddPci(Nvme, iommuGroup: 3, new NvmeDevice())
             .AddPci(Edu2, iommuGroup: 4, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, options.Edu2Driver)
             .AddPci(Bridge, iommuGroup: 5, model: null, driver: string.Empty, identity: SimulatedPciIdentity.QemuPciBridge)
             .AddPci(EduBehindBridge, iommuGroup: 5, new EduDevice(eduMask) { DmaDelay = options.EduDmaDelay }, bridge: Bridge)

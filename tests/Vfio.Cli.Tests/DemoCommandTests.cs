@@ -93,7 +93,7 @@ public sealed class DemoCommandTests
         CliResult result = CliRun.Run(kernel, ["demo", "--simulate", "--device", SimulatedMachines.Nvme]);
 
         result.ExitCode.ShouldBe(7, result.ToString());
-        result.Out.ShouldMatch(@"FAIL identify\s+\d+\.\d{3} ms  Demo check failed: identification register is 0x4d534958, not edu's 0x10000ed");
+        result.Out.ShouldMatch(@"FAIL identify\s+\d+\.\d{3} ms  Demo check failed: identification register is 0xf0107ff, not edu's 0x10000ed");
         result.Error.ShouldContain("vfioctl: error: Demo check failed");
         kernel.GetState().IsEmpty.ShouldBeTrue(kernel.GetState().ToString());
     }

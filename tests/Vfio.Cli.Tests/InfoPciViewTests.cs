@@ -18,7 +18,7 @@ public sealed class InfoPciViewTests
         result.ExitCode.ShouldBe(0, result.ToString());
         JsonElement pci = result.Json.GetProperty("pci");
         pci.GetProperty("vendorId").GetString().ShouldBe("1b36");
-        pci.GetProperty("classCode").GetString().ShouldBe("ff0000");
+        pci.GetProperty("classCode").GetString().ShouldBe("010802");   // the NVMe controller
         pci.GetProperty("capabilities").EnumerateArray().Select(static c => c.GetProperty("name").GetString()).ShouldContain("MsiX");
         JsonElement interrupts = pci.GetProperty("interrupts");
         interrupts.GetProperty("intxPin").GetInt32().ShouldBe(1);

@@ -4,7 +4,7 @@ using Vfio.Core;
 
 namespace Vfio.Conformance;
 
-/// <summary>The MSI-X device at 00:03.0 (QEMU's nvme on the real kernel, the simulator's MSI-X test device) and the
+/// <summary>The MSI-X device at 00:03.0 (QEMU's nvme on the real kernel, the simulator's NvmeDevice) and the
 /// virtio-mmio rng on vfio-platform.</summary>
 public sealed class DeviceTests
 {

@@ -9,8 +9,9 @@ namespace Vfio.Conformance;
 /// <summary>
 /// Makes the device at 00:03.0 send an MSI-X message on vector 0 by itself. QEMU's nvme (class 0x010802, the real
 /// kernel's) does it when it completes an admin command: this sets up the admin queues in a DMA buffer, enables the
-/// controller and submits Identify Controller, whose completion raises the admin completion queue's vector 0. The
-/// simulator's MSI-X test device at that address sends vector n when n is written to its register 0x08.
+/// controller and submits Identify Controller, whose completion raises the admin completion queue's vector 0; the
+/// simulator's NvmeDevice at that address does the same. Any other device there is taken for the simulator's MSI-X
+/// test device, which sends vector n when n is written to its register 0x08.
 /// </summary>
 internal sealed class MsixMessageSource : IDisposable
 {
@@ -37,10 +38,12 @@ internal sealed class MsixMessageSource : IDisposable
         TimeSpan ready = TimeSpan.FromMilliseconds(500 * Math.Max(1UL, (cap >> 24) & 0xff));
         Write32(Cc, 0);
         WaitReady(false, ready);
-        _buffer = DmaBufferPages.Allocate(space, 3); // admin submission queue, completion queue, Identify data
+        // Page 0 unused (a fresh space may put the buffer at IOVA 0, and an ASQ of 0 fails the enable, as QEMU checks);
+        // then the admin submission queue, completion queue, Identify data.
+        _buffer = DmaBufferPages.Allocate(space, 4);
         Write32(Aqa, (1u << 16) | 1u);                // two entries each (zero-based sizes)
-        Write64(Asq, _buffer.Iova);
-        Write64(Acq, _buffer.Iova + Page);
+        Write64(Asq, _buffer.Iova + Page);
+        Write64(Acq, _buffer.Iova + (2 * Page));
         Write32(Cc, 1u | (6u << 16) | (4u << 20));    // enable; 64-byte submission and 16-byte completion entries
         WaitReady(true, ready);
     }
@@ -56,10 +59,10 @@ internal sealed class MsixMessageSource : IDisposable
             return;
         }
         int slot = _submitted % 2;
-        Span<byte> sqe = _buffer!.GetSpan((ulong)(slot * 64), 64);
+        Span<byte> sqe = _buffer!.GetSpan((ulong)(Page + (slot * 64)), 64);
         sqe.Clear();
         BinaryPrimitives.WriteUInt32LittleEndian(sqe, 0x06u | ((uint)(CommandIdBase + _submitted) << 16)); // Identify
-        BinaryPrimitives.WriteUInt64LittleEndian(sqe[24..], _buffer.Iova + (2 * Page));                     // PRP1
+        BinaryPrimitives.WriteUInt64LittleEndian(sqe[24..], _buffer.Iova + (3 * Page));                     // PRP1
         BinaryPrimitives.WriteUInt32LittleEndian(sqe[40..], 1);                                              // CNS 1: controller
         _submitted++;
         Write32(Doorbells, (uint)(_submitted % 2));
@@ -73,11 +76,11 @@ internal sealed class MsixMessageSource : IDisposable
             return;
         }
         int index = _submitted - 1;
-        uint dw3 = BinaryPrimitives.ReadUInt32LittleEndian(_buffer!.GetSpan((ulong)(Page + ((index % 2) * 16) + 12), 4));
+        uint dw3 = BinaryPrimitives.ReadUInt32LittleEndian(_buffer!.GetSpan((ulong)((2 * Page) + ((index % 2) * 16) + 12), 4));
         (dw3 & 0xffff).ShouldBe((uint)(CommandIdBase + index), "the completion is the command's");
         ((dw3 >> 16) & 1).ShouldBe((uint)((index / 2) % 2 == 0 ? 1 : 0), "the phase tag of this pass of the queue");
         (dw3 >> 17).ShouldBe(0u, "Identify succeeded");
-        BinaryPrimitives.ReadUInt16LittleEndian(_buffer.GetSpan(2 * Page, 2)).ShouldBe(_pci.VendorId, "Identify Controller starts with the PCI vendor ID");
+        BinaryPrimitives.ReadUInt16LittleEndian(_buffer.GetSpan(3 * Page, 2)).ShouldBe(_pci.VendorId, "Identify Controller starts with the PCI vendor ID");
         Write32(_completionDoorbell, (uint)(_submitted % 2));
     }
 

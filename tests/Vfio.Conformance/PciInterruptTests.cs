@@ -180,7 +180,7 @@ public sealed class PciInterruptTests
         using var pci = new VfioPciDevice(rig.Attach(Target.Nvme, space));
         pci.Msix.Enable(1).ShouldBe(1);
         using var device = new MsixMessageSource(pci, space);
-        device.IsNvme.ShouldBe(Target.IsKernel, "QEMU's nvme on the kernel, the MSI-X test device on the simulator");
+        device.IsNvme.ShouldBeTrue("QEMU's nvme on the kernel, the simulator's NvmeDevice");
         for (int i = 0; i < 3; i++)
         {
             device.SendVector0();

@@ -101,7 +101,7 @@ public static class Target
     /// model of it), in the <c>pci-intremap-off</c> shape only.</summary>
     internal const string MultiMessageMsi = Vfio.Simulator.SimulatedMachines.MultiMessageMsi;
 
-    /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's MSI-X test device there.</summary>
+    /// <summary>QEMU's nvme at 00:03.0 on the real kernel; the simulator's NvmeDevice there.</summary>
     internal static string Nvme => Devices.Nvme;
 
     /// <summary>QEMU's pci-testdev at 00:10.0 (a memory, an I/O and a 64-bit prefetchable BAR), alone in its IOMMU group.</summary>

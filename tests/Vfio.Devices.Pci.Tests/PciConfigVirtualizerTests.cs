@@ -102,7 +102,7 @@ public sealed class PciConfigVirtualizerTests
     [Fact]
     public void Guest_msix_enable_starts_with_no_vector_and_the_table_emulation_adds_them()
     {
-        using var testbed = new SimulatedTestbed();
+        using var testbed = new SimulatedTestbed(topology: SimulatedTestbed.MsixMachine());
         VfioPciDevice nvme = testbed.Open(SimulatedMachines.Nvme);
         var v = new PciConfigVirtualizer(nvme);
         PciMsixLayout layout = nvme.Msix.Layout!.Value;

@@ -6,7 +6,7 @@ using Vfio.Simulator;
 namespace Vfio.Devices.Pci.Tests;
 
 /// <summary>INTx, MSI, MSI-X and the ERR/REQ notifications of <see cref="VfioPciDevice"/> on the simulated testbed:
-/// edu (INTx pin A, one MSI vector), the MSI-X device at 00:03.0 (65 vectors, PCI Express) and
+/// edu (INTx pin A, one MSI vector), the NVMe controller at 00:03.0 (65 MSI-X vectors, PCI Express; MsixTestDevice there where a test makes it send a vector) and
 /// <see cref="InterruptTestDevice"/>.</summary>
 public sealed class PciInterruptTests
 {
@@ -160,7 +160,7 @@ public sealed class PciInterruptTests
     [Fact]
     public void Msix_enabled_with_no_vector_grows_shrinks_and_masks()
     {
-        using var testbed = new SimulatedTestbed();
+        using var testbed = new SimulatedTestbed(topology: SimulatedTestbed.MsixMachine());
         VfioPciDevice device = testbed.Open(SimulatedMachines.Nvme);
         PciMsix msix = device.Msix;
         msix.Layout!.Value.VectorCount.ShouldBe(65);
@@ -329,6 +329,7 @@ public sealed class PciInterruptTests
 
     internal static void AckEdu(VfioPciDevice edu) => edu.Device.WriteRegion32(0, 0x64, 1);
 
+    /// <summary>Makes the MSI-X test device send a vector (on <see cref="SimulatedTestbed.MsixMachine"/>).</summary>
     internal static void SendMsix(VfioPciDevice device, int vector) => device.Device.WriteRegion32(0, 0x08, (uint)vector);
 
     private static async Task<ulong> WaitAsync(Func<CancellationToken, ValueTask<ulong>> wait)

@@ -18,6 +18,12 @@ internal sealed class SimulatedTestbed : IDisposable
         Space = new DmaSpace("pci-tests");
     }
 
+    /// <summary>The MSI-X test device at the testbed nvme's address (00:03.0, 65 vectors, QEMU nvme's BAR0 layout):
+    /// it sends vector n when n is written to its register 0x08 (<see cref="PciInterruptTests.SendMsix"/>), where the
+    /// testbed's NVMe controller sends one only when it completes a command.</summary>
+    internal static SimulatedTopology MsixMachine()
+        => new SimulatedTopology().AddPci(SimulatedMachines.Nvme, iommuGroup: 3, new MsixTestDevice(vectors: 65, sparseMmap: false));
+
     internal SimulatedKernel Kernel { get; }
 
     internal IommuBackend Backend { get; }
