@@ -14,6 +14,7 @@ internal abstract class UnsupportedKernel : IKernel
     public virtual long PRead(SafeHandle fd, Span<byte> buffer, long offset) => throw new NotSupportedException();
     public virtual long PWrite(SafeHandle fd, ReadOnlySpan<byte> buffer, long offset) => throw new NotSupportedException();
     public virtual int Map(SafeHandle fd, long offset, ulong length, MemoryProtection protection, out MemoryMapping? mapping) => throw new NotSupportedException();
+    public virtual int MapAligned(SafeHandle fd, long offset, ulong length, MemoryProtection protection, ulong alignment, out MemoryMapping? mapping) => throw new NotSupportedException();
     public virtual int MapAnonymous(ulong length, out MemoryMapping? mapping) => throw new NotSupportedException();
     public virtual int LockMemory(MemoryMapping mapping) => throw new NotSupportedException();
     public virtual int GetStatus(SafeHandle fd, out FileStatus status) => throw new NotSupportedException();
