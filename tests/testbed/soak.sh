@@ -34,6 +34,13 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $minutes =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: --minutes needs a whole number of minutes, at least 1 (got '$minutes')" >&2; exit 2; }
 [[ $stress =~ ^[0-9]+$ ]] || { echo "soak.sh: --with-stress needs a whole number of seconds (got '$stress')" >&2; exit 2; }
+# The guest sees the host's files read-only, except /tmp, /var/tmp, /run and /dev/shm, which it hides (the repository
+# folder is shared even there, as the command's working folder).
+case $bin/ in
+  "$PWD"/*) ;;
+  /tmp/*|/var/tmp/*|/run/*|/dev/shm/*)
+    echo "soak.sh: --bin $bin is in a folder the guest does not see (/tmp, /var/tmp, /run and /dev/shm are its own): copy the build into the repository instead, e.g. artifacts/soakbin" >&2; exit 2 ;;
+esac
 dll=$bin/Vfio.Conformance.dll
 [[ -f $dll ]] || { echo "soak.sh: $dll is missing: build first (dotnet build Vfio.slnx -c Release)" >&2; exit 3; }
 results=${results:-$(mktemp -d "${TMPDIR:-/tmp}/vfio-soak.XXXXXX")}
