@@ -35,9 +35,11 @@ public readonly record struct NvmeCommand(string Name, byte Opcode)
 /// <summary>
 /// A submission queue and its completion queue in DMA memory, with their doorbells and the MSI-X vector the completion
 /// queue raises. Up to <see cref="Depth"/> commands are in flight at once, each under its own command id (a slot); the
-/// waiter that finds its command still running takes the queue's reaper gate, reaps every new completion queue entry
-/// (phase tag), rings the completion doorbell once for all of them and, when its own command is still not done, awaits
-/// the vector's interrupt event (never spinning) until its deadline or the caller's cancellation. A command given up
+/// waiter that finds its command still running takes the queue's reaper gate if it is free, reaps every new completion
+/// queue entry (phase tag), wakes the waiters of the commands it completed, rings the completion doorbell once for all
+/// of them and, when its own command is still not done, awaits the vector's interrupt event (never spinning) until its
+/// deadline or the caller's cancellation; the other waiters sleep on their own id's wake-up, and a waiter leaving a free
+/// gate wakes one of them to take it. A command given up
 /// (timed out or cancelled) keeps its id until its completion arrives, which is then dropped, so a late completion is
 /// never taken for a newer command; the depth it held is free at once.
 /// </summary>
@@ -52,6 +54,7 @@ internal sealed class NvmeQueuePair : IDisposable
     private readonly Lock _lock = new();               // the submission queue tail, the completion queue head, the slots
     private readonly SemaphoreSlim _depth;             // commands awaited at once
     private readonly SemaphoreSlim _reaper = new(1, 1); // the one waiter on the interrupt event
+    private readonly SemaphoreSlim[] _wake;            // per command id: its completion was reaped, or reap in turn
     private readonly byte[] _state;                    // per command id
     private readonly ushort[] _status;
     private readonly uint[] _result;
@@ -76,6 +79,11 @@ internal sealed class NvmeQueuePair : IDisposable
         _status = new ushort[entries - 1];
         _result = new uint[entries - 1];
         _depth = new SemaphoreSlim(depth, depth);
+        _wake = new SemaphoreSlim[entries - 1];
+        for (int i = 0; i < _wake.Length; i++)
+        {
+            _wake[i] = new SemaphoreSlim(0, int.MaxValue);   // a wake-up nobody took is only a spurious one later
+        }
         var owned = new List<IDisposable>(3);
         try
         {
@@ -91,6 +99,7 @@ internal sealed class NvmeQueuePair : IDisposable
         catch
         {
             owned.ForEach(o => o.Dispose());
+            Array.ForEach(_wake, w => w.Dispose());
             _depth.Dispose();
             _reaper.Dispose();
             throw;
@@ -146,13 +155,15 @@ internal sealed class NvmeQueuePair : IDisposable
                 {
                     throw new NvmeTimeoutException(_device, command.Name, timeout);
                 }
-                if (!await _reaper.WaitAsync(left, cancellationToken).ConfigureAwait(false))
+                if (!_reaper.Wait(0))
                 {
-                    continue;   // the deadline passed while another waiter held the interrupt: one last look
+                    // Another waiter reaps: it wakes this one when the command is done or when it leaves.
+                    _ = await _wake[cid].WaitAsync(left, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
                 try
                 {
-                    if (Volatile.Read(ref _state[cid]) == Running && !ReapFor(cid))
+                    if (!ReapFor(cid))
                     {
                         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                         wait.CancelAfter(left);
@@ -177,6 +188,10 @@ internal sealed class NvmeQueuePair : IDisposable
             GiveUp(cid);
             throw;
         }
+        finally
+        {
+            HandOver(cid);
+        }
     }
 
     public void Dispose()
@@ -184,6 +199,7 @@ internal sealed class NvmeQueuePair : IDisposable
         Submissions.Dispose();
         Completions.Dispose();
         _prpLists?.Dispose();
+        Array.ForEach(_wake, w => w.Dispose());
         _depth.Dispose();
         _reaper.Dispose();
     }
@@ -270,6 +286,28 @@ internal sealed class NvmeQueuePair : IDisposable
         }
     }
 
+    /// <summary>A waiter leaving while no one holds the reaper gate wakes one waiter of a running command to take it, so
+    /// a running command always has someone reaping or about to.</summary>
+    private void HandOver(int cid)
+    {
+        if (_reaper.CurrentCount == 0)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            for (int i = 1; i < _state.Length; i++)
+            {
+                int other = (cid + i) % _state.Length;
+                if (_state[other] == Running)
+                {
+                    _wake[other].Release();
+                    return;
+                }
+            }
+        }
+    }
+
     /// <summary>The waiter gives up: the id stays held until the controller completes it (then dropped), unless the
     /// completion already came.</summary>
     private void GiveUp(int cid)
@@ -303,6 +341,7 @@ internal sealed class NvmeQueuePair : IDisposable
                     _result[cid] = BinaryPrimitives.ReadUInt32LittleEndian(entry);
                     _status[cid] = (ushort)(dw3 >> 17);
                     _state[cid] = Done;
+                    _wake[cid].Release();
                 }
                 else if (_state[cid] == Abandoned)
                 {
