@@ -237,7 +237,7 @@ internal static class HotPathGoals
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {CpuName()}, {Environment.ProcessorCount} logical CPUs");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Kernel: Linux {ReadFirstLine("/proc/sys/kernel/osrelease")} ({RuntimeInformation.OSArchitecture})");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Runtime: {RuntimeInformation.FrameworkDescription}; BenchmarkDotNet 0.15.8, 5 warm-up and 15 measured iterations of 250 ms, in process, with the JIT's own disassembly of H1; H3 and H5 by thread CPU time, H4 by interleaved rounds (see each row)");
-        doc.AppendLine(CultureInfo.InvariantCulture, $"- Guest (G rows): {guest ?? "not measured in this run (the guest run failed or the testbed is not prepared)"}; C and the library in one process, ABBA rounds, the ratio is the median of the per-round ratios with a bootstrap 95% interval");
+        doc.AppendLine(CultureInfo.InvariantCulture, $"- Guest (G and N rows): {guest ?? "not measured in this run (the guest run failed or the testbed is not prepared)"}; G: C and the library in one process, ABBA rounds, the ratio is the median of the per-round ratios with a bootstrap 95% interval; N1: the kernel's nvme driver in the C column, medians of interleaved rounds");
         doc.AppendLine(CultureInfo.InvariantCulture, $"- Run: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; load average at start: {load} (other work on the machine inflates and spreads the figures)");
         doc.AppendLine();
         doc.AppendLine("| goal | C | library | ratio | interval | verdict | load average |");

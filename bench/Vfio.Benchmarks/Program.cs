@@ -15,6 +15,19 @@ if (args.Length > 0 && args[0] == "--guest-goals")
     int xml = Array.IndexOf(args, "-xml");
     return GuestGoals.Run(args.Contains("--quick"), args.Contains("--smoke"), rows >= 0 ? args[rows + 1] : null, xml >= 0 ? args[xml + 1] : null);
 }
+if (args.Length > 0 && args[0] == "--nvme-goals")
+{
+    // Inside the testbed guest (bench.sh): N1, samples/Nvme against the kernel's nvme driver:
+    // --nvme-goals --reader NVMEREAD [--quick] [--rows FILE]
+    int reader = Array.IndexOf(args, "--reader");
+    int rows = Array.IndexOf(args, "--rows");
+    if (reader < 0 || reader + 1 >= args.Length)
+    {
+        Console.Error.WriteLine("--nvme-goals needs --reader PATH (bench/native/nvmeread.c, built statically by bench.sh)");
+        return 2;
+    }
+    return NvmeGoals.Run(args.Contains("--quick"), args[reader + 1], rows >= 0 ? args[rows + 1] : null);
+}
 if (args.Length > 0 && args[0] == "--interrupt-goals")
 {
     // The H4 round trips alone (what bench.sh runs after the BenchmarkDotNet part), for iterating on the wait paths.

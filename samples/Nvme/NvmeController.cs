@@ -32,13 +32,17 @@ public sealed record NvmeNamespaceInfo(uint Id, ulong Blocks, int BlockSize)
 /// A user-space NVMe driver on Devices.Pci: the controller disabled and enabled (CC.EN, CSTS.RDY within CAP.TO), the
 /// admin queue (AQA/ASQ/ACQ), Identify Controller and Namespace, one I/O completion queue on its own MSI-X vector with
 /// one I/O submission queue, Read/Write/Flush through DMA buffers, and a clean shutdown (queues deleted, controller
-/// disabled). Every completion is awaited on its queue's MSI-X interrupt event with a timeout and the caller's
+/// disabled). Admin commands run one at a time; up to <see cref="IoQueueDepth"/> I/O commands may be in flight at once
+/// (call the I/O methods concurrently; more callers wait for a free slot within the command timeout). Every completion is awaited on its queue's MSI-X interrupt event with a timeout and the caller's
 /// cancellation; an error status is an <see cref="NvmeCommandException"/> naming the command and the status.
 /// </summary>
 public sealed class NvmeController : IAsyncDisposable, IDisposable
 {
     /// <summary>The memory page size the driver sets (CC.MPS 0).</summary>
     public const int PageSize = 4096;
+
+    /// <summary>How many I/O commands may be in flight at once on the I/O queue pair (its 64 entries less one).</summary>
+    public const int IoQueueDepth = IoEntries - 1;
 
     private const int AdminEntries = 32, IoEntries = 64, IoQueueId = 1;
     private const ulong Cap = 0x00, Vs = 0x08, Cc = 0x14, Csts = 0x1c, Aqa = 0x24, Asq = 0x28, Acq = 0x30;
@@ -49,7 +53,7 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
     private readonly TimeSpan _readyTimeout;
     private NvmeQueuePair? _admin;
     private NvmeQueuePair? _io;
-    private DmaBuffer? _scratch;    // page 1: Identify data; page 2: the I/O queue's PRP list
+    private DmaBuffer? _scratch;    // page 1: Identify data (admin commands run one at a time)
     private int _maxTransferPages = 512;
     private bool _disposed;
 
@@ -179,7 +183,7 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
             throw new InvalidOperationException($"{Name} already has its I/O queue pair.");
         }
         int vector = Math.Min(1, _pci.Msix.VectorCount - 1);
-        var io = new NvmeQueuePair(Name, IoQueueId, IoEntries, _space, _bar0, _pci.Msix, vector, _doorbellStride);
+        var io = new NvmeQueuePair(Name, IoQueueId, IoEntries, IoQueueDepth, prpLists: true, _space, _bar0, _pci.Msix, vector, _doorbellStride);
         try
         {
             uint size = ((uint)IoEntries - 1) << 16;
@@ -243,14 +247,14 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The completion's dword 0.</returns>
     public Task<uint> ExecuteIoAsync(NvmeCommand command, CancellationToken cancellationToken = default)
-        => Io.ExecuteAsync(command, CommandTimeout, cancellationToken);
+        => Io.ExecuteAsync(command, CommandTimeout, cancellationToken).AsTask();
 
     /// <summary>Submits any admin command.</summary>
     /// <param name="command">The command.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The completion's dword 0.</returns>
     public Task<uint> ExecuteAdminAsync(NvmeCommand command, CancellationToken cancellationToken = default)
-        => Admin.ExecuteAsync(command, CommandTimeout, cancellationToken);
+        => Admin.ExecuteAsync(command, CommandTimeout, cancellationToken).AsTask();
 
     /// <summary>A clean shutdown: the I/O submission queue then completion queue deleted, a normal shutdown
     /// notification (CC.SHN), the controller disabled, MSI-X disabled and every buffer freed. The device stays attached.</summary>
@@ -308,27 +312,15 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
         NvmeQueuePair io = Io;
         ulong first = buffer.Iova + offset;
         ulong firstPage = first & ~(ulong)(PageSize - 1);
-        ulong prp2 = 0;
-        if (pages == 2)
-        {
-            prp2 = firstPage + PageSize;
-        }
-        else if (pages > 2)
-        {
-            // A PRP list: the pages after the first, in the driver's list page (one command at a time on the queue).
-            DmaBuffer list = Scratch;
-            for (int i = 1; i < pages; i++)
-            {
-                BinaryPrimitives.WriteUInt64LittleEndian(list.GetSpan((ulong)((2 * PageSize) + (8 * (i - 1))), 8), firstPage + ((ulong)i * PageSize));
-            }
-            prp2 = list.Iova + (2 * PageSize);
-        }
+        // Two pages: PRP2 is the second; more: the queue writes a PRP list of the pages after the first into the list
+        // page of the command's id.
+        ulong prp2 = pages == 2 ? firstPage + PageSize : 0;
         var command = new NvmeCommand(name, opcode)
         {
             NamespaceId = ns.Id, Prp1 = first, Prp2 = prp2,
             Cdw10 = (uint)lba, Cdw11 = (uint)(lba >> 32), Cdw12 = (uint)(blocks - 1),
         };
-        await io.ExecuteAsync(command, CommandTimeout, cancellationToken).ConfigureAwait(false);
+        await io.ExecuteAsync(command, CommandTimeout, cancellationToken, firstPage + PageSize, pages > 2 ? pages - 1 : 0).ConfigureAwait(false);
     }
 
     private async Task DeleteQueueAsync(byte opcode, string name, CancellationToken cancellationToken)
@@ -347,8 +339,8 @@ public sealed class NvmeController : IAsyncDisposable, IDisposable
         Disable();
         // First in the space, so page 0 takes the lowest IOVA, which may be 0: it stays unused, as QEMU's nvme refuses
         // an ASQ or ACQ of 0 and an address of 0 reads as "unset" to many devices.
-        _scratch = DmaBuffer.Allocate(_space, 3 * PageSize);
-        _admin = new NvmeQueuePair(Name, 0, AdminEntries, _space, _bar0, _pci.Msix, vector: 0, _doorbellStride);
+        _scratch = DmaBuffer.Allocate(_space, 2 * PageSize);
+        _admin = new NvmeQueuePair(Name, 0, AdminEntries, depth: 1, prpLists: false, _space, _bar0, _pci.Msix, vector: 0, _doorbellStride);
         int vectors = _pci.Msix.Enable(2);
         if (vectors < 1)
         {

@@ -8,7 +8,7 @@ namespace Vfio.Conformance;
 /// <summary>
 /// samples/Nvme's user-space driver on the NVMe controller at 00:03.0: QEMU's nvme on the real kernel (a 64 MiB
 /// scratch image, serial "vfiotestbed"), the simulator's NvmeDevice otherwise. Controller enable and disable, the
-/// admin queue, Identify, one I/O queue pair on an MSI-X vector, writes read back through PRP1, PRP2 and a PRP list,
+/// admin queue, Identify, one I/O queue pair on an MSI-X vector with many commands in flight, writes read back through PRP1, PRP2 and a PRP list,
 /// the controller's error statuses as typed errors, and completion waits that end (timeout, cancellation) without a
 /// hang. It needs an IOMMU: its queues and buffers are IOVAs.
 /// </summary>
@@ -80,13 +80,49 @@ public sealed class NvmeTests
     [Theory]
     [Trait("Modes", "iommu")]
     [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
+    public async Task ManyCommandsInFlight_CompleteWithTheirOwnData_AndMoreThanTheDepthWait(Mode mode)
+    {
+        using Rig rig = Rig.Create(mode);
+        DmaSpace space = rig.NewSpace();
+        (NvmeController opened, NvmeNamespaceInfo ns) = await OpenWithIoQueuesAsync(rig, space);
+        await using NvmeController nvme = opened;
+        // 100 commands of 16 KiB (each with its own PRP list) at once: 63 in flight, the rest wait for a slot.
+        const int Commands = 100, Blocks = 32, Bytes = Blocks * 512;
+        NvmeController.IoQueueDepth.ShouldBe(63);
+        using DmaBuffer source = DmaBuffer.Allocate(space, Commands * Bytes);
+        using DmaBuffer target = DmaBuffer.Allocate(space, Commands * Bytes);
+        for (int i = 0; i < Commands; i++)
+        {
+            Patterns.Make(Bytes, 100 + i).CopyTo(source.GetSpan((ulong)(i * Bytes), Bytes));
+        }
+        target.Span.Fill(0xee);
+
+        await Task.WhenAll(Enumerable.Range(0, Commands).Select(i => nvme.WriteAsync(ns, (ulong)(i * Blocks), Blocks, source, (ulong)(i * Bytes), Cancel)));
+        // Reads in reverse order of LBA, each into its own place.
+        await Task.WhenAll(Enumerable.Range(0, Commands).Select(i => nvme.ReadAsync(ns, (ulong)((Commands - 1 - i) * Blocks), Blocks, target, (ulong)(i * Bytes), Cancel)));
+        for (int i = 0; i < Commands; i++)
+        {
+            target.GetSpan((ulong)(i * Bytes), Bytes).SequenceEqual(Patterns.Make(Bytes, 100 + Commands - 1 - i)).ShouldBeTrue($"read {i} (LBA {(Commands - 1 - i) * Blocks})");
+        }
+
+        // An error among many in flight fails only its own command.
+        Task[] mixed = [.. Enumerable.Range(0, 40).Select(i => i == 20
+            ? nvme.ReadAsync(ns, ns.Blocks, 1, target, 0, Cancel)
+            : nvme.ReadAsync(ns, (ulong)i, 1, target, (ulong)(i * 512), Cancel))];
+        await Should.ThrowAsync<NvmeCommandException>(() => Task.WhenAll(mixed));
+        mixed.Count(t => t.IsFaulted).ShouldBe(1);
+        await nvme.ShutdownAsync(Cancel);
+    }
+
+    [Theory]
+    [Trait("Modes", "iommu")]
+    [MemberData(nameof(Target.IommuModes), MemberType = typeof(Target))]
     public async Task ErrorStatuses_AreTypedNamingTheCommandAndTheStatus(Mode mode)
     {
         using Rig rig = Rig.Create(mode);
         DmaSpace space = rig.NewSpace();
-        await using NvmeController nvme = NvmeController.Open(rig.Attach(Target.Nvme, space));
-        NvmeNamespaceInfo ns = await nvme.IdentifyNamespaceAsync(1, Cancel);
-        await nvme.CreateIoQueuesAsync(Cancel);
+        (NvmeController opened, NvmeNamespaceInfo ns) = await OpenWithIoQueuesAsync(rig, space);
+        await using NvmeController nvme = opened;
         using DmaBuffer buffer = DmaBuffer.Allocate(space, 4096);
 
         NvmeCommandException e = await Should.ThrowAsync<NvmeCommandException>(() => nvme.ReadAsync(ns, ns.Blocks, 1, buffer, 0, Cancel));
@@ -187,6 +223,23 @@ public sealed class NvmeTests
         NvmeControllerException e = Should.Throw<NvmeControllerException>(() => NvmeController.Open(edu));
         e.Message.ShouldContain($"NVMe controller {Target.Edu}: class code 0x00ff00 is not an NVMe controller's");
         edu.Device.ReadRegion16(VfioPciRegion.Config, 0).ShouldBe((ushort)0x1234);
+    }
+
+    /// <summary>The controller on <see cref="Target.Nvme"/> with namespace 1 identified and the I/O queue pair created.</summary>
+    private static async Task<(NvmeController Nvme, NvmeNamespaceInfo Ns)> OpenWithIoQueuesAsync(Rig rig, DmaSpace space)
+    {
+        NvmeController nvme = NvmeController.Open(rig.Attach(Target.Nvme, space));
+        try
+        {
+            NvmeNamespaceInfo ns = await nvme.IdentifyNamespaceAsync(1, Cancel);
+            await nvme.CreateIoQueuesAsync(Cancel);
+            return (nvme, ns);
+        }
+        catch
+        {
+            nvme.Dispose();
+            throw;
+        }
     }
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
