@@ -49,6 +49,8 @@ internal sealed partial class EduWorkerService(VfioManager vfio, IKernel kernel,
             throw new InvalidOperationException($"{device} is not an edu device.");
         }
         driver.EnableBusMaster();
+        // edu has no reset: an interrupt status a previous user left unacknowledged would be read as this DMA's.
+        driver.AcknowledgeInterrupt(driver.ReadInterruptStatus());
         InterruptEvent msi = driver.EnableMsi();   // Devices.Pci's MSI; the driver's disposal disables it
 
         // RAM -> edu, clear RAM, edu -> RAM with "raise an interrupt when done".
