@@ -193,7 +193,7 @@ internal static unsafe class GuestGoals
             Check(irq > 0, $"G7: no vfio-msi line of {Type1Edu} in /proc/interrupts");
             foreach ((int cpu, string where) in new[] { (0, "interrupt on the waiter's CPU"), (1, "interrupt on the other CPU") })
             {
-                if (cpu >= Environment.ProcessorCount)
+                if (cpu >= Environment.ProcessorCount || !Selected("G7"))
                 {
                     continue;
                 }
@@ -227,6 +227,10 @@ internal static unsafe class GuestGoals
         // One goal in interleaved rounds after a warm-up of each side; `verify` checks what the last blocks computed.
         void Goal(string name, string what, double maxRatio, int ops, Func<double> c, Func<double> library, Action verify)
         {
+            if (!Selected(name))
+            {
+                return;
+            }
             _ = library();
             _ = c();
             _ = library();
@@ -278,6 +282,15 @@ internal static unsafe class GuestGoals
                 Check(libraryMapped == (ulong)count * size && space.MappingCount == 0, $"{name} library: {libraryMapped} bytes mapped, {space.MappingCount} left");
             });
         }
+    }
+
+    /// <summary>Whether goal <paramref name="name"/> runs: all of them, or those whose names start with one of the
+    /// comma-separated prefixes in VFIO_BENCH_GOALS (e.g. "G6,G7" while working on one path).</summary>
+    private static bool Selected(string name)
+    {
+        string? only = Environment.GetEnvironmentVariable("VFIO_BENCH_GOALS");
+        return string.IsNullOrWhiteSpace(only)
+            || only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Any(p => name.StartsWith(p, StringComparison.OrdinalIgnoreCase));
     }
 
     private static double Ns(long start, int ops) => (Stopwatch.GetTimestamp() - start) * (1e9 / Stopwatch.Frequency) / ops;
