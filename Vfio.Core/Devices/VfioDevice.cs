@@ -180,8 +180,9 @@ public sealed partial class VfioDevice : IDisposable
         => ThrowFeature(FeatureCore(FeatureFlags(feature, VfioFeatureAccess.Set), data, copyBack: true), feature);
 
     /// <summary>Unmaps the region mappings made from the device that are still mapped (accesses through them then
-    /// throw <see cref="ObjectDisposedException"/>; an <see cref="MmioWindow"/> open on one keeps its memory until the
-    /// window is disposed), ends the waits of the interrupt events still wired to it with
+    /// throw <see cref="ObjectDisposedException"/>; an access in flight on another thread is waited for, up to a
+    /// second, because a mapping holds the device open; an <see cref="MmioWindow"/> open on one keeps its memory, and
+    /// the device open in the kernel, until the window is disposed), ends the waits of the interrupt events still wired to it with
     /// <see cref="ObjectDisposedException"/> (no interrupt can reach them any more), then closes the device fd when it
     /// is owned.</summary>
     public void Dispose()
@@ -208,6 +209,7 @@ public sealed partial class VfioDevice : IDisposable
         {
             wired.OnDeviceDetached(this, Name);
         }
+        WaitUntilUnmapped(mappings);
         if (_ownsHandle)
         {
             _fd.Dispose();
@@ -216,6 +218,37 @@ public sealed partial class VfioDevice : IDisposable
 
     /// <inheritdoc/>
     public override string ToString() => $"VFIO device {Name}";
+
+    /// <summary>How long <see cref="Dispose"/> waits for accesses in flight on other threads to leave the region
+    /// mappings it unmapped.</summary>
+    internal static readonly TimeSpan UnmapWait = TimeSpan.FromSeconds(1);
+
+    // A region's mapping holds the device file: while an access on another thread still holds one (a per-call
+    // accessor between its check and its load), the memory stays mapped and the device stays open in the kernel
+    // after its fd is closed, so attaching it again would be refused (EBUSY) or, on iommufd's compat group path, get
+    // that lingering open. Such an access is one load or store: wait for it, bounded (an MmioWindow the caller left
+    // open holds the mapping until it is disposed, which no wait here can shorten).
+    private static void WaitUntilUnmapped(VfioRegionMapping[] mappings)
+    {
+        long deadline = 0;
+        SpinWait spin = default;
+        foreach (VfioRegionMapping mapping in mappings)
+        {
+            while (!mapping.IsUnmapped)
+            {
+                long now = Environment.TickCount64;
+                if (deadline == 0)
+                {
+                    deadline = now + (long)UnmapWait.TotalMilliseconds;
+                }
+                else if (now >= deadline)
+                {
+                    return;
+                }
+                spin.SpinOnce(sleep1Threshold: 20);
+            }
+        }
+    }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
