@@ -69,6 +69,20 @@ public sealed class IovaAllocator
     private UInt128 _allocatedBytes;
     private UInt128 _freeBytes;
     private int _version;
+    // The map-then-unmap fast path: the latest allocation or claim ("held"), while it is live (Live) or after it was
+    // freed and kept out of the free tree (Pending). _heldLowest: its start is the lowest fit for its size (an
+    // allocation without extra alignment) and no free space was added to the tree since, so it still is.
+    private HeldState _held;
+    private ulong _heldStart;
+    private ulong _heldLast;
+    private bool _heldLowest;
+
+    private enum HeldState : byte
+    {
+        None,
+        Live,
+        Pending,
+    }
 
     /// <summary>Creates an allocator over <paramref name="usableRanges"/> minus <paramref name="reservedRanges"/>.</summary>
     /// <param name="usableRanges">The IOVA ranges the IOMMU translates, in any order; overlapping or adjacent ranges are merged.</param>
@@ -130,7 +144,14 @@ public sealed class IovaAllocator
     public UInt128 FreeBytes => _freeBytes;
 
     /// <summary>The size of the largest free block (0 when nothing is free), regardless of alignment or DMA mask.</summary>
-    public UInt128 LargestFreeBlock => _free.IsEmpty ? UInt128.Zero : (UInt128)_free.MaxExtent + 1;
+    public UInt128 LargestFreeBlock
+    {
+        get
+        {
+            Settle();
+            return _free.IsEmpty ? UInt128.Zero : (UInt128)_free.MaxExtent + 1;
+        }
+    }
 
     /// <summary>Node visits of both trees since creation: the operation count the complexity tests bound.</summary>
     internal long OperationCount => _free.Visits + _allocations.Visits;
@@ -244,7 +265,20 @@ public sealed class IovaAllocator
             allocation = default;
             return false;
         }
-        Release(iova, last);
+        if (_held == HeldState.Live && _heldStart == iova)
+        {
+            // The fast path: the latest allocation stays out of the free tree until another operation needs the tree.
+            _held = HeldState.Pending;
+        }
+        else
+        {
+            Settle();
+            Release(iova, last);
+        }
+        UInt128 size = (UInt128)(last - iova) + 1;
+        _allocatedBytes -= size;
+        _freeBytes += size;
+        _version++;
         allocation = new IovaRange(iova, last);
         return true;
     }
@@ -273,17 +307,56 @@ public sealed class IovaAllocator
     /// <summary>The free blocks in address order, each as large as coalescing made it (O(log n) per step).</summary>
     /// <returns>The free blocks.</returns>
     /// <exception cref="InvalidOperationException">The allocator changed during the enumeration.</exception>
-    public IEnumerable<IovaRange> EnumerateFreeBlocks() => Enumerate(_free);
+    public IEnumerable<IovaRange> EnumerateFreeBlocks()
+    {
+        Settle();
+        return Enumerate(_free);
+    }
 
-    /// <summary>Checks both trees' invariants and the byte counts (tests only): O(n).</summary>
+    /// <summary>True while a freed block is held out of the free tree by the map-then-unmap fast path (tests only).</summary>
+    internal bool HoldsPendingBlock => _held == HeldState.Pending;
+
+    /// <summary>Checks both trees' invariants, the held block's and the byte counts (tests only): O(n); changes nothing.</summary>
     internal void Validate()
     {
         _free.Validate();
         _allocations.Validate();
         UInt128 free = UInt128.Zero;
-        foreach (IovaRange block in EnumerateFreeBlocks())
+        foreach (IovaRange block in Enumerate(_free))
         {
             free += block.Size;
+            if (_held == HeldState.Pending && block.Start <= _heldLast && block.Last >= _heldStart)
+            {
+                throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] overlaps the free block {block}.");
+            }
+        }
+        if (_held == HeldState.Pending)
+        {
+            free += (UInt128)(_heldLast - _heldStart) + 1;
+            int node = _allocations.Floor(_heldLast);
+            if (node != IovaIndex.Nil && _allocations.LastOf(node) >= _heldStart)
+            {
+                throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] overlaps an allocation.");
+            }
+            if (_heldLowest)
+            {
+                // Still the lowest fit of its size: no free block below it is as long, and none ends right below it
+                // (coalescing would start a fit lower).
+                int fit = _free.FirstFit(_heldLast - _heldStart);
+                int below = _heldStart == 0 ? IovaTree.Nil : _free.Floor(_heldStart - 1);
+                if ((fit != IovaTree.Nil && _free.StartOf(fit) < _heldStart) || (below != IovaTree.Nil && _free.LastOf(below) == _heldStart - 1))
+                {
+                    throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] is marked the lowest fit of its size but is not.");
+                }
+            }
+        }
+        else if (_held == HeldState.Live)
+        {
+            int node = _allocations.Floor(_heldStart);
+            if (node == IovaIndex.Nil || _allocations.StartOf(node) != _heldStart || _allocations.LastOf(node) != _heldLast)
+            {
+                throw new InvalidOperationException($"The held allocation [0x{_heldStart:x}, 0x{_heldLast:x}] is not live.");
+            }
         }
         UInt128 allocated = UInt128.Zero;
         foreach (IovaRange allocation in EnumerateAllocations())
@@ -298,6 +371,20 @@ public sealed class IovaAllocator
 
     private bool TryAllocateCore(ulong extent, ulong alignMask, ulong dmaMask, out ulong iova)
     {
+        if (_held == HeldState.Pending)
+        {
+            // The fast path: the block freed last is handed back when it is still the lowest fit of this size (it is
+            // as long, the lowest fit, and below the mask), without touching the free tree.
+            if (_heldLowest && alignMask == _granuleMask && _heldLast - _heldStart == extent && _heldLast <= dmaMask)
+            {
+                iova = _heldStart;
+                _allocations.Insert(_heldStart, _heldLast);
+                Account(extent);
+                _held = HeldState.Live;
+                return true;
+            }
+            Settle();
+        }
         // The lowest block long enough for the size alone: exactly the lowest fit when only the granule is asked.
         int block = _free.FirstFit(extent);
         if (block == IovaTree.Nil)
@@ -321,6 +408,7 @@ public sealed class IovaAllocator
             block = guaranteed;
         }
         Take(block, iova, iova + extent);
+        Hold(iova, iova + extent, lowest: alignMask == _granuleMask);
         return true;
     }
 
@@ -351,13 +439,55 @@ public sealed class IovaAllocator
 
     private bool TryClaimCore(ulong iova, ulong last)
     {
+        if (_held == HeldState.Pending)
+        {
+            if (iova == _heldStart && last == _heldLast)
+            {
+                // The fast path for map-then-unmap at a fixed IOVA: the held block is claimed back as it is.
+                _allocations.Insert(iova, last);
+                Account(last - iova);
+                _held = HeldState.Live;
+                return true;
+            }
+            Settle();
+        }
         int block = _free.Floor(iova);
         if (block == IovaTree.Nil || _free.LastOf(block) < last)
         {
             return false;
         }
         Take(block, iova, last);
+        // A claim says nothing about the lowest fit, but freeing it may still be held for a claim of the same range.
+        Hold(iova, last, lowest: false);
         return true;
+    }
+
+    // Records [start, last], just allocated or claimed, as the held allocation.
+    private void Hold(ulong start, ulong last, bool lowest)
+    {
+        _held = HeldState.Live;
+        _heldStart = start;
+        _heldLast = last;
+        _heldLowest = lowest;
+    }
+
+    // Returns the held free block, if any, to the free tree (with coalescing): what every operation that reads or
+    // changes the free tree does first. The byte counts already count it as free.
+    private void Settle()
+    {
+        if (_held == HeldState.Pending)
+        {
+            Release(_heldStart, _heldLast);
+            _held = HeldState.None;
+        }
+    }
+
+    private void Account(ulong extent)
+    {
+        UInt128 size = (UInt128)extent + 1;
+        _allocatedBytes += size;
+        _freeBytes -= size;
+        _version++;
     }
 
     // Moves [start, last], which lies inside the free block the latest free-tree search returned, to the allocations.
@@ -385,15 +515,15 @@ public sealed class IovaAllocator
             }
         }
         _allocations.Insert(start, last);
-        UInt128 size = (UInt128)(last - start) + 1;
-        _allocatedBytes += size;
-        _freeBytes -= size;
-        _version++;
+        Account(last - start);
     }
 
-    // Returns [start, last], just removed from the allocations, to the free tree, merging with adjacent free blocks.
+    // Returns [start, last], no longer allocated, to the free tree, merging with adjacent free blocks (the caller
+    // counts the bytes). Free space added to the tree may lie below the held allocation, which is then no longer
+    // known to be the lowest fit.
     private void Release(ulong start, ulong last)
     {
+        _heldLowest = false;
         _free.Neighbours(start, out int below, out int above);
         // A free block below ends before start, so its last + 1 cannot overflow; one above starts after last, so
         // last + 1 cannot either.
@@ -417,10 +547,6 @@ public sealed class IovaAllocator
         {
             _free.Insert(start, last);
         }
-        UInt128 size = (UInt128)(last - start) + 1;
-        _allocatedBytes -= size;
-        _freeBytes += size;
-        _version++;
     }
 
     private IEnumerable<IovaRange> Enumerate(IOrderedRanges tree)

@@ -94,7 +94,7 @@ public class DmaSpaceOverheadBenchmarks : IDisposable
         }
     }
 
-    private sealed class NoOpBackend : IIommuBackend
+    internal sealed class NoOpBackend : IIommuBackend
     {
         public string Name => "no-op";
 
