@@ -76,6 +76,10 @@ public sealed class IovaAllocator
     private ulong _heldStart;
     private ulong _heldLast;
     private bool _heldLowest;
+    // While the held allocation is live: its node in the allocation index and its block's position (Nil once another
+    // removal may have moved it), so that the map-then-unmap pattern's look-up and removal search nothing.
+    private int _heldNode;
+    private int _heldPosition;
 
     private enum HeldState : byte
     {
@@ -186,7 +190,7 @@ public sealed class IovaAllocator
     {
         ulong extent = ExtentOf(size);
         ulong alignMask = AlignmentMaskOf(alignment);
-        if (!TryAllocateCore(extent, alignMask, dmaMask, out ulong iova))
+        if (!TryAllocateCore(extent, alignMask, dmaMask, default, out ulong iova))
         {
             throw AllocationFailure(size, extent, alignMask, dmaMask);
         }
@@ -209,7 +213,7 @@ public sealed class IovaAllocator
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0.</exception>
     /// <exception cref="ArgumentException"><paramref name="alignment"/> is not 0 or a power of two.</exception>
     public bool TryAllocate(ulong size, ulong alignment, ulong dmaMask, out ulong iova)
-        => TryAllocateCore(ExtentOf(size), AlignmentMaskOf(alignment), dmaMask, out iova);
+        => TryAllocateCore(ExtentOf(size), AlignmentMaskOf(alignment), dmaMask, default, out iova);
 
     /// <summary>
     /// Takes the caller-chosen range of <paramref name="size"/> bytes at <paramref name="iova"/>, e.g. guest RAM
@@ -224,7 +228,7 @@ public sealed class IovaAllocator
     public void Claim(ulong iova, ulong size)
     {
         ulong last = LastOfFixedRange(iova, size);
-        if (!TryClaimCore(iova, last))
+        if (!TryClaimCore(iova, last, default))
         {
             throw ClaimFailure(iova, last);
         }
@@ -236,7 +240,59 @@ public sealed class IovaAllocator
     /// <returns>True when the range was claimed.</returns>
     /// <exception cref="ArgumentException"><paramref name="iova"/> or <paramref name="size"/> is not a multiple of the granule.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0 or the range runs past 2^64 - 1.</exception>
-    public bool TryClaim(ulong iova, ulong size) => TryClaimCore(iova, LastOfFixedRange(iova, size));
+    public bool TryClaim(ulong iova, ulong size) => TryClaimCore(iova, LastOfFixedRange(iova, size), default);
+
+    /// <summary>As <see cref="TryAllocate(ulong, ulong, ulong, out ulong)"/> without extra alignment, keeping
+    /// <paramref name="data"/> with the allocation (for <see cref="DmaSpace"/>, whose book this is).</summary>
+    internal bool TryAllocate(ulong size, ulong dmaMask, in DmaMappingData data, out ulong iova)
+        => TryAllocateCore(ExtentOf(size), _granuleMask, dmaMask, data, out iova);
+
+    /// <summary>As <see cref="TryClaim(ulong, ulong)"/>, keeping <paramref name="data"/> with the allocation.</summary>
+    internal bool TryClaim(ulong iova, ulong size, in DmaMappingData data) => TryClaimCore(iova, LastOfFixedRange(iova, size), data);
+
+    /// <summary>The mapping whose allocation starts at <paramref name="start"/>, if any.</summary>
+    internal bool TryGetMapping(ulong start, out DmaMapping mapping)
+    {
+        int node = _held == HeldState.Live && _heldStart == start && _heldNode != IovaIndex.Nil ? _heldNode : _allocations.FindExact(start, out _);
+        if (node != IovaIndex.Nil)
+        {
+            mapping = MappingOf(node);
+            return true;
+        }
+        mapping = default;
+        return false;
+    }
+
+    /// <summary>The mapping whose allocation contains <paramref name="iova"/>, if any.</summary>
+    internal bool TryFindMapping(ulong iova, out DmaMapping mapping)
+    {
+        int node = _allocations.Floor(iova);
+        if (node != IovaIndex.Nil && _allocations.LastOf(node) >= iova)
+        {
+            mapping = MappingOf(node);
+            return true;
+        }
+        mapping = default;
+        return false;
+    }
+
+    /// <summary>The mappings of every allocation, in address order (allocates the list).</summary>
+    internal List<DmaMapping> Mappings()
+    {
+        var list = new List<DmaMapping>(Count);
+        for (int node = _allocations.Ceiling(0); node != IovaIndex.Nil; node = _allocations.LastOf(node) == ulong.MaxValue ? IovaIndex.Nil : _allocations.Ceiling(_allocations.LastOf(node) + 1))
+        {
+            list.Add(MappingOf(node));
+        }
+        return list;
+    }
+
+    private DmaMapping MappingOf(int node)
+    {
+        ref readonly DmaMappingData data = ref _allocations.DataOf(node);
+        ulong start = _allocations.StartOf(node);
+        return new DmaMapping(start, _allocations.LastOf(node) - start + 1, data.HostAddress, data.Access, data.Kind);
+    }
 
     /// <summary>Frees the allocation that starts at <paramref name="iova"/>, merging it with free neighbours.</summary>
     /// <param name="iova">The start of an allocation, as <see cref="Allocate"/> returned or <see cref="Claim"/> took it.</param>
@@ -260,12 +316,22 @@ public sealed class IovaAllocator
     /// <returns>True when an allocation was freed.</returns>
     public bool TryFree(ulong iova, out IovaRange allocation)
     {
-        if (!_allocations.Remove(iova, out ulong last))
+        bool held = _held == HeldState.Live && _heldStart == iova;
+        int node = held ? _heldNode : IovaIndex.Nil;
+        int position = _heldPosition;
+        if (node == IovaIndex.Nil)
         {
-            allocation = default;
-            return false;
+            node = _allocations.FindExact(iova, out position);
+            if (node == IovaIndex.Nil)
+            {
+                allocation = default;
+                return false;
+            }
         }
-        if (_held == HeldState.Live && _heldStart == iova)
+        ulong last = _allocations.LastOf(node);
+        _allocations.RemoveAt(position, node);
+        _heldNode = IovaIndex.Nil;
+        if (held)
         {
             // The fast path: the latest allocation stays out of the free tree until another operation needs the tree.
             _held = HeldState.Pending;
@@ -352,6 +418,10 @@ public sealed class IovaAllocator
         }
         else if (_held == HeldState.Live)
         {
+            if (_heldNode != IovaIndex.Nil && (!_allocations.IsAt(_heldPosition, _heldNode) || _allocations.StartOf(_heldNode) != _heldStart))
+            {
+                throw new InvalidOperationException($"The held allocation [0x{_heldStart:x}, 0x{_heldLast:x}] is not where its node says.");
+            }
             int node = _allocations.Floor(_heldStart);
             if (node == IovaIndex.Nil || _allocations.StartOf(node) != _heldStart || _allocations.LastOf(node) != _heldLast)
             {
@@ -369,7 +439,7 @@ public sealed class IovaAllocator
         }
     }
 
-    private bool TryAllocateCore(ulong extent, ulong alignMask, ulong dmaMask, out ulong iova)
+    private bool TryAllocateCore(ulong extent, ulong alignMask, ulong dmaMask, in DmaMappingData data, out ulong iova)
     {
         if (_held == HeldState.Pending)
         {
@@ -378,7 +448,7 @@ public sealed class IovaAllocator
             if (_heldLowest && alignMask == _granuleMask && _heldLast - _heldStart == extent && _heldLast <= dmaMask)
             {
                 iova = _heldStart;
-                _allocations.Insert(_heldStart, _heldLast);
+                _heldNode = _allocations.Insert(_heldStart, _heldLast, data, out _heldPosition);
                 Account(extent);
                 _held = HeldState.Live;
                 return true;
@@ -407,7 +477,7 @@ public sealed class IovaAllocator
             }
             block = guaranteed;
         }
-        Take(block, iova, iova + extent);
+        Take(block, iova, iova + extent, data);
         Hold(iova, iova + extent, lowest: alignMask == _granuleMask);
         return true;
     }
@@ -437,14 +507,14 @@ public sealed class IovaAllocator
         return true;
     }
 
-    private bool TryClaimCore(ulong iova, ulong last)
+    private bool TryClaimCore(ulong iova, ulong last, in DmaMappingData data)
     {
         if (_held == HeldState.Pending)
         {
             if (iova == _heldStart && last == _heldLast)
             {
                 // The fast path for map-then-unmap at a fixed IOVA: the held block is claimed back as it is.
-                _allocations.Insert(iova, last);
+                _heldNode = _allocations.Insert(iova, last, data, out _heldPosition);
                 Account(last - iova);
                 _held = HeldState.Live;
                 return true;
@@ -456,7 +526,7 @@ public sealed class IovaAllocator
         {
             return false;
         }
-        Take(block, iova, last);
+        Take(block, iova, last, data);
         // A claim says nothing about the lowest fit, but freeing it may still be held for a claim of the same range.
         Hold(iova, last, lowest: false);
         return true;
@@ -491,7 +561,7 @@ public sealed class IovaAllocator
     }
 
     // Moves [start, last], which lies inside the free block the latest free-tree search returned, to the allocations.
-    private void Take(int block, ulong start, ulong last)
+    private void Take(int block, ulong start, ulong last, in DmaMappingData data)
     {
         ulong blockStart = _free.StartOf(block);
         ulong blockLast = _free.LastOf(block);
@@ -514,7 +584,7 @@ public sealed class IovaAllocator
                 _free.Insert(last + 1, blockLast);
             }
         }
-        _allocations.Insert(start, last);
+        _heldNode = _allocations.Insert(start, last, data, out _heldPosition);
         Account(last - start);
     }
 
