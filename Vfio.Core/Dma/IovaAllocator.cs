@@ -76,10 +76,12 @@ public sealed class IovaAllocator
     private ulong _heldStart;
     private ulong _heldLast;
     private bool _heldLowest;
-    // While the held allocation is live: its node in the allocation index and its block's position (Nil once another
-    // removal may have moved it), so that the map-then-unmap pattern's look-up and removal search nothing.
-    private int _heldNode;
-    private int _heldPosition;
+    // The allocation the index last inserted or found (by its start): its node and its block's position, valid until
+    // the next removal (_knownNode Nil then), so that an unmap's look-up and free, and the map-then-unmap pattern's
+    // free, search the index once or not at all.
+    private ulong _knownStart;
+    private int _knownNode;
+    private int _knownPosition;
 
     private enum HeldState : byte
     {
@@ -253,7 +255,7 @@ public sealed class IovaAllocator
     /// <summary>The mapping whose allocation starts at <paramref name="start"/>, if any.</summary>
     internal bool TryGetMapping(ulong start, out DmaMapping mapping)
     {
-        int node = _held == HeldState.Live && _heldStart == start && _heldNode != IovaIndex.Nil ? _heldNode : _allocations.FindExact(start, out _);
+        int node = KnownNodeOf(start, out _);
         if (node != IovaIndex.Nil)
         {
             mapping = MappingOf(node);
@@ -316,22 +318,16 @@ public sealed class IovaAllocator
     /// <returns>True when an allocation was freed.</returns>
     public bool TryFree(ulong iova, out IovaRange allocation)
     {
-        bool held = _held == HeldState.Live && _heldStart == iova;
-        int node = held ? _heldNode : IovaIndex.Nil;
-        int position = _heldPosition;
+        int node = KnownNodeOf(iova, out int position);
         if (node == IovaIndex.Nil)
         {
-            node = _allocations.FindExact(iova, out position);
-            if (node == IovaIndex.Nil)
-            {
-                allocation = default;
-                return false;
-            }
+            allocation = default;
+            return false;
         }
         ulong last = _allocations.LastOf(node);
         _allocations.RemoveAt(position, node);
-        _heldNode = IovaIndex.Nil;
-        if (held)
+        _knownNode = IovaIndex.Nil;
+        if (_held == HeldState.Live && _heldStart == iova)
         {
             // The fast path: the latest allocation stays out of the free tree until another operation needs the tree.
             _held = HeldState.Pending;
@@ -385,6 +381,10 @@ public sealed class IovaAllocator
     /// <summary>Checks both trees' invariants, the held block's and the byte counts (tests only): O(n); changes nothing.</summary>
     internal void Validate()
     {
+        if (_knownNode != IovaIndex.Nil && (!_allocations.IsAt(_knownPosition, _knownNode) || _allocations.StartOf(_knownNode) != _knownStart))
+        {
+            throw new InvalidOperationException($"The allocation at 0x{_knownStart:x} is not where its remembered node says.");
+        }
         _free.Validate();
         _allocations.Validate();
         UInt128 free = UInt128.Zero;
@@ -418,10 +418,6 @@ public sealed class IovaAllocator
         }
         else if (_held == HeldState.Live)
         {
-            if (_heldNode != IovaIndex.Nil && (!_allocations.IsAt(_heldPosition, _heldNode) || _allocations.StartOf(_heldNode) != _heldStart))
-            {
-                throw new InvalidOperationException($"The held allocation [0x{_heldStart:x}, 0x{_heldLast:x}] is not where its node says.");
-            }
             int node = _allocations.Floor(_heldStart);
             if (node == IovaIndex.Nil || _allocations.StartOf(node) != _heldStart || _allocations.LastOf(node) != _heldLast)
             {
@@ -448,7 +444,7 @@ public sealed class IovaAllocator
             if (_heldLowest && alignMask == _granuleMask && _heldLast - _heldStart == extent && _heldLast <= dmaMask)
             {
                 iova = _heldStart;
-                _heldNode = _allocations.Insert(_heldStart, _heldLast, data, out _heldPosition);
+                Remember(_heldStart, _allocations.Insert(_heldStart, _heldLast, data, out int position), position);
                 Account(extent);
                 _held = HeldState.Live;
                 return true;
@@ -514,7 +510,7 @@ public sealed class IovaAllocator
             if (iova == _heldStart && last == _heldLast)
             {
                 // The fast path for map-then-unmap at a fixed IOVA: the held block is claimed back as it is.
-                _heldNode = _allocations.Insert(iova, last, data, out _heldPosition);
+                Remember(iova, _allocations.Insert(iova, last, data, out int position), position);
                 Account(last - iova);
                 _held = HeldState.Live;
                 return true;
@@ -530,6 +526,30 @@ public sealed class IovaAllocator
         // A claim says nothing about the lowest fit, but freeing it may still be held for a claim of the same range.
         Hold(iova, last, lowest: false);
         return true;
+    }
+
+    private void Remember(ulong start, int node, int position)
+    {
+        _knownStart = start;
+        _knownNode = node;
+        _knownPosition = position;
+    }
+
+    // The node of the allocation that starts at `start` (Nil if none) and its block's position: the remembered one, or
+    // found by a search and then remembered.
+    private int KnownNodeOf(ulong start, out int position)
+    {
+        if (_knownNode != IovaIndex.Nil && _knownStart == start)
+        {
+            position = _knownPosition;
+            return _knownNode;
+        }
+        int node = _allocations.FindExact(start, out position);
+        if (node != IovaIndex.Nil)
+        {
+            Remember(start, node, position);
+        }
+        return node;
     }
 
     // Records [start, last], just allocated or claimed, as the held allocation.
@@ -584,7 +604,7 @@ public sealed class IovaAllocator
                 _free.Insert(last + 1, blockLast);
             }
         }
-        _heldNode = _allocations.Insert(start, last, data, out _heldPosition);
+        Remember(start, _allocations.Insert(start, last, data, out int position), position);
         Account(last - start);
     }
 

@@ -73,6 +73,9 @@ public class DmaSpaceOverheadBenchmarks : IDisposable
         return sum;
     }
 
+    /// <summary>The space (for the profile loops).</summary>
+    internal DmaSpace Space => _space;
+
     [GlobalCleanup]
     public void Dispose()
     {
