@@ -12,7 +12,7 @@ public sealed partial class DmaSpace
     {
         lock (_lock)
         {
-            if (_disposed || !_mappings.TryGetValue(mapping.Iova, out DmaMapping current) || current != mapping)
+            if (_disposed || !_iovas.TryGetMapping(mapping.Iova, out DmaMapping current) || current != mapping)
             {
                 return false;
             }

@@ -50,12 +50,13 @@ public sealed partial class DmaSpace : IDisposable
 
     private readonly Lock _lock = new();
     private readonly List<DmaContainer> _containers = [];
-    private readonly Dictionary<ulong, DmaMapping> _mappings = [];
     private readonly ILogger _logger;
     private readonly VfioMetrics? _metrics;
     private KeyValuePair<string, object?>[] _metricTags;
     private DmaContainer[] _containerSnapshot = [];
     private IovaRange[] _ranges = s_everything;
+    // The IOVA allocator is also the book of mappings: each allocation keeps its mapping's host address, access and
+    // kind (one index instead of an index and a dictionary; see docs/architecture.md).
     private IovaAllocator _iovas;
     private ulong _pageSize;
     private ulong _mappedBytes;
@@ -125,7 +126,7 @@ public sealed partial class DmaSpace : IDisposable
         {
             lock (_lock)
             {
-                return _mappings.Count;
+                return _iovas.Count;
             }
         }
     }
@@ -199,7 +200,6 @@ public sealed partial class DmaSpace : IDisposable
         {
             _capacity = Math.Max(_capacity, mappings);
             _iovas.EnsureCapacity(mappings);
-            _mappings.EnsureCapacity(mappings);
         }
     }
 
@@ -221,11 +221,11 @@ public sealed partial class DmaSpace : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             CheckAligned(0, hostAddress, size);
-            if (!_iovas.TryAllocate(size, 0, dmaMask, out ulong iova))
+            if (!_iovas.TryAllocate(size, dmaMask, new DmaMappingData(hostAddress, access, DmaSectionKind.Ram), out ulong iova))
             {
                 throw new VfioDmaException(DmaMappingFailure.NoFreeIova, MapOperation, Name,
                     string.Create(CultureInfo.InvariantCulture,
-                        $"no free IOVA block of 0x{size:x} bytes lies at or below the DMA mask 0x{dmaMask:x} ({_mappings.Count} mappings, ranges {FormatRanges(_ranges)})"),
+                        $"no free IOVA block of 0x{size:x} bytes lies at or below the DMA mask 0x{dmaMask:x} ({_iovas.Count} mappings, ranges {FormatRanges(_ranges)})"),
                     "Unmap what is no longer needed, map less at once, or raise the DMA mask if the device can address more.");
             }
             var mapping = new DmaMapping(iova, size, hostAddress, access, DmaSectionKind.Ram);
@@ -254,7 +254,7 @@ public sealed partial class DmaSpace : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             CheckAligned(iova, hostAddress, size);
-            ClaimFixed(iova, size);
+            ClaimFixed(iova, size, new DmaMappingData(hostAddress, access, kind));
             var mapping = new DmaMapping(iova, size, hostAddress, access, kind);
             Commit(mapping, start);
             return mapping;
@@ -305,7 +305,7 @@ public sealed partial class DmaSpace : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             // A section is removed whole: a part of a mapping (or a range larger than it) is not what was added, and
             // unmapping the whole mapping for it would take away DMA the caller still means to have.
-            if (_mappings.TryGetValue(first, out DmaMapping mapping) && mapping.Size != end - first)
+            if (_iovas.TryGetMapping(first, out DmaMapping mapping) && mapping.Size != end - first)
             {
                 throw new VfioDmaException(DmaMappingFailure.NotMapped, UnmapOperation, Name,
                     string.Create(CultureInfo.InvariantCulture, $"the section at IOVA 0x{first:x} maps 0x{mapping.Size:x} bytes, not the 0x{end - first:x} bytes asked to be removed"),
@@ -327,22 +327,14 @@ public sealed partial class DmaSpace : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            // One hash look-up: taken out of the book first, put back if a container refuses (so the call can be repeated).
-            if (!_mappings.Remove(iova, out DmaMapping mapping))
+            // The mapping stays in the book until every container unmapped it (so a refused call can be repeated).
+            if (!_iovas.TryGetMapping(iova, out DmaMapping mapping))
             {
                 throw new VfioDmaException(DmaMappingFailure.NotMapped, UnmapOperation, Name,
                     string.Create(CultureInfo.InvariantCulture, $"no mapping starts at IOVA 0x{iova:x}"),
                     "Unmap with the IOVA a map call returned, once per mapping; a range is unmapped whole.");
             }
-            try
-            {
-                UnmapFromAllContainers(mapping);
-            }
-            catch
-            {
-                _mappings.Add(iova, mapping);
-                throw;
-            }
+            UnmapFromAllContainers(mapping);
             _iovas.Free(iova);
             _mappedBytes -= mapping.Size;
             _metrics?.RecordUnmap(mapping.Size, start, _metricTags);
@@ -371,12 +363,7 @@ public sealed partial class DmaSpace : IDisposable
     {
         lock (_lock)
         {
-            if (_iovas.TryFind(iova, out IovaRange range) && _mappings.TryGetValue(range.Start, out mapping))
-            {
-                return true;
-            }
-            mapping = default;
-            return false;
+            return _iovas.TryFindMapping(iova, out mapping);
         }
     }
 
@@ -386,9 +373,7 @@ public sealed partial class DmaSpace : IDisposable
     {
         lock (_lock)
         {
-            var list = new List<DmaMapping>(_mappings.Values);
-            list.Sort(static (a, b) => a.Iova.CompareTo(b.Iova));
-            return list;
+            return _iovas.Mappings();
         }
     }
 
@@ -423,8 +408,7 @@ public sealed partial class DmaSpace : IDisposable
                     $"the container's IOVA ranges {FormatRanges(container.OpenableIovaRanges)} share nothing with those of DMA space '{Name}' ({FormatRanges(_ranges)})",
                     "Attach the device to a DMA space of its own.");
             }
-            var sorted = new List<DmaMapping>(_mappings.Values);
-            sorted.Sort(static (a, b) => a.Iova.CompareTo(b.Iova));
+            List<DmaMapping> sorted = _iovas.Mappings();
             foreach (DmaMapping mapping in sorted)
             {
                 if (mapping.Iova % pageSize != 0 || mapping.Size % pageSize != 0 || (ulong)mapping.HostAddress % pageSize != 0)
@@ -489,7 +473,7 @@ public sealed partial class DmaSpace : IDisposable
             }
             Volatile.Write(ref _containerSnapshot, [.. _containers]);
             _metricTags = MetricTags();
-            foreach (DmaMapping mapping in _mappings.Values)
+            foreach (DmaMapping mapping in _iovas.Mappings())
             {
                 if (container.ForgetSkipped(mapping.Iova))
                 {
@@ -585,7 +569,7 @@ public sealed partial class DmaSpace : IDisposable
         lock (_lock)
         {
             _disposed = true;
-            _mappings.Clear();
+            _iovas = new IovaAllocator(_ranges.Length == 0 ? s_everything : _ranges, granule: _pageSize);
             _mappedBytes = 0;
         }
     }
@@ -635,7 +619,7 @@ public sealed partial class DmaSpace : IDisposable
         }
     }
 
-    private void ClaimFixed(ulong iova, ulong size)
+    private void ClaimFixed(ulong iova, ulong size, in DmaMappingData data)
     {
         var range = IovaRange.FromStartSize(iova, size);
         if (!Inside(_ranges, range))
@@ -644,10 +628,10 @@ public sealed partial class DmaSpace : IDisposable
                 $"{range} lies outside the IOVA ranges {FormatRanges(_ranges)} that every device of the space can reach",
                 "Map inside the reported ranges (DmaSpace.IovaRanges), or let the space choose the IOVA with Map.");
         }
-        if (!_iovas.TryClaim(iova, size))
+        if (!_iovas.TryClaim(iova, size, data))
         {
             string other = "another mapping";
-            foreach (DmaMapping existing in _mappings.Values)
+            foreach (DmaMapping existing in _iovas.Mappings())
             {
                 if (existing.Range.Overlaps(range))
                 {
@@ -678,7 +662,6 @@ public sealed partial class DmaSpace : IDisposable
             activity?.Dispose();
             throw;
         }
-        _mappings.Add(mapping.Iova, mapping);
         _mappedBytes += mapping.Size;
         _metrics?.RecordMap(mapping.Size, start, _metricTags);
         activity?.Dispose();
@@ -703,19 +686,21 @@ public sealed partial class DmaSpace : IDisposable
 
     private void MapInAllContainers(in DmaMapping mapping)
     {
+        // The snapshot array equals _containers under the lock (both change together) and is cheaper to walk.
+        DmaContainer[] containers = _containerSnapshot;
         int done = 0;
         try
         {
-            for (; done < _containers.Count; done++)
+            for (; done < containers.Length; done++)
             {
-                MapIn(_containers[done], mapping);
+                MapIn(containers[done], mapping);
             }
         }
         catch
         {
             for (int i = done - 1; i >= 0; i--)
             {
-                TryUnmapFrom(_containers[i], mapping);
+                TryUnmapFrom(containers[i], mapping);
             }
             throw;
         }
@@ -791,10 +776,13 @@ public sealed partial class DmaSpace : IDisposable
     private void UnmapFromAllContainers(in DmaMapping mapping)
     {
         VfioException? failure = null;
-        for (int i = 0; i < _containers.Count; i++)
+        DmaContainer[] containers = _containerSnapshot;
+        // Only device memory is ever skipped by a container (MapIn): RAM needs no look-up in the skipped sets.
+        bool deviceMemory = mapping.Kind == DmaSectionKind.DeviceMemory;
+        for (int i = 0; i < containers.Length; i++)
         {
-            DmaContainer container = _containers[i];
-            if (container.IsSkipped(mapping.Iova))
+            DmaContainer container = containers[i];
+            if (deviceMemory && container.IsSkipped(mapping.Iova))
             {
                 continue;
             }
@@ -817,9 +805,9 @@ public sealed partial class DmaSpace : IDisposable
             throw new VfioDmaException(DmaMappingFailure.Kernel, failure.Operation, failure.ObjectName ?? Name,
                 $"unmapping {mapping.Range} of DMA space '{Name}' failed", failure.Hint, failure.Errno, failure);
         }
-        for (int i = 0; i < _containers.Count; i++)
+        for (int i = 0; deviceMemory && i < containers.Length; i++)
         {
-            _containers[i].ForgetSkipped(mapping.Iova);
+            containers[i].ForgetSkipped(mapping.Iova);
         }
     }
 
@@ -843,10 +831,13 @@ public sealed partial class DmaSpace : IDisposable
     private void RebuildAllocator()
     {
         var iovas = new IovaAllocator(_ranges.Length == 0 ? s_everything : _ranges, granule: _pageSize);
-        iovas.EnsureCapacity(Math.Max(_capacity, _mappings.Count));
-        foreach (DmaMapping mapping in _mappings.Values)
+        iovas.EnsureCapacity(Math.Max(_capacity, _iovas.Count));
+        foreach (DmaMapping mapping in _iovas.Mappings())
         {
-            iovas.Claim(mapping.Iova, mapping.Size);
+            if (!iovas.TryClaim(mapping.Iova, mapping.Size, new DmaMappingData(mapping.HostAddress, mapping.Access, mapping.Kind)))
+            {
+                iovas.Claim(mapping.Iova, mapping.Size);   // throws, naming the conflict
+            }
         }
         _iovas = iovas;
     }

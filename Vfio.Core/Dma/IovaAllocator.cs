@@ -69,6 +69,26 @@ public sealed class IovaAllocator
     private UInt128 _allocatedBytes;
     private UInt128 _freeBytes;
     private int _version;
+    // The map-then-unmap fast path: the latest allocation or claim ("held"), while it is live (Live) or after it was
+    // freed and kept out of the free tree (Pending). _heldLowest: its start is the lowest fit for its size (an
+    // allocation without extra alignment) and no free space was added to the tree since, so it still is.
+    private HeldState _held;
+    private ulong _heldStart;
+    private ulong _heldLast;
+    private bool _heldLowest;
+    // The allocation the index last inserted or found (by its start): its node and its block's position, valid until
+    // the next removal (_knownNode Nil then), so that an unmap's look-up and free, and the map-then-unmap pattern's
+    // free, search the index once or not at all.
+    private ulong _knownStart;
+    private int _knownNode;
+    private int _knownPosition;
+
+    private enum HeldState : byte
+    {
+        None,
+        Live,
+        Pending,
+    }
 
     /// <summary>Creates an allocator over <paramref name="usableRanges"/> minus <paramref name="reservedRanges"/>.</summary>
     /// <param name="usableRanges">The IOVA ranges the IOMMU translates, in any order; overlapping or adjacent ranges are merged.</param>
@@ -130,7 +150,14 @@ public sealed class IovaAllocator
     public UInt128 FreeBytes => _freeBytes;
 
     /// <summary>The size of the largest free block (0 when nothing is free), regardless of alignment or DMA mask.</summary>
-    public UInt128 LargestFreeBlock => _free.IsEmpty ? UInt128.Zero : (UInt128)_free.MaxExtent + 1;
+    public UInt128 LargestFreeBlock
+    {
+        get
+        {
+            Settle();
+            return _free.IsEmpty ? UInt128.Zero : (UInt128)_free.MaxExtent + 1;
+        }
+    }
 
     /// <summary>Node visits of both trees since creation: the operation count the complexity tests bound.</summary>
     internal long OperationCount => _free.Visits + _allocations.Visits;
@@ -165,7 +192,7 @@ public sealed class IovaAllocator
     {
         ulong extent = ExtentOf(size);
         ulong alignMask = AlignmentMaskOf(alignment);
-        if (!TryAllocateCore(extent, alignMask, dmaMask, out ulong iova))
+        if (!TryAllocateCore(extent, alignMask, dmaMask, default, out ulong iova))
         {
             throw AllocationFailure(size, extent, alignMask, dmaMask);
         }
@@ -188,7 +215,7 @@ public sealed class IovaAllocator
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0.</exception>
     /// <exception cref="ArgumentException"><paramref name="alignment"/> is not 0 or a power of two.</exception>
     public bool TryAllocate(ulong size, ulong alignment, ulong dmaMask, out ulong iova)
-        => TryAllocateCore(ExtentOf(size), AlignmentMaskOf(alignment), dmaMask, out iova);
+        => TryAllocateCore(ExtentOf(size), AlignmentMaskOf(alignment), dmaMask, default, out iova);
 
     /// <summary>
     /// Takes the caller-chosen range of <paramref name="size"/> bytes at <paramref name="iova"/>, e.g. guest RAM
@@ -203,7 +230,7 @@ public sealed class IovaAllocator
     public void Claim(ulong iova, ulong size)
     {
         ulong last = LastOfFixedRange(iova, size);
-        if (!TryClaimCore(iova, last))
+        if (!TryClaimCore(iova, last, default))
         {
             throw ClaimFailure(iova, last);
         }
@@ -215,7 +242,59 @@ public sealed class IovaAllocator
     /// <returns>True when the range was claimed.</returns>
     /// <exception cref="ArgumentException"><paramref name="iova"/> or <paramref name="size"/> is not a multiple of the granule.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> is 0 or the range runs past 2^64 - 1.</exception>
-    public bool TryClaim(ulong iova, ulong size) => TryClaimCore(iova, LastOfFixedRange(iova, size));
+    public bool TryClaim(ulong iova, ulong size) => TryClaimCore(iova, LastOfFixedRange(iova, size), default);
+
+    /// <summary>As <see cref="TryAllocate(ulong, ulong, ulong, out ulong)"/> without extra alignment, keeping
+    /// <paramref name="data"/> with the allocation (for <see cref="DmaSpace"/>, whose book this is).</summary>
+    internal bool TryAllocate(ulong size, ulong dmaMask, in DmaMappingData data, out ulong iova)
+        => TryAllocateCore(ExtentOf(size), _granuleMask, dmaMask, data, out iova);
+
+    /// <summary>As <see cref="TryClaim(ulong, ulong)"/>, keeping <paramref name="data"/> with the allocation.</summary>
+    internal bool TryClaim(ulong iova, ulong size, in DmaMappingData data) => TryClaimCore(iova, LastOfFixedRange(iova, size), data);
+
+    /// <summary>The mapping whose allocation starts at <paramref name="start"/>, if any.</summary>
+    internal bool TryGetMapping(ulong start, out DmaMapping mapping)
+    {
+        int node = KnownNodeOf(start, out _);
+        if (node != IovaIndex.Nil)
+        {
+            mapping = MappingOf(node);
+            return true;
+        }
+        mapping = default;
+        return false;
+    }
+
+    /// <summary>The mapping whose allocation contains <paramref name="iova"/>, if any.</summary>
+    internal bool TryFindMapping(ulong iova, out DmaMapping mapping)
+    {
+        int node = _allocations.Floor(iova);
+        if (node != IovaIndex.Nil && _allocations.LastOf(node) >= iova)
+        {
+            mapping = MappingOf(node);
+            return true;
+        }
+        mapping = default;
+        return false;
+    }
+
+    /// <summary>The mappings of every allocation, in address order (allocates the list).</summary>
+    internal List<DmaMapping> Mappings()
+    {
+        var list = new List<DmaMapping>(Count);
+        for (int node = _allocations.Ceiling(0); node != IovaIndex.Nil; node = _allocations.LastOf(node) == ulong.MaxValue ? IovaIndex.Nil : _allocations.Ceiling(_allocations.LastOf(node) + 1))
+        {
+            list.Add(MappingOf(node));
+        }
+        return list;
+    }
+
+    private DmaMapping MappingOf(int node)
+    {
+        ref readonly DmaMappingData data = ref _allocations.DataOf(node);
+        ulong start = _allocations.StartOf(node);
+        return new DmaMapping(start, _allocations.LastOf(node) - start + 1, data.HostAddress, data.Access, data.Kind);
+    }
 
     /// <summary>Frees the allocation that starts at <paramref name="iova"/>, merging it with free neighbours.</summary>
     /// <param name="iova">The start of an allocation, as <see cref="Allocate"/> returned or <see cref="Claim"/> took it.</param>
@@ -239,12 +318,29 @@ public sealed class IovaAllocator
     /// <returns>True when an allocation was freed.</returns>
     public bool TryFree(ulong iova, out IovaRange allocation)
     {
-        if (!_allocations.Remove(iova, out ulong last))
+        int node = KnownNodeOf(iova, out int position);
+        if (node == IovaIndex.Nil)
         {
             allocation = default;
             return false;
         }
-        Release(iova, last);
+        ulong last = _allocations.LastOf(node);
+        _allocations.RemoveAt(position, node);
+        _knownNode = IovaIndex.Nil;
+        if (_held == HeldState.Live && _heldStart == iova)
+        {
+            // The fast path: the latest allocation stays out of the free tree until another operation needs the tree.
+            _held = HeldState.Pending;
+        }
+        else
+        {
+            Settle();
+            Release(iova, last);
+        }
+        UInt128 size = (UInt128)(last - iova) + 1;
+        _allocatedBytes -= size;
+        _freeBytes += size;
+        _version++;
         allocation = new IovaRange(iova, last);
         return true;
     }
@@ -273,17 +369,60 @@ public sealed class IovaAllocator
     /// <summary>The free blocks in address order, each as large as coalescing made it (O(log n) per step).</summary>
     /// <returns>The free blocks.</returns>
     /// <exception cref="InvalidOperationException">The allocator changed during the enumeration.</exception>
-    public IEnumerable<IovaRange> EnumerateFreeBlocks() => Enumerate(_free);
+    public IEnumerable<IovaRange> EnumerateFreeBlocks()
+    {
+        Settle();
+        return Enumerate(_free);
+    }
 
-    /// <summary>Checks both trees' invariants and the byte counts (tests only): O(n).</summary>
+    /// <summary>True while a freed block is held out of the free tree by the map-then-unmap fast path (tests only).</summary>
+    internal bool HoldsPendingBlock => _held == HeldState.Pending;
+
+    /// <summary>Checks both trees' invariants, the held block's and the byte counts (tests only): O(n); changes nothing.</summary>
     internal void Validate()
     {
+        if (_knownNode != IovaIndex.Nil && (!_allocations.IsAt(_knownPosition, _knownNode) || _allocations.StartOf(_knownNode) != _knownStart))
+        {
+            throw new InvalidOperationException($"The allocation at 0x{_knownStart:x} is not where its remembered node says.");
+        }
         _free.Validate();
         _allocations.Validate();
         UInt128 free = UInt128.Zero;
-        foreach (IovaRange block in EnumerateFreeBlocks())
+        foreach (IovaRange block in Enumerate(_free))
         {
             free += block.Size;
+            if (_held == HeldState.Pending && block.Start <= _heldLast && block.Last >= _heldStart)
+            {
+                throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] overlaps the free block {block}.");
+            }
+        }
+        if (_held == HeldState.Pending)
+        {
+            free += (UInt128)(_heldLast - _heldStart) + 1;
+            int node = _allocations.Floor(_heldLast);
+            if (node != IovaIndex.Nil && _allocations.LastOf(node) >= _heldStart)
+            {
+                throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] overlaps an allocation.");
+            }
+            if (_heldLowest)
+            {
+                // Still the lowest fit of its size: no free block below it is as long, and none ends right below it
+                // (coalescing would start a fit lower).
+                int fit = _free.FirstFit(_heldLast - _heldStart);
+                int below = _heldStart == 0 ? IovaTree.Nil : _free.Floor(_heldStart - 1);
+                if ((fit != IovaTree.Nil && _free.StartOf(fit) < _heldStart) || (below != IovaTree.Nil && _free.LastOf(below) == _heldStart - 1))
+                {
+                    throw new InvalidOperationException($"The held free block [0x{_heldStart:x}, 0x{_heldLast:x}] is marked the lowest fit of its size but is not.");
+                }
+            }
+        }
+        else if (_held == HeldState.Live)
+        {
+            int node = _allocations.Floor(_heldStart);
+            if (node == IovaIndex.Nil || _allocations.StartOf(node) != _heldStart || _allocations.LastOf(node) != _heldLast)
+            {
+                throw new InvalidOperationException($"The held allocation [0x{_heldStart:x}, 0x{_heldLast:x}] is not live.");
+            }
         }
         UInt128 allocated = UInt128.Zero;
         foreach (IovaRange allocation in EnumerateAllocations())
@@ -296,8 +435,22 @@ public sealed class IovaAllocator
         }
     }
 
-    private bool TryAllocateCore(ulong extent, ulong alignMask, ulong dmaMask, out ulong iova)
+    private bool TryAllocateCore(ulong extent, ulong alignMask, ulong dmaMask, in DmaMappingData data, out ulong iova)
     {
+        if (_held == HeldState.Pending)
+        {
+            // The fast path: the block freed last is handed back when it is still the lowest fit of this size (it is
+            // as long, the lowest fit, and below the mask), without touching the free tree.
+            if (_heldLowest && alignMask == _granuleMask && _heldLast - _heldStart == extent && _heldLast <= dmaMask)
+            {
+                iova = _heldStart;
+                Remember(_heldStart, _allocations.Insert(_heldStart, _heldLast, data, out int position), position);
+                Account(extent);
+                _held = HeldState.Live;
+                return true;
+            }
+            Settle();
+        }
         // The lowest block long enough for the size alone: exactly the lowest fit when only the granule is asked.
         int block = _free.FirstFit(extent);
         if (block == IovaTree.Nil)
@@ -320,7 +473,8 @@ public sealed class IovaAllocator
             }
             block = guaranteed;
         }
-        Take(block, iova, iova + extent);
+        Take(block, iova, iova + extent, data);
+        Hold(iova, iova + extent, lowest: alignMask == _granuleMask);
         return true;
     }
 
@@ -349,19 +503,85 @@ public sealed class IovaAllocator
         return true;
     }
 
-    private bool TryClaimCore(ulong iova, ulong last)
+    private bool TryClaimCore(ulong iova, ulong last, in DmaMappingData data)
     {
+        if (_held == HeldState.Pending)
+        {
+            if (iova == _heldStart && last == _heldLast)
+            {
+                // The fast path for map-then-unmap at a fixed IOVA: the held block is claimed back as it is.
+                Remember(iova, _allocations.Insert(iova, last, data, out int position), position);
+                Account(last - iova);
+                _held = HeldState.Live;
+                return true;
+            }
+            Settle();
+        }
         int block = _free.Floor(iova);
         if (block == IovaTree.Nil || _free.LastOf(block) < last)
         {
             return false;
         }
-        Take(block, iova, last);
+        Take(block, iova, last, data);
+        // A claim says nothing about the lowest fit, but freeing it may still be held for a claim of the same range.
+        Hold(iova, last, lowest: false);
         return true;
     }
 
+    private void Remember(ulong start, int node, int position)
+    {
+        _knownStart = start;
+        _knownNode = node;
+        _knownPosition = position;
+    }
+
+    // The node of the allocation that starts at `start` (Nil if none) and its block's position: the remembered one, or
+    // found by a search and then remembered.
+    private int KnownNodeOf(ulong start, out int position)
+    {
+        if (_knownNode != IovaIndex.Nil && _knownStart == start)
+        {
+            position = _knownPosition;
+            return _knownNode;
+        }
+        int node = _allocations.FindExact(start, out position);
+        if (node != IovaIndex.Nil)
+        {
+            Remember(start, node, position);
+        }
+        return node;
+    }
+
+    // Records [start, last], just allocated or claimed, as the held allocation.
+    private void Hold(ulong start, ulong last, bool lowest)
+    {
+        _held = HeldState.Live;
+        _heldStart = start;
+        _heldLast = last;
+        _heldLowest = lowest;
+    }
+
+    // Returns the held free block, if any, to the free tree (with coalescing): what every operation that reads or
+    // changes the free tree does first. The byte counts already count it as free.
+    private void Settle()
+    {
+        if (_held == HeldState.Pending)
+        {
+            Release(_heldStart, _heldLast);
+            _held = HeldState.None;
+        }
+    }
+
+    private void Account(ulong extent)
+    {
+        UInt128 size = (UInt128)extent + 1;
+        _allocatedBytes += size;
+        _freeBytes -= size;
+        _version++;
+    }
+
     // Moves [start, last], which lies inside the free block the latest free-tree search returned, to the allocations.
-    private void Take(int block, ulong start, ulong last)
+    private void Take(int block, ulong start, ulong last, in DmaMappingData data)
     {
         ulong blockStart = _free.StartOf(block);
         ulong blockLast = _free.LastOf(block);
@@ -384,16 +604,16 @@ public sealed class IovaAllocator
                 _free.Insert(last + 1, blockLast);
             }
         }
-        _allocations.Insert(start, last);
-        UInt128 size = (UInt128)(last - start) + 1;
-        _allocatedBytes += size;
-        _freeBytes -= size;
-        _version++;
+        Remember(start, _allocations.Insert(start, last, data, out int position), position);
+        Account(last - start);
     }
 
-    // Returns [start, last], just removed from the allocations, to the free tree, merging with adjacent free blocks.
+    // Returns [start, last], no longer allocated, to the free tree, merging with adjacent free blocks (the caller
+    // counts the bytes). Free space added to the tree may lie below the held allocation, which is then no longer
+    // known to be the lowest fit.
     private void Release(ulong start, ulong last)
     {
+        _heldLowest = false;
         _free.Neighbours(start, out int below, out int above);
         // A free block below ends before start, so its last + 1 cannot overflow; one above starts after last, so
         // last + 1 cannot either.
@@ -417,10 +637,6 @@ public sealed class IovaAllocator
         {
             _free.Insert(start, last);
         }
-        UInt128 size = (UInt128)(last - start) + 1;
-        _allocatedBytes -= size;
-        _freeBytes += size;
-        _version++;
     }
 
     private IEnumerable<IovaRange> Enumerate(IOrderedRanges tree)

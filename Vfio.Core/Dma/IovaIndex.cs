@@ -17,6 +17,10 @@ internal interface IOrderedRanges
     ulong LastOf(int node);
 }
 
+/// <summary>What a DMA space keeps with each allocation of its IOVA allocator besides the range: the mapping's host
+/// address, access and kind (so that the space needs no book of its own).</summary>
+internal readonly record struct DmaMappingData(nint HostAddress, DmaAccess Access, DmaSectionKind Kind);
+
 /// <summary>
 /// The allocator's index of live allocations: disjoint inclusive ranges in a sorted array of blocks (a two-level
 /// B+-tree). Each block holds up to <see cref="BlockSize"/> ranges sorted by start, in two parallel arrays (starts,
@@ -45,6 +49,8 @@ internal sealed class IovaIndex : IOrderedRanges
 
     private ulong[] _starts;
     private ulong[] _lasts;
+    // Each range's mapping data, moved along with its start and last.
+    private DmaMappingData[] _data;
     private int[] _blockCounts;
     // Blocks in address order: their ids and their first starts.
     private int[] _order;
@@ -61,6 +67,7 @@ internal sealed class IovaIndex : IOrderedRanges
         int blocks = BlocksFor(capacity);
         _starts = new ulong[blocks << BlockShift];
         _lasts = new ulong[blocks << BlockShift];
+        _data = new DmaMappingData[blocks << BlockShift];
         _blockCounts = new int[blocks];
         _order = new int[blocks];
         _firsts = new ulong[blocks];
@@ -80,6 +87,8 @@ internal sealed class IovaIndex : IOrderedRanges
     public ulong StartOf(int node) => _starts[node - 1];
 
     public ulong LastOf(int node) => _lasts[node - 1];
+
+    public ref readonly DmaMappingData DataOf(int node) => ref _data[node - 1];
 
     /// <summary>Grows the storage so that <paramref name="count"/> ranges fit without another allocation.</summary>
     public void EnsureCapacity(int count)
@@ -149,8 +158,10 @@ internal sealed class IovaIndex : IOrderedRanges
         return Nil;
     }
 
-    /// <summary>Adds [<paramref name="start"/>, <paramref name="last"/>]; the caller keeps the ranges disjoint.</summary>
-    public void Insert(ulong start, ulong last)
+    /// <summary>Adds [<paramref name="start"/>, <paramref name="last"/>] with its <paramref name="data"/>; the caller
+    /// keeps the ranges disjoint. Returns its node handle and the position of its block (valid until the next insert
+    /// or remove), which <see cref="RemoveAt"/> takes without searching.</summary>
+    public int Insert(ulong start, ulong last, in DmaMappingData data, out int position)
     {
         _visits++;
         if (_blocks == 0)
@@ -160,10 +171,23 @@ internal sealed class IovaIndex : IOrderedRanges
             _firsts[0] = start;
             _blocks = 1;
         }
-        int position = Math.Max(UpperBound(_firsts, 0, _blocks, start) - 1, 0);
+        position = _blocks - 1;
         int block = _order[position];
         int baseSlot = block << BlockShift;
-        int slot = LowerBound(_starts, baseSlot, baseSlot + _blockCounts[block], start) - baseSlot;
+        int slot;
+        int tail = _blockCounts[block];
+        if (tail == 0 || (tail < BlockSize && _starts[baseSlot + tail - 1] < start))
+        {
+            // Above every range (ascending maps, a map after the unmap of the highest one): the end of the last block.
+            slot = tail;
+        }
+        else
+        {
+            position = Math.Max(UpperBound(_firsts, 0, _blocks, start) - 1, 0);
+            block = _order[position];
+            baseSlot = block << BlockShift;
+            slot = LowerBound(_starts, baseSlot, baseSlot + _blockCounts[block], start) - baseSlot;
+        }
         if (_blockCounts[block] == BlockSize)
         {
             // Split: the upper half moves to a new block right after this one.
@@ -171,6 +195,7 @@ internal sealed class IovaIndex : IOrderedRanges
             const int Half = BlockSize / 2;
             Array.Copy(_starts, baseSlot + Half, _starts, upper << BlockShift, Half);
             Array.Copy(_lasts, baseSlot + Half, _lasts, upper << BlockShift, Half);
+            Array.Copy(_data, baseSlot + Half, _data, upper << BlockShift, Half);
             _blockCounts[block] = Half;
             _blockCounts[upper] = Half;
             InsertBlock(position + 1, upper);
@@ -187,48 +212,60 @@ internal sealed class IovaIndex : IOrderedRanges
         {
             Array.Copy(_starts, baseSlot + slot, _starts, baseSlot + slot + 1, count - slot);
             Array.Copy(_lasts, baseSlot + slot, _lasts, baseSlot + slot + 1, count - slot);
+            Array.Copy(_data, baseSlot + slot, _data, baseSlot + slot + 1, count - slot);
         }
         _starts[baseSlot + slot] = start;
         _lasts[baseSlot + slot] = last;
+        _data[baseSlot + slot] = data;
         _blockCounts[block] = count + 1;
         if (slot == 0)
         {
             _firsts[position] = start;
         }
         _count++;
+        return baseSlot + slot + 1;
     }
 
-    /// <summary>Removes the range that starts at <paramref name="start"/>, if any, and returns its last address.</summary>
-    public bool Remove(ulong start, out ulong last)
+    /// <summary>The node of the range that starts exactly at <paramref name="start"/> and its block's position, or
+    /// <see cref="Nil"/>.</summary>
+    public int FindExact(ulong start, out int position)
     {
         _visits++;
-        int position = UpperBound(_firsts, 0, _blocks, start) - 1;
+        position = UpperBound(_firsts, 0, _blocks, start) - 1;
         if (position < 0)
         {
-            last = 0;
-            return false;
+            return Nil;
         }
+        int baseSlot = _order[position] << BlockShift;
+        int end = baseSlot + _blockCounts[_order[position]];
+        int slot = LowerBound(_starts, baseSlot, end, start);
+        return slot < end && _starts[slot] == start ? slot + 1 : Nil;
+    }
+
+    /// <summary>True when <paramref name="node"/> lies in the block at <paramref name="position"/> (tests only).</summary>
+    internal bool IsAt(int position, int node) => position >= 0 && position < _blocks && _order[position] == (node - 1) >> BlockShift && node - 1 - ((node - 1) >> BlockShift << BlockShift) < _blockCounts[_order[position]];
+
+    /// <summary>Removes <paramref name="node"/>, whose block is at <paramref name="position"/> (as
+    /// <see cref="FindExact"/> or <see cref="Insert"/> returned them, with no insert or remove since).</summary>
+    public void RemoveAt(int position, int node)
+    {
+        _visits++;
         int block = _order[position];
         int baseSlot = block << BlockShift;
         int count = _blockCounts[block];
-        int slot = LowerBound(_starts, baseSlot, baseSlot + count, start) - baseSlot;
-        if (slot == count || _starts[baseSlot + slot] != start)
-        {
-            last = 0;
-            return false;
-        }
-        last = _lasts[baseSlot + slot];
+        int slot = node - 1 - baseSlot;
         if (slot < count - 1)   // removing the last entry (the map-then-unmap pattern's usual case) moves nothing
         {
             Array.Copy(_starts, baseSlot + slot + 1, _starts, baseSlot + slot, count - slot - 1);
             Array.Copy(_lasts, baseSlot + slot + 1, _lasts, baseSlot + slot, count - slot - 1);
+            Array.Copy(_data, baseSlot + slot + 1, _data, baseSlot + slot, count - slot - 1);
         }
         _blockCounts[block] = --count;
         _count--;
         if (count == 0)
         {
             RemoveBlock(position);
-            return true;
+            return;
         }
         if (slot == 0)
         {
@@ -243,7 +280,6 @@ internal sealed class IovaIndex : IOrderedRanges
         {
             Merge(position - 1);
         }
-        return true;
     }
 
     /// <summary>Checks the ordering, disjointness, block counts and first starts (tests only): O(n).</summary>
@@ -345,8 +381,11 @@ internal sealed class IovaIndex : IOrderedRanges
     private void InsertBlock(int position, int block)
     {
         _visits++;
-        Array.Copy(_order, position, _order, position + 1, _blocks - position);
-        Array.Copy(_firsts, position, _firsts, position + 1, _blocks - position);
+        if (position < _blocks)
+        {
+            Array.Copy(_order, position, _order, position + 1, _blocks - position);
+            Array.Copy(_firsts, position, _firsts, position + 1, _blocks - position);
+        }
         _order[position] = block;
         _firsts[position] = _starts[block << BlockShift];
         _blocks++;
@@ -356,8 +395,11 @@ internal sealed class IovaIndex : IOrderedRanges
     {
         _visits++;
         _spare[_spareCount++] = _order[position];
-        Array.Copy(_order, position + 1, _order, position, _blocks - position - 1);
-        Array.Copy(_firsts, position + 1, _firsts, position, _blocks - position - 1);
+        if (position < _blocks - 1)
+        {
+            Array.Copy(_order, position + 1, _order, position, _blocks - position - 1);
+            Array.Copy(_firsts, position + 1, _firsts, position, _blocks - position - 1);
+        }
         _blocks--;
     }
 
@@ -368,6 +410,7 @@ internal sealed class IovaIndex : IOrderedRanges
         int count = _blockCounts[into], moved = _blockCounts[from];
         Array.Copy(_starts, from << BlockShift, _starts, (into << BlockShift) + count, moved);
         Array.Copy(_lasts, from << BlockShift, _lasts, (into << BlockShift) + count, moved);
+        Array.Copy(_data, from << BlockShift, _data, (into << BlockShift) + count, moved);
         _blockCounts[into] = count + moved;
         _blockCounts[from] = 0;
         RemoveBlock(position + 1);
@@ -378,6 +421,7 @@ internal sealed class IovaIndex : IOrderedRanges
         int old = _blockCounts.Length;
         Array.Resize(ref _starts, blocks << BlockShift);
         Array.Resize(ref _lasts, blocks << BlockShift);
+        Array.Resize(ref _data, blocks << BlockShift);
         Array.Resize(ref _blockCounts, blocks);
         Array.Resize(ref _order, blocks);
         Array.Resize(ref _firsts, blocks);

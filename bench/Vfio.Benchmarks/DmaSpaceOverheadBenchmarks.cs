@@ -73,6 +73,9 @@ public class DmaSpaceOverheadBenchmarks : IDisposable
         return sum;
     }
 
+    /// <summary>The space (for the profile loops).</summary>
+    internal DmaSpace Space => _space;
+
     [GlobalCleanup]
     public void Dispose()
     {
@@ -94,7 +97,7 @@ public class DmaSpaceOverheadBenchmarks : IDisposable
         }
     }
 
-    private sealed class NoOpBackend : IIommuBackend
+    internal sealed class NoOpBackend : IIommuBackend
     {
         public string Name => "no-op";
 

@@ -26,6 +26,29 @@ internal static unsafe class GuestGoals
     private const ulong FixedIova = 1UL << 32;      // G2: above every Type1/IOAS reserved range of the testbed
     private const ulong BigIova = 1UL << 33;        // G3
 
+    // VFIO_IOMMU_MAP_DMA and VFIO_IOMMU_UNMAP_DMA: _IO(';', VFIO_BASE + 13 and + 14), for the bare-ioctl part of G1.
+    private const uint Type1MapDma = (';' << 8) | (100 + 13);
+    private const uint Type1UnmapDma = (';' << 8) | (100 + 14);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Type1Map
+    {
+        public uint Argsz;
+        public uint Flags;
+        public ulong Vaddr;
+        public ulong Iova;
+        public ulong Size;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Type1Unmap
+    {
+        public uint Argsz;
+        public uint Flags;
+        public ulong Iova;
+        public ulong Size;
+    }
+
     private sealed record Sizes(int Rounds, int Pages, int PairOps, int BigOps, int PreadOps, int IrqOps);
 
     /// <summary>Runs the goals; returns the exit code. <paramref name="smoke"/>: one short round, checks that C and the
@@ -144,10 +167,95 @@ internal static unsafe class GuestGoals
                     Check(libraryBytes == (ulong)pages * Page && type1Space.MappingCount == 0, $"G1 library: {libraryBytes} bytes mapped, {type1Space.MappingCount} left");
                 });
 
+            // G1's parts, each timed alone in rounds against the same C loop (informational lines, no goal): the
+            // container's own calls (LegacyContainer's map and unmap, no DmaSpace), the bare ioctl wrapper, and the
+            // space's book-keeping over a container that does nothing (what DmaSpace adds, emulated).
+            DmaContainer type1Container = edu.Container;
+            Part("G1 part container", "the Type1 container's MapCore + UnmapCore on the same pages and IOVAs (no DmaSpace)", pages, G1C, () =>
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < pages; i++)
+                {
+                    type1Container.MapCore(new DmaMapping(iovas[i], Page, small + (i * (nint)Page), DmaAccess.ReadWrite, DmaSectionKind.Ram));
+                }
+                for (int i = 0; i < pages; i++)
+                {
+                    type1Container.UnmapCore(new DmaMapping(iovas[i], Page, small + (i * (nint)Page), DmaAccess.ReadWrite, DmaSectionKind.Ram));
+                }
+                return Ns(start, pages);
+            });
+            SafeHandle containerHandle = ((LegacyContainer)edu.Container).Fd;
+            Part("G1 part ioctl", "`LinuxKernel.Ioctl` with VFIO_IOMMU_MAP_DMA/UNMAP_DMA on the same pages and IOVAs (no container, no DmaSpace)", pages, G1C, () =>
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < pages; i++)
+                {
+                    var map = new Type1Map { Argsz = 32, Flags = 3, Vaddr = (ulong)(small + (i * (nint)Page)), Iova = iovas[i], Size = Page };
+                    Check(kernel.Ioctl(containerHandle, Type1MapDma, &map) == 0, "G1 part ioctl: map failed");
+                }
+                for (int i = 0; i < pages; i++)
+                {
+                    var unmap = new Type1Unmap { Argsz = 24, Iova = iovas[i], Size = Page };
+                    Check(kernel.Ioctl(containerHandle, Type1UnmapDma, &unmap) == 0 && unmap.Size == Page, "G1 part ioctl: unmap failed");
+                }
+                return Ns(start, pages);
+            });
+            using (var bookSpace = new DmaSpace("guest bench book-keeping"))
+            {
+                bookSpace.Join(new DmaSpaceOverheadBenchmarks.NoOpContainer(new DmaSpaceOverheadBenchmarks.NoOpBackend(), bookSpace));
+                bookSpace.EnsureCapacity(pages + 16);
+                var bookIovas = new ulong[pages];
+                Part("G1 part space", "`DmaSpace.Map` + `Unmap` of the same pages over a container that does nothing (the space's own work)", pages, G1C, () =>
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < pages; i++)
+                    {
+                        bookIovas[i] = bookSpace.Map(small + (i * (nint)Page), Page).Iova;
+                    }
+                    for (int i = 0; i < pages; i++)
+                    {
+                        bookSpace.Unmap(bookIovas[i]);
+                    }
+                    return Ns(start, pages);
+                });
+            }
+
             // G2: iommufd IOAS 4 KiB map + unmap at a fixed IOVA, `count` pairs.
             int pairs = sizes.PairOps;
+            Func<double> g2C = () =>
+            {
+                long start = Stopwatch.GetTimestamp();
+                _ = HotPathNative.IoasFixed(iommu, ioas, (ulong)small, FixedIova, Page, (nuint)pairs);
+                return Ns(start, pairs);
+            };
             Fixed("G2", "iommufd IOAS 4 KiB map + unmap at a fixed IOVA through `DmaSpace.MapAt`; C: IOMMU_IOAS_MAP/UNMAP on the same iommufd and IOAS",
                 ioasSpace, small, FixedIova, Page, pairs, () => HotPathNative.IoasFixed(iommu, ioas, (ulong)small, FixedIova, Page, (nuint)pairs));
+            DmaContainer ioasContainer = edu2.Container;
+            var fixedMapping = new DmaMapping(FixedIova, Page, small, DmaAccess.ReadWrite, DmaSectionKind.Ram);
+            Part("G2 part container", "the iommufd container's MapCore + UnmapCore at the fixed IOVA (no DmaSpace)", pairs, g2C, () =>
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < pairs; i++)
+                {
+                    ioasContainer.MapCore(fixedMapping);
+                    ioasContainer.UnmapCore(fixedMapping);
+                }
+                return Ns(start, pairs);
+            });
+            using (var bookSpace = new DmaSpace("guest bench book-keeping"))
+            {
+                bookSpace.Join(new DmaSpaceOverheadBenchmarks.NoOpContainer(new DmaSpaceOverheadBenchmarks.NoOpBackend(), bookSpace));
+                Part("G2 part space", "`DmaSpace.MapAt` + `Unmap` at the fixed IOVA over a container that does nothing (the space's own work)", pairs, g2C, () =>
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < pairs; i++)
+                    {
+                        _ = bookSpace.MapAt(FixedIova, small, Page);
+                        bookSpace.Unmap(FixedIova);
+                    }
+                    return Ns(start, pairs);
+                });
+            }
             // G3: one 64 MiB map + unmap, each backend.
             int bigOps = sizes.BigOps;
             Fixed("G3 Type1", "one 64 MiB map + unmap at a fixed IOVA through `DmaSpace.MapAt`, Type1 container; C: the same ioctls",
@@ -295,6 +403,22 @@ internal static unsafe class GuestGoals
             Check(perOp == 0, $"{name}: the library allocated {bytes} B in its least block of {ops} operations");
             (double ratio, double low, double high) = InterleavedRounds.Ratio(cs, ls);
             outcomes.Add(new(name, InterleavedRounds.Median(cs), InterleavedRounds.Median(ls), ratio, low, high, maxRatio, perOp, what));
+        }
+
+        // One part of a goal (G1, G2) timed alone in rounds against the goal's C loop: an informational line on stdout,
+        // no goal, no row (the doc's hand-written section reads them). Selected by the goal's name ("G1", "G2").
+        void Part(string name, string what, int ops, Func<double> c, Func<double> part)
+        {
+            if (!Selected(name) || smoke)
+            {
+                return;
+            }
+            _ = part();
+            _ = c();
+            (double[] cs, double[] ls) = InterleavedRounds.Run(sizes.Rounds, c, part);
+            (double ratio, double low, double high) = InterleavedRounds.Ratio(cs, ls);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{name.Replace(' ', '-')} ratio={ratio:0.00} (C {InterleavedRounds.Median(cs):0.#} ns, part {InterleavedRounds.Median(ls):0.#} ns per op, interval {low:0.00}–{high:0.00}; {what}; no goal)"));
         }
 
         // Map + unmap pairs at a fixed IOVA through the space against C's loop.

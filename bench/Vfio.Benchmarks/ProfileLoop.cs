@@ -33,6 +33,13 @@ internal static partial class ProfileLoop
         var iovas = new Vfio.Core.IovaAllocator([new Vfio.Core.IovaRange(0, (1UL << 48) - 1)]);
         var book = new Dictionary<ulong, Vfio.Core.DmaMapping>();
         var gate = new Lock();
+        const int G1Pages = 4096;
+        var g1Iovas = new ulong[G1Pages];
+        h3.Space.EnsureCapacity(G1Pages);
+        if (name == "g1-space")
+        {
+            ops = G1Pages;
+        }
         Func<long> body = name switch
         {
             _ when name.StartsWith("h5-lookup-", StringComparison.Ordinal) => () =>
@@ -92,10 +99,25 @@ internal static partial class ProfileLoop
                 }
                 return sum;
             },
+            // G1's pattern on the host: 4096 pages mapped (IOVAs chosen by the space), then unmapped in the same order.
+            "g1-space" => () =>
+            {
+                long sum = 0;
+                for (int i = 0; i < G1Pages; i++)
+                {
+                    g1Iovas[i] = h3.Space.Map(0x10_0000 + (i * 4096), 4096).Iova;
+                }
+                for (int i = 0; i < G1Pages; i++)
+                {
+                    h3.Space.Unmap(g1Iovas[i]);
+                    sum += (long)g1Iovas[i];
+                }
+                return sum;
+            },
             "h3" => () => (long)h3.Space_MapUnmap(),
             "h3-at" => () => (long)h3.Space_MapAtUnmap(),
             "h3-container" => () => h3.Container_MapUnmap(),
-            _ => throw new ArgumentException($"unknown loop '{name}' (h3, h3-at, h3-container, iova, dict, lock, h5-lookup-N, h5-allocate-N)"),
+            _ => throw new ArgumentException($"unknown loop '{name}' (h3, h3-at, h3-container, g1-space, iova, dict, lock, h5-lookup-N, h5-allocate-N)"),
         };
         long count = 0;
         long cpu = ThreadCpuNs();

@@ -38,6 +38,31 @@ public sealed class DmaSpaceTests
     }
 
     [Fact]
+    public void MapUnmapMapAgain_SameIova_TheBookHoldsTheNewMappingsHostAddressAccessAndKind()
+    {
+        // The allocator's map-then-unmap fast path hands the same IOVA back; the mapping data kept with the allocation
+        // must be the new mapping's, not the freed one's.
+        (DmaSpace space, FakeDmaContainer container) = SpaceWithContainer();
+        DmaMapping first = space.Map(s_host, Page, DmaAccess.Read);
+        space.Unmap(first.Iova);
+        DmaMapping second = space.Map(s_host + 0x1000, Page, DmaAccess.Write);
+        second.Iova.ShouldBe(first.Iova);
+        space.TryFind(second.Iova, out DmaMapping found).ShouldBeTrue();
+        found.ShouldBe(second);
+        space.Unmap(second.Iova);
+
+        DmaMapping fixedRam = space.MapAt(0x40_0000, s_host, Page, DmaAccess.ReadWrite);
+        space.Unmap(fixedRam.Iova);
+        DmaMapping fixedDevice = space.MapAt(0x40_0000, s_host + 0x2000, Page, DmaAccess.Read, DmaSectionKind.DeviceMemory);
+        space.EnumerateMappings().ShouldBe([fixedDevice]);
+        space.Unmap(fixedDevice.Iova);
+
+        container.UnmapCalls.ShouldBe([first, second, fixedRam, fixedDevice]);
+        space.MappingCount.ShouldBe(0);
+        space.MappedBytes.ShouldBe(0UL);
+    }
+
+    [Fact]
     public void Join_ReplaysExistingMappingsInIovaOrder()
     {
         var space = new DmaSpace("test");
