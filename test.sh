@@ -106,20 +106,6 @@ run_host_tier() {
   count_tier "$tier" "$xml" $rc
 }
 
-run_host_tier host-unit tests/Vfio.Core.Tests
-run_host_tier host-abi tests/Vfio.Abi.Tests
-run_host_tier host-simulator tests/Vfio.Simulator.Tests
-run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
-run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
-run_host_tier host-spapr tests/Vfio.Backends.SpaprTce.Tests   # sPAPR TCE v1/v2, windows, pre-registration, EEH on the simulated POWER host
-run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
-run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
-run_host_tier host-pci tests/Vfio.Devices.Pci.Tests             # Devices.Pci: capability walker, BAR decoding, MSI-X holes (pure logic), PCI devices on the simulator
-run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
-mode_lines host-conformance "$RESULTS/host-conformance.xml"
-run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks
-run_host_tier host-cli tests/Vfio.Cli.Tests   # vfioctl in-process on the simulator, and the built tool with --simulate
-run_host_tier host-packaging tests/Vfio.Packaging.Tests   # .nupkg metadata, README code built from a local feed, NativeAOT vfioctl demo
 # The host hot-path benchmark harness, smoke only: the C baselines and the library compute the same results and the
 # library allocates nothing (./bench.sh --smoke). Never a timing: ./bench.sh itself is run by hand (README.md).
 bench_log="$RESULTS/host-bench-smoke.log"
@@ -151,7 +137,7 @@ run_guest_tier() {
   local attempt rc
   for attempt in 1 2; do
     rm -f "$dir"/*.xml
-    tests/testbed/run-guest.sh --shape "$shape" --results "$dir" --timeout 1200 --quiet --env HOME=/tmp \
+    tests/testbed/run-guest.sh --shape "$shape" --results "$dir" --timeout 1800 --quiet --env HOME=/tmp \
       --env DOTNET_CLI_TELEMETRY_OPTOUT=1 --env DOTNET_NOLOGO=1 --env VFIO_CONFORMANCE_TARGET=kernel \
       -c "$code" >"$dir/console.log" 2>&1
     rc=$?
@@ -183,16 +169,51 @@ PY
   mode_lines "$tier" "$dir/Vfio.Conformance.xml"
 }
 
-# The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform|intremap-off|spapr); each
-# boot runs the families its shape provides, so every case runs on the real kernel in exactly the boots that have its
-# devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
-# simulator's host-conformance tier runs every case). Modes=spapr (sPAPR TCE) has no guest: simulator only.
-# kernel-pci also runs the short lifecycle stress (StressTests, 5 s a backend) and soak (SoakTests, 60 s in all); the long soak is tests/testbed/soak.sh
-run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" \
-  tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests bench/Vfio.Benchmarks
-run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" tests/Vfio.Conformance
-run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
-run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance
+# The guest tiers run in the background while the host tiers run: QEMU's TCG emulates both vCPUs on one host thread
+# (tests/testbed), so the host tests use the other CPU and the wall time is about the guest tiers' alone. Their lines
+# are printed after the host tiers' (in this order), their counts added to the totals.
+run_guest_tiers() {
+  total_passed=0 total_failed=0 total_skipped=0
+  # The conformance cases carry the family of modes they need (Modes=iommu|pci|noiommu|platform|intremap-off|spapr); each
+  # boot runs the families its shape provides, so every case runs on the real kernel in exactly the boots that have its
+  # devices. Modes=intremap-off needs an IOMMU without interrupt remapping: only the pci-intremap-off boot runs it (the
+  # simulator's host-conformance tier runs every case). Modes=spapr (sPAPR TCE) has no guest: simulator only.
+  # kernel-pci also runs the short lifecycle stress (StressTests, 5 s a backend) and soak (SoakTests, 60 s in all); the long soak is tests/testbed/soak.sh
+  run_guest_tier kernel-pci pci "-trait- Modes=noiommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" \
+    tests/Vfio.Kernel.Tests tests/Vfio.Conformance tests/Vfio.Core.Tests tests/Vfio.Samples.Tests tests/Vfio.Cli.Tests bench/Vfio.Benchmarks
+  run_guest_tier kernel-noiommu noiommu "-trait- Modes=iommu -trait- Modes=platform -trait- Modes=intremap-off -trait- Modes=spapr" tests/Vfio.Conformance
+  run_guest_tier kernel-platform platform "-trait Modes=platform" tests/Vfio.Conformance
+  run_guest_tier kernel-intremap-off pci-intremap-off "-trait Modes=intremap-off" tests/Vfio.Conformance
+  echo "$total_passed $total_failed $total_skipped" >"$RESULTS/guest-totals"
+}
+run_guest_tiers >"$RESULTS/guest-tiers.out" 2>"$RESULTS/guest-tiers.err" &
+guest_pid=$!
+
+run_host_tier host-unit tests/Vfio.Core.Tests
+run_host_tier host-abi tests/Vfio.Abi.Tests
+run_host_tier host-simulator tests/Vfio.Simulator.Tests
+run_host_tier host-legacy tests/Vfio.Backends.Legacy.Tests
+run_host_tier host-iommufd tests/Vfio.Backends.IommuFd.Tests
+run_host_tier host-spapr tests/Vfio.Backends.SpaprTce.Tests   # sPAPR TCE v1/v2, windows, pre-registration, EEH on the simulated POWER host
+run_host_tier host-hosting tests/Vfio.DependencyInjection.Tests
+run_host_tier host-platform tests/Vfio.Devices.Platform.Tests   # Devices.Platform: EOI state machine (fake clock), platform devices on the simulator
+run_host_tier host-pci tests/Vfio.Devices.Pci.Tests             # Devices.Pci: capability walker, BAR decoding, MSI-X holes (pure logic), PCI devices on the simulator
+run_host_tier host-conformance tests/Vfio.Conformance   # the conformance suite on the simulator
+mode_lines host-conformance "$RESULTS/host-conformance.xml"
+run_host_tier host-samples tests/Vfio.Samples.Tests     # the samples on the simulator; README.md's C# blocks
+run_host_tier host-cli tests/Vfio.Cli.Tests   # vfioctl in-process on the simulator, and the built tool with --simulate
+run_host_tier host-packaging tests/Vfio.Packaging.Tests   # .nupkg metadata, README code built from a local feed, NativeAOT vfioctl demo
+
+# --- The guest tiers' results ----------------------------------------------------------------------------
+wait "$guest_pid"
+cat "$RESULTS/guest-tiers.out"
+cat "$RESULTS/guest-tiers.err" >&2
+if read -r gp gf gs 2>/dev/null <"$RESULTS/guest-totals"; then
+  total_passed=$((total_passed + gp)); total_failed=$((total_failed + gf)); total_skipped=$((total_skipped + gs))
+else
+  echo "test.sh: the guest tiers ended without their counts (see $RESULTS/guest-tiers.err)" >&2
+  total_failed=$((total_failed + 1))
+fi
 
 # --- Summary -------------------------------------------------------------------------------------------------
 summary="$total_passed passed, $total_failed failed"

@@ -72,9 +72,10 @@ public sealed partial class VfioDevice
     /// <exception cref="VfioException">The kernel refused the access or transferred fewer bytes.</exception>
     public uint ReadRegion32(int index, ulong offset)
     {
-        Span<byte> value = stackalloc byte[4];
-        ReadCore(index, offset, value);
-        return BinaryPrimitives.ReadUInt32LittleEndian(value);
+        // A local read in place (no zeroed stackalloc frame, no span copy-out).
+        uint value = 0;
+        ReadCore(index, offset, MemoryMarshal.AsBytes(new Span<uint>(ref value)));
+        return BitConverter.IsLittleEndian ? value : BinaryPrimitives.ReverseEndianness(value);
     }
 
     /// <summary>Reads a little-endian 64-bit value at <paramref name="offset"/> of region <paramref name="index"/> (<c>pread</c>).</summary>
@@ -318,7 +319,9 @@ public sealed partial class VfioDevice
         {
             return;
         }
-        long rc = _kernel.PRead(_fd, buffer, fileOffset);
+        // The Linux port is called directly (sealed: no interface dispatch, inlinable); any other port (the
+        // simulator) through the interface.
+        long rc = _kernel is LinuxKernel linux ? linux.PRead(_fd, buffer, fileOffset) : _kernel.PRead(_fd, buffer, fileOffset);
         if (rc != buffer.Length)
         {
             ThrowAccess("pread", index, offset, buffer.Length, rc);
@@ -332,7 +335,7 @@ public sealed partial class VfioDevice
         {
             return;
         }
-        long rc = _kernel.PWrite(_fd, buffer, fileOffset);
+        long rc = _kernel is LinuxKernel linux ? linux.PWrite(_fd, buffer, fileOffset) : _kernel.PWrite(_fd, buffer, fileOffset);
         if (rc != buffer.Length)
         {
             ThrowAccess("pwrite", index, offset, buffer.Length, rc);

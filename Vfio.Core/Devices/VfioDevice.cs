@@ -180,8 +180,9 @@ public sealed partial class VfioDevice : IDisposable
         => ThrowFeature(FeatureCore(FeatureFlags(feature, VfioFeatureAccess.Set), data, copyBack: true), feature);
 
     /// <summary>Unmaps the region mappings made from the device that are still mapped (accesses through them then
-    /// throw <see cref="ObjectDisposedException"/>; an <see cref="MmioWindow"/> open on one keeps its memory until the
-    /// window is disposed), ends the waits of the interrupt events still wired to it with
+    /// throw <see cref="ObjectDisposedException"/>; an access in flight on another thread is waited for, up to a
+    /// second, because a mapping holds the device open, and so is a call in flight on the device fd; an <see cref="MmioWindow"/> open on one keeps its memory, and
+    /// the device open in the kernel, until the window is disposed), ends the waits of the interrupt events still wired to it with
     /// <see cref="ObjectDisposedException"/> (no interrupt can reach them any more), then closes the device fd when it
     /// is owned.</summary>
     public void Dispose()
@@ -212,10 +213,60 @@ public sealed partial class VfioDevice : IDisposable
         {
             _fd.Dispose();
         }
+        WaitUntilReleased(mappings, _ownsHandle ? _fd : null);
     }
 
     /// <inheritdoc/>
     public override string ToString() => $"VFIO device {Name}";
+
+    /// <summary>How long <see cref="Dispose"/> waits for calls in flight on other threads to let go of the device fd
+    /// and of the region mappings it unmapped.</summary>
+    internal static readonly TimeSpan ReleaseWait = TimeSpan.FromSeconds(1);
+
+    // The device stays open in the kernel while anything holds its file: a region's mapping (an accessor on another
+    // thread between its check and its load keeps it mapped) or the fd itself (a SafeHandle disposed while another
+    // thread is inside a pread or ioctl on it closes when that call returns). Attaching the device again in that window
+    // is refused (EBUSY, EINVAL) or, on iommufd's compat group path, gets the lingering open with its interrupt and
+    // container state. Such a call is one syscall or one load: wait for it, bounded (an MmioWindow the caller left
+    // open holds its mapping until it is disposed, which no wait here can shorten). A SafeHandle reports closed just
+    // before its last holder calls close(2): the yield after a wait gives that holder its last step; it narrows that
+    // gap to the close call itself, it does not prove it ended.
+    private static void WaitUntilReleased(VfioRegionMapping[] mappings, SafeHandle? fd)
+    {
+        long deadline = 0;
+        SpinWait spin = default;
+        bool waited = false;
+        foreach (VfioRegionMapping mapping in mappings)
+        {
+            while (!mapping.IsUnmapped && Spin(ref deadline, ref spin))
+            {
+                waited = true;
+            }
+        }
+        while (fd is { IsClosed: false } && Spin(ref deadline, ref spin))
+        {
+            waited = true;
+        }
+        if (waited && fd is not null)
+        {
+            Thread.Yield();
+        }
+
+        static bool Spin(ref long deadline, ref SpinWait spin)
+        {
+            long now = Environment.TickCount64;
+            if (deadline == 0)
+            {
+                deadline = now + (long)ReleaseWait.TotalMilliseconds;
+            }
+            else if (now >= deadline)
+            {
+                return false;
+            }
+            spin.SpinOnce(sleep1Threshold: 20);
+            return true;
+        }
+    }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 

@@ -186,6 +186,22 @@ public sealed class VfioRegionMapping : IDisposable
     /// <inheritdoc/>
     public override string ToString() => $"{_objectName}: {_areas.Length} mapped area(s) of 0x{RegionSize:X} bytes";
 
+    /// <summary>Whether every area's memory is unmapped (disposed, and no access or window holds it any more).</summary>
+    internal bool IsUnmapped
+    {
+        get
+        {
+            foreach (VfioMappedArea area in _areas)
+            {
+                if (!area.Mapping.IsUnmapped)
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
     private MemoryMapping RouteWindow(ulong offset, ulong length, out ulong local)
     {
         if (_disposed)

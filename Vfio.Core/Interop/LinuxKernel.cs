@@ -353,6 +353,6 @@ public sealed class LinuxKernel : IKernel
     {
         internal void Attach(nint address, ulong length, long fileOffset) => SetMapping(address, length, fileOffset);
 
-        protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)Length) == 0;
+        protected override bool ReleaseMapping() => Libc.munmap(handle, (nuint)Length) == 0;
     }
 }

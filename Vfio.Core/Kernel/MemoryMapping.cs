@@ -48,6 +48,32 @@ public abstract class MemoryMapping : SafeBuffer
     /// windows must go through them.</summary>
     public bool RoutesAccesses { get; }
 
+    /// <summary>Whether the memory is unmapped: the mapping was disposed and the last access or window that held it
+    /// has ended (<see cref="ReleaseMapping"/> ran).</summary>
+    internal bool IsUnmapped => Volatile.Read(ref _unmapped) != 0;
+
+    private int _unmapped;
+
+    /// <summary>Unmaps the memory. Called once: when the mapping is disposed and no access or window holds it any
+    /// more.</summary>
+    /// <returns>True when the memory was unmapped.</returns>
+    protected abstract bool ReleaseMapping();
+
+    /// <summary>Unmaps the memory (<see cref="ReleaseMapping"/>) and records that it is unmapped, which a device's
+    /// disposal waits for: a device region's mapping holds the device file open.</summary>
+    /// <returns>What <see cref="ReleaseMapping"/> returned.</returns>
+    protected sealed override bool ReleaseHandle()
+    {
+        try
+        {
+            return ReleaseMapping();
+        }
+        finally
+        {
+            Volatile.Write(ref _unmapped, 1);
+        }
+    }
+
     /// <summary>The mapping's length in bytes.</summary>
     public ulong Length { get; private set; }
 

@@ -10,7 +10,8 @@ namespace Vfio.Core;
 /// A scoped window onto part of a <see cref="MemoryMapping"/> for hot register loops: acquiring it checks the mapping
 /// and the window's bounds once and holds the mapping mapped (one SafeHandle reference) until it is disposed; each
 /// access is then a volatile load or store at the window's address plus the offset, after one rotate and one
-/// unsigned compare that check both alignment and bounds.
+/// unsigned compare that check both alignment and bounds (for 32-bit accesses against a limit kept in that unit, so
+/// the hot loop needs no other arithmetic).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -41,13 +42,18 @@ namespace Vfio.Core;
 /// </example>
 public unsafe ref struct MmioWindow
 {
-    // The fast path reads only _base and _fastLength: an access that passes the bounds check against _fastLength is a
-    // load or store at _base + offset. _fastLength is the window's length for direct mappings and 0 for routed ones and
-    // closed windows, so every access to those takes the out-of-line slow path, which routes it to _mapping's
-    // accessors or throws. A routed window has no address, so its _base holds the window's start in the mapping
-    // instead. _mapping is null once closed (and in a default window). Four fields, so the JIT promotes the struct.
+    // The fast path reads only _base and _fastWords: an access that passes the bounds check against _fastWords is a
+    // load or store at _base + offset. _fastWords is the window's length in 4-byte units (rounded down) for direct
+    // mappings and 0 for routed ones and closed windows, so every access to those takes the out-of-line slow path,
+    // which routes it to _mapping's accessors or throws. Keeping the limit in the unit of the hot 32-bit accesses lets
+    // their check be one rotate and one compare against a register, with no shift of the limit the JIT would have to
+    // hoist (it does not when the loop's registers are taken). The other widths scale it: offset >> 2 for bytes,
+    // rotate-by-1 >> 1 for 16 bits, the limit >> 1 for 64 bits; accesses in the window's last 1-3 bytes past the
+    // 4-byte units take the slow path, which serves them. A routed window has no address, so its _base holds the
+    // window's start in the mapping instead. _mapping is null once closed (and in a default window). Four fields, so
+    // the JIT promotes the struct.
     private readonly byte* _base;
-    private ulong _fastLength;
+    private ulong _fastWords;
     private MemoryMapping? _mapping;
     private ulong _length;
 
@@ -56,7 +62,7 @@ public unsafe ref struct MmioWindow
         _mapping = mapping;
         _base = address == null ? (byte*)start : address;
         _length = length;
-        _fastLength = address == null ? 0 : length;
+        _fastWords = address == null ? 0 : length >> 2;
     }
 
     /// <summary>The window's length in bytes (0 once disposed).</summary>
@@ -73,7 +79,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly byte Read8(ulong offset)
     {
-        if (offset >= _fastLength)
+        if (offset >> 2 >= _fastWords)
         {
             return (byte)ReadSlow(_mapping, _base, _length, offset, 1);
         }
@@ -89,7 +95,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ushort Read16(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
+        if (BitOperations.RotateRight(offset, 1) >> 1 >= _fastWords)
         {
             return (ushort)ReadSlow(_mapping, _base, _length, offset, 2);
         }
@@ -105,7 +111,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly uint Read32(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
+        if (BitOperations.RotateRight(offset, 2) >= _fastWords)
         {
             return (uint)ReadSlow(_mapping, _base, _length, offset, 4);
         }
@@ -121,7 +127,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly ulong Read64(ulong offset)
     {
-        if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
+        if (BitOperations.RotateRight(offset, 3) >= _fastWords >> 1)
         {
             return (ulong)ReadSlow(_mapping, _base, _length, offset, 8);
         }
@@ -136,7 +142,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write8(ulong offset, byte value)
     {
-        if (offset >= _fastLength)
+        if (offset >> 2 >= _fastWords)
         {
             WriteSlow(_mapping, _base, _length, offset, 1, value);
             return;
@@ -153,7 +159,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write16(ulong offset, ushort value)
     {
-        if (BitOperations.RotateRight(offset, 1) >= _fastLength >> 1)
+        if (BitOperations.RotateRight(offset, 1) >> 1 >= _fastWords)
         {
             WriteSlow(_mapping, _base, _length, offset, 2, value);
             return;
@@ -170,7 +176,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write32(ulong offset, uint value)
     {
-        if (BitOperations.RotateRight(offset, 2) >= _fastLength >> 2)
+        if (BitOperations.RotateRight(offset, 2) >= _fastWords)
         {
             WriteSlow(_mapping, _base, _length, offset, 4, value);
             return;
@@ -187,7 +193,7 @@ public unsafe ref struct MmioWindow
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Write64(ulong offset, ulong value)
     {
-        if (BitOperations.RotateRight(offset, 3) >= _fastLength >> 3)
+        if (BitOperations.RotateRight(offset, 3) >= _fastWords >> 1)
         {
             WriteSlow(_mapping, _base, _length, offset, 8, value);
             return;
@@ -204,7 +210,7 @@ public unsafe ref struct MmioWindow
         // left as it is so the loop never has to reload it.
         MemoryMapping? mapping = _mapping;
         _mapping = null;
-        _fastLength = 0;
+        _fastWords = 0;
         _length = 0;
         mapping?.DangerousRelease();
     }
@@ -220,7 +226,7 @@ public unsafe ref struct MmioWindow
         CheckSlow(mapping, @base, length, offset, width);
         if (!mapping.RoutesAccesses)
         {
-            // Not reached by a direct window's in-window access (its fast path takes those); kept correct anyway.
+            // A direct window's in-window access here is one in its last 1-3 bytes (past the fast path's 4-byte units).
             return width switch
             {
                 1 => Volatile.Read(ref *(@base + offset)),

@@ -33,7 +33,7 @@ internal sealed class SimulatedAnonymousMapping : MemoryMapping
     /// <summary>True once the model gave the pages frames and charged them to RLIMIT_MEMLOCK.</summary>
     internal bool Locked { get; set; }
 
-    protected override bool ReleaseHandle()
+    protected override bool ReleaseMapping()
     {
         _kernel.ReleaseAnonymous(this);
         return Libc.munmap(handle, (nuint)Length) == 0;

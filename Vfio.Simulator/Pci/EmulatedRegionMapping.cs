@@ -135,7 +135,7 @@ internal sealed class EmulatedRegionMapping : MemoryMapping
         }
     }
 
-    protected override bool ReleaseHandle()
+    protected override bool ReleaseMapping()
     {
         bool unmapped = Libc.munmap(handle, (nuint)_mappedLength) == 0;
         _file?.Dispose();

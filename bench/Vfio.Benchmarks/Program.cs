@@ -53,6 +53,11 @@ if (args.Length > 0 && args[0] == "--loop")
     // A plain timing loop over one benchmark (no BenchmarkDotNet), for profiling: --loop h3|h3-container|h5-<op>-<n> seconds
     return ProfileLoop.Run(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 }
+if (args.Length > 0 && args[0] == "--hotpath-rounds")
+{
+    // H1 and H2, C and the library in interleaved rounds (side by side under the same load): informational lines.
+    return HotPathRounds.Run(args.Contains("--quick"));
+}
 if (args.Length > 0 && args[0] == "--hotpath-goals")
 {
     bool quick = args.Contains("--quick");

@@ -239,17 +239,17 @@ public sealed class StressTests
             }
             catch (VfioException e) when (operation is "msi" or "intx" && e.Errno == Errno.EINVAL)
             {
-                // Open (docs/reliability.md): a device attached again while its previous open lingered (a detach that
-                // raced a BAR access closes the device only when the access ends) can show the previous owner's
-                // interrupt type still enabled, and SET_IRQS of the other type is EINVAL. Counted, not hidden.
+                // A device attached again while its previous open lingered can show the previous owner's interrupt
+                // type still enabled, and SET_IRQS of the other type is EINVAL. A detach that raced a BAR access left
+                // such an open until VfioDevice.Dispose waited for the access (docs/reliability.md); counted, not
+                // hidden, so a run that still sees one says so in its figures.
                 _refused.AddOrUpdate($"{operation}: EINVAL, interrupt state of a lingering open", 1, (_, n) => n + 1);
             }
             catch (VfioException e) when (operation == "attach")
             {
-                // The device is attached already, or still held: a detach that raced an access through one of its BAR
-                // mappings closes the device only when that access ends (a mapping holds the device file, on Linux as in
-                // the simulator), and an attach in between is refused (EBUSY on the group, EINVAL on the cdev, EPERM
-                // for iommufd's compat group path on the simulator). Either way a typed refusal, never a hang.
+                // The device is attached already, or still held by a detach running on another thread (EBUSY on the
+                // group, EINVAL on the cdev, EPERM for iommufd's compat group path on the simulator). Either way a
+                // typed refusal, never a hang.
                 _refused.AddOrUpdate($"attach: {e.GetType().Name} {e.Errno}", 1, (_, n) => n + 1);
             }
         }
@@ -371,10 +371,11 @@ public sealed class StressTests
             bool intact = buffer.Page(1)[..512].SequenceEqual(pattern);
             if (!intact && attached.IsAttached && !attached.Space.IsDisposed)
             {
-                // Open (docs/reliability.md): seen only after a detach raced a BAR access of the same device, whose
-                // open then lingered until the access ended; an attach in that window (iommufd's compat group path
-                // allows a second open) gets the lingering open, still bound to the previous container. Counted and
-                // reported with the run's figures, not hidden; every other check of the run stays strict.
+                // Seen only when a device's previous open lingered past its detach (a detach that raced a BAR access,
+                // before VfioDevice.Dispose waited for the access: docs/reliability.md): an attach in that window
+                // (iommufd's compat group path allows a second open) got the lingering open, still bound to the
+                // previous container. Counted and reported with the run's figures, not hidden; every other check of
+                // the run stays strict.
                 string faults = rig.Simulator is { } simulator ? string.Join("; ", simulator.DmaFaults.TakeLast(1)) : "(see the kernel log)";
                 _refused.AddOrUpdate("dma: bytes lost to a lingering open", 1, (_, n) => n + 1);
                 Knobs.Report($"stress: {attached.Name}: a DMA round trip lost its bytes with the device attached and its space alive " +

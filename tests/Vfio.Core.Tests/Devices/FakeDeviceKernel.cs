@@ -283,7 +283,7 @@ internal sealed unsafe class FakeMapping : MemoryMapping
     /// <summary>True once the memory was freed (the SafeHandle's last reference went).</summary>
     public bool Released { get; private set; }
 
-    protected override bool ReleaseHandle()
+    protected override bool ReleaseMapping()
     {
         NativeMemory.Free((void*)handle);
         Released = true;

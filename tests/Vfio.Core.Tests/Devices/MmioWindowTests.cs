@@ -68,6 +68,12 @@ public sealed class MmioWindowTests
                 small.Write32(0, 7);
                 small.Read16(4).ShouldBe((ushort)0);
                 small.Read8(5).ShouldBe((byte)0);
+                // The last bytes past the window's whole 4-byte units are served by the slow path, in both directions.
+                small.Write16(4, 0x1234);
+                small.Read16(4).ShouldBe((ushort)0x1234);
+                small.Write8(5, 0x56);
+                small.Read8(5).ShouldBe((byte)0x56);
+                small.Read32(0).ShouldBe(7u);
             }
 
             Should.Throw<ArgumentException>(() => { using MmioWindow w = bar.Acquire(0, 0x100); _ = w.Read32(2); }).Message.ShouldContain("not 4-byte aligned");
