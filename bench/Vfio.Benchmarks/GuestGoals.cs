@@ -333,7 +333,7 @@ internal static unsafe class GuestGoals
     /// <summary>Runs the library's loops until the JIT has no more methods to compile (tiered compilation moves hot
     /// methods to optimised code in the background, after a quiet period; under TCG that takes seconds), so the rounds
     /// time optimised code on both sides: C is compiled ahead.</summary>
-    private static void SettleTiering(params Func<double>[] loops)
+    internal static void SettleTiering(params Func<double>[] loops)
     {
         long last = -1;
         for (int i = 0; i < 40; i++)

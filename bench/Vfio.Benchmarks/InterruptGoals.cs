@@ -1,6 +1,4 @@
 // SPDX-License-Identifier: MIT
-using System.Runtime;
-
 namespace Vfio.Benchmarks;
 
 /// <summary>
@@ -111,24 +109,11 @@ internal static class InterruptGoals
         }
     }
 
-    // Tiered compilation runs a method's first calls as unoptimised tier-0 code and compiles the optimised version in
-    // the background after a quiet period; under TCG that takes seconds, and a single warm-up block left the guest's G7
-    // rounds timing tier-0 code (measured: same-CPU sync p50 1.35-1.57x C with one block, 0.89x with
-    // DOTNET_TieredCompilation=0). So: blocks with a pause after each until one block and its pause compile nothing
-    // (process-wide), at least three, at most twenty. The measured rounds then time the code a long-running driver runs.
+    // One warm-up block left the guest's G7 rounds timing tier-0 code (measured: same-CPU sync p50 1.35-1.57x C with
+    // one block, 0.89x with DOTNET_TieredCompilation=0): settle tiering as G6 does, so the rounds time the code a
+    // long-running driver runs.
     private static void WarmUp(IRoundTrip trip, bool async, long[] ns)
-    {
-        for (int block = 0; block < 20; block++)
-        {
-            long compiled = JitInfo.GetCompiledMethodCount();
-            _ = Library(trip, async, ns);
-            Thread.Sleep(250);
-            if (block >= 2 && JitInfo.GetCompiledMethodCount() == compiled)
-            {
-                return;
-            }
-        }
-    }
+        => GuestGoals.SettleTiering(() => Library(trip, async, ns));
 
     private static unsafe void PinProcessToFirstCpu() => _ = HotPathNative.PinProcess(0);
 
