@@ -16,9 +16,9 @@ internal interface IPollTarget
 }
 
 /// <summary>
-/// The epoll threads that serve every asynchronous wait of the process. Targets arm their fd one-shot
-/// (<c>EPOLLIN | EPOLLONESHOT</c>, level-triggered, so a value already pending fires at once) and are called back on
-/// a poller thread; a private wake eventfd stops the threads.
+/// The epoll threads that serve every asynchronous wait of the process. Targets arm their fd edge-triggered
+/// (<c>EPOLLIN | EPOLLET</c>: a value already pending is reported when armed, then each new signal) and keep it armed
+/// across waits until they disarm it; they are called back on a poller thread; a private wake eventfd stops the threads.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -108,8 +108,13 @@ internal sealed class FdPoller : IDisposable
         return id;
     }
 
-    /// <summary>Arms <paramref name="fd"/> for one readiness report.</summary>
-    internal void Arm(SafeHandle fd, long id) => Control(Libc.EPOLL_CTL_MOD, fd, Libc.EPOLLIN | Libc.EPOLLONESHOT, id);
+    /// <summary>Arms <paramref name="fd"/> edge-triggered until <see cref="Disarm"/>: a count already pending is reported
+    /// at once, and then every later signal once (each eventfd write is an edge), without re-arming in between.</summary>
+    internal void Arm(SafeHandle fd, long id) => Control(Libc.EPOLL_CTL_MOD, fd, Libc.EPOLLIN | Libc.EPOLLET, id);
+
+    /// <summary>Stops reports for <paramref name="fd"/> (the state <see cref="Register"/> leaves it in); an event already
+    /// fetched may still reach its target.</summary>
+    internal void Disarm(SafeHandle fd, long id) => Control(Libc.EPOLL_CTL_MOD, fd, Libc.EPOLLONESHOT, id);
 
     /// <summary>Removes the registration; no callback for it runs after this returns except one already running.</summary>
     internal void Unregister(SafeHandle fd, long id)

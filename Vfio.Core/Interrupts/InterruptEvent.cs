@@ -40,6 +40,16 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
     private long _registration;
     private bool _pending;
     private bool _syncWaiting;
+    // Under the gate: the fd is armed edge-triggered in the poller (kept armed across asynchronous waits that block).
+    private bool _armed;
+    // Which end an asynchronous wait starts at: read the count first (it was pending at the previous wait, or the poller
+    // saw a signal arrive with no wait pending) or go straight to the poller (the previous wait had to wait).
+    private bool _asyncReadFirst = true;
+    // The same for synchronous waits (read, else poll; or poll, then read), with a read-first probe every ProbeEvery waits
+    // while polling first, because poll cannot tell whether it blocked. Only the one synchronous waiter touches them.
+    private bool _syncReadFirst = true;
+    private uint _syncWaits;
+    private const uint ProbeEvery = 16;
     private volatile bool _disposed;
     // The device whose interrupts the event receives (wired with SetIrqEventFds) and, once that device was detached with
     // the event still wired, the device's name: a wait then ends with ObjectDisposedException instead of waiting for an
@@ -149,12 +159,22 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         long totalMs = (long)timeout.TotalMilliseconds;
         ArgumentOutOfRangeException.ThrowIfLessThan(totalMs, -1, nameof(timeout));
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (TryRead(out count))
+        // Read first when the previous wait found its count pending (one syscall instead of C's poll + read), on a
+        // probe, and for a zero timeout; otherwise poll first, as C does (poll + read instead of read + poll + read).
+        bool readFirst = _syncReadFirst || totalMs == 0 || ++_syncWaits % ProbeEvery == 0;
+        count = 0;
+        if (readFirst && TryRead(out count))
         {
+            _syncReadFirst = true;
             return true;
         }
         lock (_gate)
         {
+            // A detached event still hands out what is pending (the read above was skipped when polling first).
+            if (_detachedFrom is not null && !readFirst && TryRead(out count))
+            {
+                return true;
+            }
             ThrowIfDetached();
             if (_pending || _syncWaiting)
             {
@@ -162,17 +182,24 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             }
             _syncWaiting = true;
         }
+        if (readFirst)
+        {
+            _syncReadFirst = false;
+        }
         try
         {
-            // The read above found nothing: poll, then read (one read per wake-up, none before the first poll).
+            // Poll, then read (one read per wake-up). The first poll runs even when it is the only one (a poll-first
+            // wait with a short timeout): the count may be pending.
             long deadline = totalMs < 0 ? long.MaxValue : Environment.TickCount64 + totalMs;
+            bool looked = readFirst;
             while (true)
             {
                 long remaining = totalMs < 0 ? -1 : Math.Max(0, deadline - Environment.TickCount64);
-                if (remaining == 0)
+                if (remaining == 0 && looked)
                 {
                     return false;
                 }
+                looked = true;
                 // PollOne keeps the fd number valid while blocked, even if Dispose runs meanwhile.
                 int rc = Libc.PollOne(_fd, Libc.POLLIN, (int)Math.Min(remaining, int.MaxValue));
                 if (rc < 0 && rc != -(int)Errno.EINTR)
@@ -213,7 +240,10 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         {
             return ValueTask.FromCanceled<ulong>(cancellationToken);
         }
-        if (TryRead(out ulong count))
+        // Read first when the previous wait found its count pending; otherwise go straight to the poller: the fd is
+        // then usually still armed from the previous wait, so this wait costs no syscall at all.
+        bool readFirst = _asyncReadFirst;
+        if (readFirst && TryRead(out ulong count))
         {
             return new ValueTask<ulong>(count);
         }
@@ -221,6 +251,10 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_detachedFrom is not null && !readFirst && TryRead(out count))
+            {
+                return new ValueTask<ulong>(count);
+            }
             ThrowIfDetached();
             if (_pending || _syncWaiting)
             {
@@ -230,6 +264,15 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
             {
                 _registration = _poller.Register(_fd, this);
             }
+            if (!_armed)
+            {
+                // Edge-triggered: a count pending now (e.g. one the skipped read would have found) is reported at once.
+                // While armed, every count that arrived since the poller's last read has a report queued or in flight
+                // (a report that finds no wait pending disarms, see OnReady), so an armed fd needs nothing here.
+                _poller.Arm(_fd, _registration);
+                _armed = true;
+            }
+            _asyncReadFirst = false;
             _source.Reset();
             version = _source.Version;
             _pending = true;
@@ -240,9 +283,23 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
                 ? cancellationToken.UnsafeRegister(static state => ((InterruptEvent)state!).Cancel(), this)
                 : default;
         }
-        // Level-triggered: a signal that arrived since TryRead fires at once.
-        _poller.Arm(_fd, _registration);
         return new ValueTask<ulong>(this, version);
+    }
+
+    /// <summary>Whether the next synchronous wait reads before it polls (tests).</summary>
+    internal bool SyncReadsFirst => _syncReadFirst;
+
+    /// <summary>Whether the next asynchronous wait reads before it goes to the poller, and whether the fd is armed in
+    /// the poller (tests).</summary>
+    internal (bool ReadsFirst, bool Armed) AsyncState
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return (_asyncReadFirst, _armed);
+            }
+        }
     }
 
     /// <summary>True while an asynchronous wait is registered and not completed (tests).</summary>
@@ -264,16 +321,19 @@ public sealed class InterruptEvent : IDisposable, IValueTaskSource<ulong>, IPoll
         {
             if (!_pending)
             {
-                // Nobody waits (cancelled meanwhile): leave the count for the next wait.
+                // A signal with no wait pending (cancelled, or the next wait has not started yet): leave the count for
+                // the next wait, which reads it first, and stop the reports until a wait has to wait again.
+                _asyncReadFirst = true;
+                if (_armed && !_disposed)
+                {
+                    _armed = false;
+                    _poller.Disarm(_fd, _registration);
+                }
                 return;
             }
             if (!TryRead(out count))
             {
-                // Someone else took it (TryWait); wait for the next signal.
-                if (!_disposed)
-                {
-                    _poller.Arm(_fd, _registration);
-                }
+                // Someone else took it (TryWait): the fd stays armed, the next signal is reported.
                 return;
             }
             _pending = false;

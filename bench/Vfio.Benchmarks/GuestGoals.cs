@@ -355,6 +355,10 @@ internal static unsafe class GuestGoals
                     sizes.Rounds, sizes.IrqOps, smoke: false, g7, failures);
                 InterruptGoals.Measure(trip, "G7 async" + suffix, true, where, "edu MSI round trip, `InterruptEvent.WaitAsync` vs C's poll + read",
                     sizes.Rounds, sizes.IrqOps, smoke: false, g7, failures);
+                if (!smoke && Environment.GetEnvironmentVariable("VFIO_BENCH_G7_PARTS") is not null)
+                {
+                    Console.WriteLine(trip.Parts(sizes.Rounds, sizes.IrqOps, where));
+                }
                 checks += 4 * sizes.Rounds;   // every round of each side counted one interrupt per raise
                 foreach (InterleavedRounds.Outcome outcome in g7)
                 {
@@ -453,7 +457,7 @@ internal static unsafe class GuestGoals
     /// <summary>Runs the library's loops until the JIT has no more methods to compile (tiered compilation moves hot
     /// methods to optimised code in the background, after a quiet period; under TCG that takes seconds), so the rounds
     /// time optimised code on both sides: C is compiled ahead.</summary>
-    private static void SettleTiering(params Func<double>[] loops)
+    internal static void SettleTiering(params Func<double>[] loops)
     {
         long last = -1;
         for (int i = 0; i < 40; i++)
@@ -582,6 +586,48 @@ internal sealed class EduMsiRoundTrip : IRoundTrip
         }
         InterruptRoundTrip.ToNs(ns);
         return total;
+    }
+
+    /// <summary>VFIO_BENCH_G7_PARTS (a decomposition, not a goal): per-round medians, in rounds, of C's round trip, the
+    /// library's, the library's wait with raw volatile stores for raise and ack instead of <see cref="VfioRegionMapping.Write32"/>,
+    /// and one acknowledge write of 0 (no bit cleared) through each.</summary>
+    internal unsafe string Parts(int rounds, int ops, string where)
+    {
+        var ns = new long[ops];
+        double[] c = new double[rounds], library = new double[rounds], raw = new double[rounds], write = new double[rounds], store = new double[rounds];
+        uint* raise = (uint*)(_bar + (nint)Raise), ack = (uint*)(_bar + (nint)Ack);
+        for (int round = 0; round < rounds; round++)
+        {
+            _ = C(ns);
+            c[round] = InterleavedRounds.Median(Array.ConvertAll(ns, v => (double)v));
+            _ = Sync(ns);
+            library[round] = InterleavedRounds.Median(Array.ConvertAll(ns, v => (double)v));
+            for (int i = 0; i < ns.Length; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                Volatile.Write(ref *raise, 1);
+                _ = _msi.Wait();
+                Volatile.Write(ref *ack, 1);
+                ns[i] = Stopwatch.GetTimestamp() - start;
+            }
+            InterruptRoundTrip.ToNs(ns);
+            raw[round] = InterleavedRounds.Median(Array.ConvertAll(ns, v => (double)v));
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < ops; i++)
+            {
+                _bar0.Write32(Ack, 0);
+            }
+            long t1 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < ops; i++)
+            {
+                Volatile.Write(ref *ack, 0);
+            }
+            long t2 = Stopwatch.GetTimestamp();
+            write[round] = (t1 - t0) * (1e9 / Stopwatch.Frequency) / ops;
+            store[round] = (t2 - t1) * (1e9 / Stopwatch.Frequency) / ops;
+        }
+        return string.Create(CultureInfo.InvariantCulture,
+            $"G7 parts, {where}, medians of {rounds} rounds: C {InterleavedRounds.Median(c):F0} ns, library {InterleavedRounds.Median(library):F0} ns, library wait with raw stores {InterleavedRounds.Median(raw):F0} ns; one ack write: Write32 {InterleavedRounds.Median(write):F0} ns, raw store {InterleavedRounds.Median(store):F0} ns");
     }
 
     public async Task<long> Async(long[] ns)

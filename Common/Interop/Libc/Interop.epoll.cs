@@ -16,6 +16,7 @@ internal static unsafe partial class Libc
     internal const uint EPOLLHUP = 0x010;
     internal const uint EPOLLRDHUP = 0x2000;
     internal const uint EPOLLONESHOT = 1u << 30;
+    internal const uint EPOLLET = 1u << 31;
 
     // struct epoll_event is packed on x86-64 only (12 bytes, data at 4); elsewhere it is 16 bytes, data at 8.
     // The buffer is handled as raw bytes with the stride of the running architecture.
