@@ -385,9 +385,17 @@ internal static unsafe class GuestGoals
             {
                 return;
             }
-            _ = library();
             _ = c();
-            _ = library();
+            // Under TCG tiered compilation takes seconds to replace tier-0 code: time the library only once the JIT
+            // has stopped compiling (a smoke pass times nothing and runs one block).
+            if (smoke)
+            {
+                _ = library();
+            }
+            else
+            {
+                SettleTiering(library);
+            }
             verify();
             long bytes = long.MaxValue;
             (double[] cs, double[] ls) = InterleavedRounds.Run(sizes.Rounds, () =>
