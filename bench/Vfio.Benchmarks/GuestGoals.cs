@@ -385,9 +385,11 @@ internal static unsafe class GuestGoals
             {
                 return;
             }
+            // The library first: C reuses what it chose (G1's IOVAs).
+            _ = library();
             _ = c();
             // Under TCG tiered compilation takes seconds to replace tier-0 code: time the library only once the JIT
-            // has stopped compiling (a smoke pass times nothing and runs one block).
+            // has stopped compiling (a smoke pass times nothing and runs one block more).
             if (smoke)
             {
                 _ = library();
