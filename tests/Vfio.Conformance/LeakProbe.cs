@@ -26,8 +26,11 @@ internal sealed record LeakSnapshot(
         foreach (string entry in Directory.GetFileSystemEntries("/proc/self/fd"))
         {
             string name = Path.GetFileName(entry);
+            // An assembly's file stays open once the runtime loads it (lazily, e.g. for an exception's message in
+            // the middle of a run): that is the runtime's, not anything the library opened, which never opens a .dll.
             if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int fd)
-                && LinuxKernel.Instance.ReadLink(entry, out string target) == 0)
+                && LinuxKernel.Instance.ReadLink(entry, out string target) == 0
+                && !target.EndsWith(".dll", StringComparison.Ordinal))
             {
                 fds[fd] = target;
             }
